@@ -1,0 +1,111 @@
+"""The per-connection fid table: what each fid refers to, and safe release.
+
+A fid is used by requests that may run concurrently. Each request holds a
+reference while it runs (`FidTable.use`); a clunked fid leaves the table at
+once, but its host objects are closed only when the last request using it is
+done, so no request ever works on a closed (and possibly reused) descriptor.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from .backend import File, Handle, User
+
+log = logging.getLogger(__name__)
+
+XATTR_SIZE_MAX = 65536  # Linux's limit on one attribute value
+
+
+@dataclass(slots=True)
+class XattrState:
+    """A fid turned into an attribute: read by Txattrwalk, or written by Txattrcreate."""
+
+    name: str
+    value: bytearray
+    size: int  # what Txattrcreate announced; the value must reach exactly that
+    flags: int
+    writing: bool
+
+
+@dataclass(slots=True, eq=False)
+class Fid:
+    """What one fid refers to."""
+
+    file: File
+    user: User
+    handle: Handle | None = None
+    xattr: XattrState | None = None
+    users: int = 0
+    clunked: bool = False
+    retired: list[File] = field(default_factory=list)
+
+    def replace_file(self, file: File) -> None:
+        """Point the fid at another object; the old one closes with the fid."""
+        self.retired.append(self.file)
+        self.file = file
+
+    async def close(self) -> None:
+        """Release every host object the fid holds; errors are logged, not raised."""
+        for obj in (self.handle, self.file, *self.retired):
+            if obj is None:
+                continue
+            try:
+                await obj.close()
+            except Exception:
+                log.exception("closing %r failed", obj)
+        self.handle = None
+        self.retired.clear()
+
+
+class FidTable:
+    """The fids of one connection."""
+
+    def __init__(self) -> None:
+        self._fids: dict[int, Fid] = {}
+
+    def __len__(self) -> int:
+        return len(self._fids)
+
+    def add(self, num: int, fid: Fid) -> None:
+        if num in self._fids:
+            raise OSError(errno.EBADF, f"fid {num} is already in use")
+        self._fids[num] = fid
+
+    def check_free(self, num: int) -> None:
+        if num in self._fids:
+            raise OSError(errno.EBADF, f"fid {num} is already in use")
+
+    @asynccontextmanager
+    async def use(self, num: int) -> AsyncIterator[Fid]:
+        """Hold fid `num` for the duration of one request."""
+        fid = self._fids.get(num)
+        if fid is None:
+            raise OSError(errno.EBADF, f"unknown fid {num}")
+        fid.users += 1
+        try:
+            yield fid
+        finally:
+            fid.users -= 1
+            if fid.clunked and fid.users == 0:
+                await fid.close()
+
+    def pop(self, num: int) -> Fid:
+        """Take fid `num` out of the table; it closes when no request uses it any more."""
+        fid = self._fids.pop(num, None)
+        if fid is None:
+            raise OSError(errno.EBADF, f"unknown fid {num}")
+        fid.clunked = True
+        return fid
+
+    async def clear(self) -> None:
+        """Release every fid (connection closed or Tversion)."""
+        fids, self._fids = list(self._fids.values()), {}
+        for fid in fids:
+            fid.clunked = True
+            if fid.users == 0:
+                await fid.close()

@@ -1,0 +1,141 @@
+"""Addresses (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`), listening, connecting and framing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import trio
+
+from .constants import HEADER_SIZE
+from .messages import ProtocolError, frame_size
+
+DEFAULT_PORT = 5640
+DEFAULT_ADDRESS = f"tcp:127.0.0.1:{DEFAULT_PORT}"
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a server listens or a client connects."""
+
+    scheme: str  # "tcp", "unix" or "fd"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fds: tuple[int, int] = (0, 1)
+
+    def __str__(self) -> str:
+        if self.scheme == "tcp":
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"tcp:{host}:{self.port}"
+        if self.scheme == "unix":
+            return f"unix:{self.path}"
+        return f"fd:{self.fds[0]},{self.fds[1]}"
+
+
+def parse_address(text: str) -> Address:
+    """Parse `tcp:HOST:PORT` (IPv6 as `tcp:[::1]:PORT`), `unix:PATH`, or `fd:IN,OUT`."""
+    scheme, sep, rest = text.partition(":")
+    if not sep or not rest:
+        raise ValueError(f"address {text!r} is not tcp:HOST:PORT, unix:PATH or fd:IN,OUT")
+    if scheme == "unix":
+        return Address("unix", path=rest)
+    if scheme == "fd":
+        try:
+            fd_in, fd_out = (int(x) for x in rest.split(","))
+        except ValueError:
+            raise ValueError(f"address {text!r}: expected fd:IN,OUT with two numbers") from None
+        return Address("fd", fds=(fd_in, fd_out))
+    if scheme == "tcp":
+        host, sep, port = rest.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"address {text!r}: expected tcp:HOST:PORT")
+        host = host.removeprefix("[").removesuffix("]")
+        return Address("tcp", host=host or "127.0.0.1", port=int(port))
+    raise ValueError(f"address {text!r}: unknown scheme {scheme!r} (tcp, unix or fd)")
+
+
+async def open_listeners(address: Address) -> list[trio.SocketListener]:
+    """Listening sockets for a tcp or unix address (a stale unix socket file is replaced)."""
+    if address.scheme == "tcp":
+        return await trio.open_tcp_listeners(address.port, host=address.host)
+    if address.scheme == "unix":
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        try:
+            if os.path.exists(address.path):
+                _remove_stale_socket(address.path)
+            await sock.bind(address.path)
+            sock.listen(128)
+        except BaseException:
+            sock.close()
+            raise
+        return [trio.SocketListener(sock)]
+    raise ValueError(f"cannot listen on {address}")
+
+
+def _remove_stale_socket(path: str) -> None:
+    import socket
+    import stat
+
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise OSError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path}: another server is listening there")
+
+
+async def connect(address: Address) -> trio.abc.Stream:
+    """A stream to a server."""
+    if address.scheme == "tcp":
+        return await trio.open_tcp_stream(address.host, address.port)
+    if address.scheme == "unix":
+        return await trio.open_unix_socket(address.path)
+    return fd_stream(address.fds)
+
+
+def fd_stream(fds: tuple[int, int]) -> trio.abc.Stream:
+    """One stream over an input and an output file descriptor (stdin/stdout: (0, 1))."""
+    fd_in, fd_out = (os.dup(fd) for fd in fds)
+    return trio.StapledStream(trio.lowlevel.FdStream(fd_out), trio.lowlevel.FdStream(fd_in))
+
+
+class FrameReader:
+    """Reads whole 9P frames from a stream, refusing any larger than `max_size`."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, max_size: int) -> None:
+        self.stream = stream
+        self.max_size = max_size
+        self._buf = bytearray()
+
+    async def _fill(self, n: int) -> bool:
+        while len(self._buf) < n:
+            chunk = await self.stream.receive_some(max(n - len(self._buf), 65536))
+            if not chunk:
+                if self._buf:
+                    raise ProtocolError(
+                        f"connection closed inside a frame ({len(self._buf)} bytes)"
+                    )
+                return False
+            self._buf += chunk
+        return True
+
+    async def read(self) -> bytes | None:
+        """The next frame, or None at a clean end of stream."""
+        if not await self._fill(4):
+            return None
+        size = frame_size(self._buf)
+        if size < HEADER_SIZE:
+            raise ProtocolError(f"frame size {size} is shorter than the 7-byte header")
+        if size > self.max_size:
+            raise ProtocolError(f"frame size {size} exceeds msize {self.max_size}")
+        if not await self._fill(size):
+            raise ProtocolError("connection closed inside a frame")
+        frame = bytes(self._buf[:size])
+        del self._buf[:size]
+        return frame

@@ -1,0 +1,37 @@
+"""Shared fixtures: a temporary export served by an in-process server over tcp and unix sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from ninep.server import Server
+from ninep.transport import Address
+from volfs.export import open_export
+
+
+@pytest.fixture
+def export_dir(tmp_path: Path) -> Path:
+    """An empty host directory, exported as "C" by `server_address`."""
+    path = tmp_path / "export"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(params=["tcp", "unix"])
+async def server_address(
+    request: pytest.FixtureRequest, export_dir: Path, tmp_path: Path
+) -> AsyncIterator[str]:
+    """The address of a running server exporting `export_dir` as "C"."""
+    if request.param == "tcp":
+        address = Address("tcp", host="127.0.0.1", port=0)
+    else:
+        address = Address("unix", path=str(tmp_path / "9p.sock"))
+    server = Server({"C": open_export(str(export_dir))})
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(server.serve, [address])
+        yield str(bound[0])
+        nursery.cancel_scope.cancel()
