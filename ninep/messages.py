@@ -16,17 +16,16 @@ from construct import (
     Adapter,
     Construct,
     ConstructError,
-    GreedyBytes,
     GreedyRange,
     Int8ul,
     Int16ul,
     Int32ul,
     Int64ul,
-    Prefixed,
     PrefixedArray,
     Struct,
     Terminated,
 )
+from construct.core import stream_read, stream_write
 
 from .constants import HEADER_SIZE, NOTAG
 
@@ -53,6 +52,23 @@ class _Utf8(Adapter):  # type: ignore[misc]
         return obj.encode("utf-8", "surrogateescape")
 
 
+class _Counted(Construct):  # type: ignore[misc]
+    """``len[N]`` + that many bytes; a short read is an error (compiled Prefixed misses it)."""
+
+    def __init__(self, length: struct.Struct) -> None:
+        super().__init__()
+        self.length = length
+
+    def _parse(self, stream: Any, context: Any, path: Any) -> bytes:
+        (n,) = self.length.unpack(stream_read(stream, self.length.size, path))
+        data: bytes = stream_read(stream, n, path)
+        return data
+
+    def _build(self, obj: bytes, stream: Any, context: Any, path: Any) -> bytes:
+        stream_write(stream, self.length.pack(len(obj)) + obj, self.length.size + len(obj), path)
+        return obj
+
+
 class _QidAdapter(Adapter):  # type: ignore[misc]
     def _decode(self, obj: Any, context: Any, path: Any) -> Qid:
         return Qid(obj.type, obj.version, obj.path)
@@ -62,9 +78,11 @@ class _QidAdapter(Adapter):  # type: ignore[misc]
 
 
 u8, u16, u32, u64 = Int8ul, Int16ul, Int32ul, Int64ul
-string = _Utf8(Prefixed(u16, GreedyBytes))
-data = Prefixed(u32, GreedyBytes)
+string = _Utf8(_Counted(struct.Struct("<H")))
+data = _Counted(struct.Struct("<I"))
 qid = _QidAdapter(Struct("type" / u8, "version" / u32, "path" / u64))
+names = PrefixedArray(u16, string)
+qids = PrefixedArray(u16, qid)
 
 #: One directory entry inside Rreaddir's data.
 dirent = Struct("qid" / qid, "offset" / u64, "type" / u8, "name" / string)
@@ -77,6 +95,7 @@ class Kind:
     def __init__(self, name: str, id: int, *fields: Construct) -> None:
         self.name = name
         self.id = id
+        self.layout = fields
         self.fields: tuple[str, ...] = tuple(f.name for f in fields)
         self.body = Struct(*fields, Terminated).compile()
 
@@ -184,8 +203,8 @@ Tattach = _declare(
 Rattach = _declare("Rattach", 105, "qid" / qid)
 Tflush = _declare("Tflush", 108, "oldtag" / u16)
 Rflush = _declare("Rflush", 109)
-Twalk = _declare("Twalk", 110, "fid" / u32, "newfid" / u32, "wnames" / PrefixedArray(u16, string))
-Rwalk = _declare("Rwalk", 111, "qids" / PrefixedArray(u16, qid))
+Twalk = _declare("Twalk", 110, "fid" / u32, "newfid" / u32, "wnames" / names)
+Rwalk = _declare("Rwalk", 111, "qids" / qids)
 Tread = _declare("Tread", 116, "fid" / u32, "offset" / u64, "count" / u32)
 Rread = _declare("Rread", 117, "data" / data)
 Twrite = _declare("Twrite", 118, "fid" / u32, "offset" / u64, "data" / data)
@@ -229,7 +248,7 @@ class Message:
         """The whole frame, size prefix included."""
         try:
             body: bytes = self.kind.body.build(self.fields)
-        except (ConstructError, KeyError, TypeError, ValueError, OverflowError) as e:
+        except (ConstructError, KeyError, TypeError, ValueError, struct.error) as e:
             raise ValueError(f"cannot encode {self.kind.name}: {e}") from e
         return _header.pack(HEADER_SIZE + len(body), self.kind.id, self.tag) + body
 
@@ -270,7 +289,7 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
         raise ProtocolError(f"unknown message type {type_}")
     try:
         body = kind.body.parse(bytes(frame[HEADER_SIZE:]))
-    except (ConstructError, UnicodeError) as e:
+    except (ConstructError, UnicodeError, struct.error) as e:
         raise ProtocolError(f"malformed {kind.name} body: {e}") from e
     return Message(kind, tag, {name: body[name] for name in kind.fields})
 
@@ -290,6 +309,6 @@ def decode_dirents(blob: bytes) -> list[tuple[Qid, int, int, str]]:
     """Unpack Rreaddir data into (qid, offset, type, name) entries."""
     try:
         entries = _dirents.parse(blob).entries
-    except (ConstructError, UnicodeError) as e:
+    except (ConstructError, UnicodeError, struct.error) as e:
         raise ProtocolError(f"malformed directory entries: {e}") from e
     return [(e.qid, e.offset, e.type, e.name) for e in entries]

@@ -1,0 +1,41 @@
+# The front door: `make demo` and `make test` set up everything they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# Debian packages the tests need (the kernel-client tests boot a guest with QEMU).
+TEST_PACKAGES := qemu-system-x86 cpio diod git attr sqlite3 util-linux busybox-static
+
+.PHONY: all setup test lint check demo bench guest-test clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml scripts/system-deps
+	scripts/system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	scripts/system-deps $(TEST_PACKAGES)
+	$(VENV)/bin/pytest -q
+
+guest-test: setup
+	scripts/system-deps $(TEST_PACKAGES)
+	$(VENV)/bin/pytest -q tests/test_guest.py
+
+demo: setup
+	$(PY) scripts/demo.py
+
+bench: setup
+	$(PY) -m benchmarks.protocol
+
+clean:
+	rm -rf $(VENV) build demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,102 @@
+"""The codec: every message round-trips; malformed frames are refused with ProtocolError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from construct import Construct
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ninep import messages as m
+
+_ints = {m.u8: 8, m.u16: 16, m.u32: 32, m.u64: 64}
+_text = st.text(max_size=40)
+_qids = st.builds(m.Qid, st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1))
+
+
+def _strategy(con: Construct) -> st.SearchStrategy[Any]:
+    if con in _ints:
+        return st.integers(0, 2 ** _ints[con] - 1)
+    if con is m.string:
+        return _text
+    if con is m.data:
+        return st.binary(max_size=200)
+    if con is m.qid:
+        return _qids
+    if con is m.names:
+        return st.lists(_text, max_size=16)
+    if con is m.qids:
+        return st.lists(_qids, max_size=16)
+    raise AssertionError(f"no strategy for {con}")
+
+
+def _messages(kind: m.Kind) -> st.SearchStrategy[m.Message]:
+    fields = {f.name: _strategy(f.subcon) for f in kind.layout}
+    return st.builds(
+        lambda tag, f: kind(tag, **f), st.integers(0, 0xFFFF), st.fixed_dictionaries(fields)
+    )
+
+
+@pytest.mark.parametrize("kind", list(m.KINDS.values()), ids=str)
+@given(data=st.data())
+def test_every_message_round_trips(kind: m.Kind, data: st.DataObject) -> None:
+    msg = data.draw(_messages(kind))
+    frame = msg.encode()
+    assert int.from_bytes(frame[:4], "little") == len(frame)
+    assert m.decode(frame) == msg
+
+
+@given(st.lists(st.tuples(_qids, st.integers(0, 2**64 - 1), st.integers(0, 255), _text)))
+def test_dirents_round_trip(entries: list[tuple[m.Qid, int, int, str]]) -> None:
+    blob = m.encode_dirents(entries)
+    assert len(blob) == sum(m.dirent_size(e[3]) for e in entries)
+    assert m.decode_dirents(blob) == entries
+
+
+def test_names_that_are_not_utf8_round_trip() -> None:
+    name = b"caf\xe9".decode("utf-8", "surrogateescape")
+    assert m.decode(m.Twalk(1, fid=0, newfid=1, wnames=[name]).encode()).wnames == [name]
+
+
+def test_trace_form() -> None:
+    msg = m.Twalk(1, fid=0, newfid=1, wnames=["a", "b"])
+    assert str(msg) == "Twalk tag 1 fid 0 newfid 1 wnames ['a', 'b']"
+    assert str(m.Rread(3, data=b"xyz")) == "Rread tag 3 data <3 bytes>"
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (b"\x05\x00\x00\x00\x78", "shorter than the 7-byte header"),
+        (b"\x08\x00\x00\x00\x78\x01\x00", "says 8 bytes but holds 7"),
+        (b"\x07\x00\x00\x00\x01\x01\x00", "unknown message type 1"),
+        (m.Tclunk(1, fid=3).encode()[:-1].replace(b"\x0b", b"\x0a", 1), "malformed Tclunk"),
+        (m.Tclunk(1, fid=3).encode().replace(b"\x0b", b"\x0c", 1) + b"!", "malformed Tclunk"),
+    ],
+)
+def test_malformed_frames(frame: bytes, error: str) -> None:
+    with pytest.raises(m.ProtocolError, match=error):
+        m.decode(frame)
+
+
+def test_every_t_message_has_its_reply() -> None:
+    for kind in m.KINDS.values():
+        if kind.name.startswith("T"):
+            assert m.KINDS[kind.id + 1].name == "R" + kind.name[1:]
+
+
+def test_encode_refuses_out_of_range_fields() -> None:
+    with pytest.raises(ValueError, match="cannot encode Tclunk"):
+        m.Tclunk(1, fid=2**32).encode()
+
+
+@given(st.sampled_from(sorted(m.KINDS)), st.integers(0, 0xFFFF), st.binary(max_size=64))
+def test_random_bodies_parse_or_raise_protocol_error(type_: int, tag: int, body: bytes) -> None:
+    frame = (7 + len(body)).to_bytes(4, "little") + bytes([type_]) + tag.to_bytes(2, "little")
+    try:
+        msg = m.decode(frame + body)
+    except m.ProtocolError:
+        return
+    assert msg.encode() == frame + body
