@@ -119,11 +119,16 @@ class Session:
             with entry.scope:
                 reply = await self._handle(msg)
             if reply is not None:
-                await self._send(reply)
+                await self._send(reply, entry)
         except trio.BrokenResourceError:
             pass  # the reader notices and closes the connection
         finally:
-            del self._inflight[msg.tag]
+            self._release(msg.tag, entry)
+
+    def _release(self, tag: int, entry: _InFlight) -> None:
+        """The request is over: its tag is free, and a Tflush waiting for it may answer."""
+        if self._inflight.get(tag) is entry:
+            del self._inflight[tag]
             entry.done.set()
 
     async def _handle(self, msg: Message) -> Message:
@@ -142,11 +147,15 @@ class Session:
             code = errno.EIO
         return m.Rlerror(msg.tag, ecode=code)
 
-    async def _send(self, reply: Message) -> None:
+    async def _send(self, reply: Message, entry: _InFlight | None = None) -> None:
+        """Send a reply; the tag is released first (the client may reuse it at once), but
+        under the send lock, so that a Tflush of this request answers after this reply."""
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("<<< %s", reply)
         frame = reply.encode()
         async with self._send_lock:
+            if entry is not None:
+                self._release(reply.tag, entry)
             await self.stream.send_all(frame)
 
     def iosize(self, count: int) -> int:
@@ -205,7 +214,8 @@ async def _attach(s: Session, msg: Message) -> Message:
 
 @handles(m.Tflush)
 async def _flush(s: Session, msg: Message) -> Message:
-    await s.flush(msg.oldtag)
+    if msg.oldtag != msg.tag:
+        await s.flush(msg.oldtag)
     return m.Rflush(msg.tag)
 
 

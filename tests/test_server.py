@@ -1,0 +1,306 @@
+"""The server at the protocol level: negotiation, bad input, concurrency, flush."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ninep import messages as m
+from ninep.backend import Export, File, Handle, User
+from ninep.constants import NOFID, GetattrMask, OpenFlag
+from ninep.server import Server
+from volfs.export import open_export
+
+from .rawconn import RawConn
+
+
+async def test_version_clamps_msize(server_address: str) -> None:
+    conn = await RawConn.open(server_address)
+    reply = await conn.call(m.Tversion(0xFFFF, msize=16 << 20, version="9P2000.L"))
+    assert (reply.kind, reply.msize, reply.version) == (m.Rversion, 1 << 20, "9P2000.L")
+    reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version="9P2000.L"))
+    assert reply.msize == 65536
+
+
+@pytest.mark.parametrize("version", ["9P2000", "9P2000.u", "9P3000", ""])
+async def test_other_versions_are_unknown(server_address: str, version: str) -> None:
+    conn = await RawConn.open(server_address)
+    reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version=version))
+    assert reply.version == "unknown"
+
+
+async def test_requests_before_version_are_refused(server_address: str) -> None:
+    conn = await RawConn.open(server_address)
+    reply = await conn.call(m.Tattach(1, fid=0, afid=NOFID, uname="", aname="C", n_uname=0))
+    assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EPROTO)
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (m.Tauth(2, afid=5, uname="root", aname="C", n_uname=0), errno.EOPNOTSUPP),
+        (m.Tattach(2, fid=7, afid=NOFID, uname="", aname="nope", n_uname=0), errno.ENOENT),
+        (m.Tattach(2, fid=7, afid=NOFID, uname="", aname="C;bogus=1", n_uname=0), errno.EINVAL),
+        (m.Tattach(2, fid=0, afid=NOFID, uname="", aname="C", n_uname=0), errno.EBADF),
+        (m.Tgetattr(2, fid=99, request_mask=GetattrMask.ALL), errno.EBADF),
+        (m.Twalk(2, fid=0, newfid=1, wnames=["a"] * 17), errno.EINVAL),
+        (m.Twalk(2, fid=0, newfid=1, wnames=["a/b"]), errno.EINVAL),
+        (m.Tread(2, fid=0, offset=0, count=10), errno.EBADF),
+        (m.Tlcreate(2, fid=0, name="..", flags=OpenFlag.CREAT, mode=0o644, gid=0), errno.EINVAL),
+        (m.Tmkdir(2, dfid=0, name="a\0b", mode=0o755, gid=0), errno.EINVAL),
+        (m.Rclunk(2), errno.EOPNOTSUPP),
+    ],
+    ids=lambda v: v.kind.name if isinstance(v, m.Message) else errno.errorcode[v],
+)
+async def test_bad_requests_get_the_right_errno(
+    server_address: str, request_: m.Message, code: int
+) -> None:
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    reply = await conn.call(request_)
+    assert (reply.kind, reply.ecode) == (m.Rlerror, code)
+    # the connection still works
+    reply = await conn.call(m.Tgetattr(3, fid=0, request_mask=GetattrMask.BASIC))
+    assert reply.kind is m.Rgetattr
+
+
+async def test_empty_aname_selects_the_only_export(server_address: str) -> None:
+    conn = await RawConn.open(server_address)
+    assert (await conn.handshake(aname="")).kind is m.Rattach
+
+
+BAD_FRAMES = {
+    "short size": b"\x03\x00\x00\x00",
+    "over msize": (70000).to_bytes(4, "little") + b"\x78\x01\x00" + b"\0" * 8,
+    "unknown type": b"\x07\x00\x00\x00\x03\x01\x00",
+    "trailing bytes": m.Tclunk(1, fid=0).encode()[:4] + b"\x00" + m.Tclunk(1, fid=0).encode()[4:],
+    "short body": b"\x09\x00\x00\x00\x78\x01\x00\x00\x00",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FRAMES))
+async def test_malformed_frame_ends_only_that_connection(server_address: str, name: str) -> None:
+    good, bad = await RawConn.open(server_address), await RawConn.open(server_address)
+    await good.handshake()
+    await bad.handshake(msize=65536)
+    frame = BAD_FRAMES[name]
+    if name == "trailing bytes":
+        frame = (len(frame)).to_bytes(4, "little") + frame[4:]
+    await bad.send(frame)
+    with trio.fail_after(10):
+        assert await bad.closed()
+    reply = await good.call(m.Tgetattr(9, fid=0, request_mask=GetattrMask.BASIC))
+    assert reply.kind is m.Rgetattr
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_mutated_frames_never_disturb_other_connections(
+    export_dir: Path, data: st.DataObject
+) -> None:
+    """Random bit flips and truncations of valid frames: never a crash, never a hang."""
+    frames = [
+        m.Twalk(1, fid=0, newfid=1, wnames=["x", "y"]).encode(),
+        m.Tlcreate(2, fid=0, name="f", flags=OpenFlag.RDWR, mode=0o644, gid=0).encode(),
+        m.Twrite(3, fid=0, offset=0, data=b"hello").encode(),
+        m.Tsetattr(4, fid=0, valid=0, mode=0, uid=0, gid=0, size=0, atime_sec=0,
+                   atime_nsec=0, mtime_sec=0, mtime_nsec=0).encode(),
+        m.Txattrwalk(5, fid=0, newfid=2, name="").encode(),
+    ]  # fmt: skip
+    frame = bytearray(data.draw(st.sampled_from(frames)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(frame) - 1))
+        frame[pos] = data.draw(st.integers(0, 255))
+    frame = frame[: data.draw(st.integers(1, len(frame)))]
+
+    async def scenario() -> None:
+        a, b = trio.testing.memory_stream_pair()
+        c, d = trio.testing.memory_stream_pair()
+        server = Server({"C": open_export(str(export_dir))}, max_msize=65536)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve_connection, b)
+            nursery.start_soon(server.serve_connection, d)
+            bad, good = RawConn(a), RawConn(c)
+            await bad.handshake()
+            await good.handshake()
+            await bad.send(bytes(frame))
+            await bad.send(m.Tgetattr(60, fid=0, request_mask=GetattrMask.BASIC))
+            await a.send_eof()  # a truncated frame would otherwise rightly wait for more
+            with trio.fail_after(10):
+                # answers (the mutation was valid) or cuts off: both are fine, a hang is not
+                while not await bad.closed():
+                    pass
+                reply = await good.call(m.Tgetattr(61, fid=0, request_mask=GetattrMask.BASIC))
+            assert reply.kind is m.Rgetattr
+            nursery.cancel_scope.cancel()
+
+    async def bounded() -> None:
+        with trio.fail_after(20):
+            await scenario()
+
+    trio.run(bounded)
+
+
+class _Gate:
+    """Holds every read of a gated export until opened; `entered` is set when one waits."""
+
+    def __init__(self) -> None:
+        self.entered = trio.Event()
+        self.open = trio.Event()
+
+
+class _GatedHandle:
+    def __init__(self, inner: Handle, gate: _Gate) -> None:
+        self.inner, self.gate = inner, gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def read(self, offset: int, count: int) -> bytes:
+        self.gate.entered.set()
+        await self.gate.open.wait()
+        return await self.inner.read(offset, count)
+
+
+class _GatedFile:
+    """A volfs file whose reads wait at a gate: a backend with a slow disk."""
+
+    def __init__(self, inner: File, gate: _Gate) -> None:
+        self.inner, self.gate = inner, gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def walk(self, name: str) -> _GatedFile:
+        return _GatedFile(await self.inner.walk(name), self.gate)
+
+    async def clone(self) -> _GatedFile:
+        return _GatedFile(await self.inner.clone(), self.gate)
+
+    async def open(self, flags: int) -> _GatedHandle:
+        return _GatedHandle(await self.inner.open(flags), self.gate)
+
+
+class _GatedExport:
+    def __init__(self, inner: Export, gate: _Gate) -> None:
+        self.inner, self.gate = inner, gate
+
+    async def attach(self, options: str, user: User) -> File:
+        return cast(File, _GatedFile(await self.inner.attach(options, user), self.gate))
+
+
+@pytest.fixture
+async def gated(export_dir: Path) -> AsyncIterator[tuple[RawConn, _Gate]]:
+    """A connection to a server whose export holds reads until the gate opens."""
+    (export_dir / "f").write_bytes(b"contents")
+    gate = _Gate()
+    export = _GatedExport(open_export(str(export_dir)), gate)
+    server = Server({"C": cast(Export, export)})
+    ours, theirs = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.serve_connection, theirs)
+        conn = RawConn(ours)
+        await conn.handshake()
+        await conn.call(m.Twalk(1, fid=0, newfid=1, wnames=["f"]))
+        await conn.call(m.Tlopen(1, fid=1, flags=OpenFlag.RDONLY))
+        yield conn, gate
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_slow_read_does_not_hold_up_a_getattr(gated: tuple[RawConn, _Gate]) -> None:
+    conn, gate = gated
+    await conn.send(m.Tread(2, fid=1, offset=0, count=100))
+    await gate.entered.wait()
+    reply = await conn.call(m.Tgetattr(3, fid=0, request_mask=GetattrMask.BASIC))
+    assert reply.kind is m.Rgetattr
+    gate.open.set()
+    reply = await conn.recv()
+    assert (reply.kind, reply.tag, reply.data) == (m.Rread, 2, b"contents")
+
+
+async def test_flush_cancels_a_pending_request(gated: tuple[RawConn, _Gate]) -> None:
+    conn, gate = gated
+    await conn.send(m.Tread(2, fid=1, offset=0, count=100))
+    await gate.entered.wait()
+    reply = await conn.call(m.Tflush(3, oldtag=2))
+    assert reply.kind is m.Rflush
+    # tag 2 is free again and no Rread for the flushed request ever comes
+    gate.open.set()
+    reply = await conn.call(m.Tread(2, fid=1, offset=0, count=3))
+    assert (reply.kind, reply.data) == (m.Rread, b"con")
+
+
+async def test_flush_of_an_answered_request_comes_after_its_answer(
+    server_address: str,
+) -> None:
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    await conn.send(m.Tgetattr(2, fid=0, request_mask=GetattrMask.BASIC))
+    await conn.send(m.Tflush(3, oldtag=2))
+    first = await conn.recv()
+    if first.tag == 2:
+        assert first.kind is m.Rgetattr
+        first = await conn.recv()
+    assert (first.kind, first.tag) == (m.Rflush, 3)
+
+
+async def test_a_tag_reused_while_in_flight_ends_the_connection(
+    gated: tuple[RawConn, _Gate],
+) -> None:
+    conn, gate = gated
+    await conn.send(m.Tread(5, fid=1, offset=0, count=100))
+    await gate.entered.wait()
+    await conn.send(m.Tgetattr(5, fid=0, request_mask=GetattrMask.BASIC))
+    with trio.fail_after(10):
+        while not await conn.closed():
+            pass
+
+
+async def test_flush_of_itself_or_an_unknown_tag_answers_at_once(server_address: str) -> None:
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    assert (await conn.call(m.Tflush(7, oldtag=7))).kind is m.Rflush
+
+
+async def test_flush_of_an_unknown_tag_answers_at_once(server_address: str) -> None:
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    assert (await conn.call(m.Tflush(7, oldtag=1234))).kind is m.Rflush
+
+
+async def test_trace_logs_every_message(
+    server_address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ninep.trace")
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    await conn.call(m.Twalk(1, fid=0, newfid=1, wnames=[]))
+    lines = [r.getMessage() for r in caplog.records if r.name == "ninep.trace"]
+    assert ">>> Twalk tag 1 fid 0 newfid 1 wnames []" in lines
+    assert "<<< Rwalk tag 1 qids []" in lines
+
+
+async def test_closing_the_connection_releases_every_fid(
+    server_address: str, export_dir: Path
+) -> None:
+    (export_dir / "f").write_bytes(b"data")
+    before = len(os.listdir("/proc/self/fd"))
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    for i in range(1, 20):
+        await conn.call(m.Twalk(i, fid=0, newfid=i, wnames=["f"]))
+        await conn.call(m.Tlopen(i, fid=i, flags=OpenFlag.RDONLY))
+    assert len(os.listdir("/proc/self/fd")) > before + 19
+    await conn.aclose()
+    with trio.fail_after(10):
+        while len(os.listdir("/proc/self/fd")) > before:
+            await trio.sleep(0.01)
