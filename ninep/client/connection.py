@@ -1,0 +1,432 @@
+"""One client connection: version negotiation, tags, fids, concurrent requests, flush on cancel.
+
+Each request is the task that awaits its reply. A sender task writes queued
+frames (batching small ones); a receiver task routes each reply by its tag.
+A request cancelled after it was sent is flushed (Tflush) in the background:
+its tag is reused only after Rflush, and a reply that arrives first is
+honoured as 9P requires (a fid it allocated is clunked). Tclunk and Tremove
+are never flushed: they always complete, so the fid is released.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import math
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from .. import messages as m
+from ..constants import DEFAULT_MSIZE, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, UNKNOWN_VERSION, VERSION
+from ..messages import Kind, Message, ProtocolError
+from ..transport import Address, FrameReader, parse_address
+from ..transport import connect as connect_stream
+from .fid import Fid
+
+log = logging.getLogger("ninep.client")
+
+_BATCH_BYTES = 1 << 16  # small frames queued together leave in one send
+_CLOSED = "the client is closed"  # the reason of a connection closed on purpose
+
+
+class _State(enum.Enum):
+    QUEUED = "queued"  # waiting for the sender
+    DROPPED = "dropped"  # cancelled before it was sent: never sent
+    SENT = "sent"  # on the wire, no reply yet
+    DONE = "done"  # answered, flushed away, or failed with the connection
+
+
+class _Request:
+    """One tag in use: a T-message and what became of it."""
+
+    __slots__ = ("abandoned", "flush", "flushed", "frame", "msg", "reply", "state", "waiter")
+
+    def __init__(self, msg: Message, frame: bytes, waiter: trio.Event | None) -> None:
+        self.msg = msg
+        self.frame = frame
+        self.waiter = waiter  # None: a request the client sends on its own
+        self.state = _State.QUEUED
+        self.reply: Message | None = None
+        self.abandoned = waiter is None  # nobody awaits the reply
+        self.flush: _Request | None = None  # the Tflush sent for this request
+        self.flushed: _Request | None = None  # for a Tflush: the request it flushes
+
+
+def _created_fid(msg: Message) -> int | None:
+    """The fid a request brings into existence if it succeeds."""
+    if msg.kind is m.Tattach:
+        return int(msg.fid)
+    if msg.kind in (m.Twalk, m.Txattrwalk) and msg.newfid != msg.fid:
+        return int(msg.newfid)
+    return None
+
+
+def _creates(msg: Message, reply: Message) -> bool:
+    """Whether `reply` means the fid of `msg` now exists (a partial walk creates nothing)."""
+    if reply.kind is m.Rlerror:
+        return False
+    return msg.kind is not m.Twalk or len(reply.qids) == len(msg.wnames)
+
+
+def _freed_fid(msg: Message) -> int | None:
+    """The fid a request releases whatever its outcome (Tclunk, Tremove)."""
+    return int(msg.fid) if msg.kind in (m.Tclunk, m.Tremove) else None
+
+
+class _Pool:
+    """Numbers handed out lowest-first and reused most-recently-freed first."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit  # first number never handed out
+        self._next = 0
+        self._free: list[int] = []
+
+    def take(self) -> int | None:
+        if self._free:
+            return self._free.pop()
+        if self._next >= self._limit:
+            return None
+        self._next += 1
+        return self._next - 1
+
+    def give(self, n: int) -> None:
+        self._free.append(n)
+
+    def in_use(self) -> int:
+        return self._next - len(self._free)
+
+
+class Client:
+    """A 9P2000.L connection; use `connect` or `Client.from_stream` to open one."""
+
+    def __init__(self, stream: trio.abc.Stream, reader: FrameReader, msize: int) -> None:
+        self.msize = msize
+        self.iosize = msize - IOHDRSZ  # the most data one Tread/Twrite carries
+        self.client_id = socket.gethostname()  # default Tlock/Tgetlock client_id
+        self._stream = stream
+        self._reader = reader
+        self._tags = _Pool(NOTAG)
+        self._fids = _Pool(NOFID)
+        self._pending: dict[int, _Request] = {}
+        self._outbox, self._outbox_out = trio.open_memory_channel[_Request](math.inf)
+        self._tag_waiters = trio.lowlevel.ParkingLot()
+        self._orphans = 0  # pending requests nobody awaits (flushes, background clunks)
+        self._settled = trio.lowlevel.ParkingLot()
+        self._closed_reason: str | None = None
+        self._tasks = trio.CancelScope()
+
+    # ---- opening and closing ----
+
+    @classmethod
+    @asynccontextmanager
+    async def from_stream(
+        cls, stream: trio.abc.Stream, *, msize: int = DEFAULT_MSIZE
+    ) -> AsyncIterator[Client]:
+        """Negotiate 9P2000.L on `stream` and serve requests until the block exits.
+
+        On exit pending requests fail and the stream is closed; nothing is clunked.
+        """
+        async with stream:
+            reader = FrameReader(stream, msize)
+            client = cls(stream, reader, await _negotiate(stream, reader, msize))
+            error: Exception | None = None
+            async with trio.open_nursery() as nursery:
+                await nursery.start(client._run)
+                try:
+                    yield client
+                except Exception as e:  # re-raised below, not wrapped in an ExceptionGroup
+                    error = e
+                finally:
+                    client._fail(_CLOSED)
+            if error is not None:
+                raise error
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed or lost: every request then fails."""
+        return self._closed_reason is not None
+
+    def _connection_error(self) -> ConnectionError:
+        return ConnectionError(errno.ENOTCONN, f"9P connection closed: {self._closed_reason}")
+
+    def _fail(self, reason: str) -> None:
+        """Close the connection: every pending and future request fails with ConnectionError."""
+        if self._closed_reason is not None:
+            return
+        self._closed_reason = reason
+        if reason != _CLOSED:
+            log.warning("9P connection lost: %s", reason)
+        pending, self._pending = self._pending, {}
+        for req in pending.values():
+            req.state = _State.DONE
+            if req.waiter is not None:
+                req.waiter.set()
+        self._orphans = 0
+        self._tag_waiters.unpark_all()
+        self._settled.unpark_all()
+        self._tasks.cancel()
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self._tasks:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._receive_loop)
+                    nursery.start_soon(self._send_loop)
+                    task_status.started()
+            finally:
+                self._fail(_CLOSED)
+                await trio.aclose_forcefully(self._stream)
+
+    # ---- the two tasks ----
+
+    async def _send_loop(self) -> None:
+        batch: list[bytes] = []
+        size = 0
+        try:
+            async for req in self._outbox_out:
+                while True:
+                    if req.state is _State.QUEUED:
+                        req.state = _State.SENT
+                        if log.isEnabledFor(logging.DEBUG):
+                            log.debug("-> %s", req.msg)
+                        batch.append(req.frame)
+                        size += len(req.frame)
+                        req.frame = b""
+                    if size >= _BATCH_BYTES:
+                        break
+                    try:
+                        req = self._outbox_out.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                if batch:
+                    data = batch[0] if len(batch) == 1 else b"".join(batch)
+                    batch.clear()
+                    size = 0
+                    await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            self._fail(f"cannot send: {e!r}")
+
+    async def _receive_loop(self) -> None:
+        try:
+            while (frame := await self._reader.read()) is not None:
+                reply = m.decode(frame)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("<- %s", reply)
+                self._dispatch(reply)
+            self._fail("the server closed the connection")
+        except ProtocolError as e:
+            self._fail(f"protocol error: {e}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            self._fail(f"cannot receive: {e!r}")
+
+    def _dispatch(self, reply: Message) -> None:
+        req = self._pending.get(reply.tag)
+        if req is None or req.state is not _State.SENT:
+            raise ProtocolError(f"reply {reply} has a tag no request is waiting on")
+        if reply.kind is not m.Rlerror and reply.kind.id != req.msg.kind.id + 1:
+            raise ProtocolError(f"reply {reply} does not answer {req.msg}")
+        self._complete(req, reply)
+
+    # ---- bookkeeping of tags and fids ----
+
+    def _complete(self, req: _Request, reply: Message) -> None:
+        """Record the reply of a sent request, as if it had not been flushed."""
+        req.state = _State.DONE
+        req.reply = reply
+        created = _created_fid(req.msg)
+        if created is not None:
+            if not _creates(req.msg, reply):
+                self._fids.give(created)
+            elif req.abandoned:
+                self.discard_fid(created)
+        freed = _freed_fid(req.msg)
+        if freed is not None:
+            self._fids.give(freed)
+        target = req.flushed
+        if target is not None:
+            if reply.kind is m.Rflush:
+                if target.state is _State.SENT:  # flushed before it was answered: it never happened
+                    target.state = _State.DONE
+                    created = _created_fid(target.msg)
+                    if created is not None:
+                        self._fids.give(created)
+                self._release(target)
+            else:  # the flush failed: the request's tag is freed by its own reply
+                target.flush = None
+                if target.state is _State.DONE:
+                    self._release(target)
+        if req.flush is None:
+            self._release(req)
+        if req.waiter is not None:
+            req.waiter.set()
+
+    def _release(self, req: _Request) -> None:
+        """Free the tag of a request that is over."""
+        del self._pending[req.msg.tag]
+        self._tags.give(req.msg.tag)
+        self._tag_waiters.unpark()
+        if req.abandoned:
+            self._orphans -= 1
+            if not self._orphans:
+                self._settled.unpark_all()
+
+    def _abandon(self, req: _Request) -> None:
+        """The task awaiting `req` was cancelled: drop, flush or finish it in the background."""
+        if req.state is _State.DONE:  # answered (or failed) just before the cancellation
+            created = _created_fid(req.msg)
+            if req.reply is not None and created is not None and _creates(req.msg, req.reply):
+                self.discard_fid(created)
+            return
+        req.abandoned = True
+        self._orphans += 1
+        if _freed_fid(req.msg) is not None:
+            return  # Tclunk and Tremove always complete, so that the fid is released
+        if req.state is _State.QUEUED:
+            req.state = _State.DROPPED
+            created = _created_fid(req.msg)
+            if created is not None:
+                self._fids.give(created)
+            self._release(req)
+            return
+        tag = self._tags.take()
+        if tag is None:
+            return  # no tag for a Tflush: the reply is simply awaited in the background
+        req.flush = self._send_background(m.Tflush(tag, oldtag=req.msg.tag))
+        req.flush.flushed = req
+
+    def _send_background(self, msg: Message) -> _Request:
+        """Queue a request nobody awaits (Tflush, Tclunk); its reply is handled on arrival."""
+        req = _Request(msg, msg.encode(), None)
+        self._orphans += 1
+        self._pending[msg.tag] = req
+        self._outbox.send_nowait(req)
+        return req
+
+    def alloc_fid(self) -> int:
+        """A fid number for a new Tattach, Twalk or Txattrwalk (freed by its failure or clunk)."""
+        if self.closed:
+            raise self._connection_error()
+        fid = self._fids.take()
+        if fid is None:
+            raise OSError(errno.EMFILE, "no fid numbers left")
+        return fid
+
+    def discard_fid(self, fid: int) -> None:
+        """Clunk `fid` in the background (its number is reused once the server answers)."""
+        if self.closed:
+            return
+        tag = self._tags.take()
+        if tag is None:  # every tag in flight: leak the fid rather than block
+            log.warning("no tag left to clunk fid %d", fid)
+            return
+        self._send_background(m.Tclunk(tag, fid=fid))
+
+    @property
+    def fids_in_use(self) -> int:
+        """How many fid numbers are taken (live fids and those still being released)."""
+        return self._fids.in_use()
+
+    @property
+    def tags_in_use(self) -> int:
+        """How many tags are taken (requests in flight, flushes not yet answered)."""
+        return len(self._pending)
+
+    async def settle(self) -> None:
+        """Wait until the requests the client sent on its own (flushes, clunks) are answered."""
+        while self._orphans and not self.closed:
+            await self._settled.park()
+
+    # ---- requests ----
+
+    async def request(self, kind: Kind, **fields: Any) -> Message:
+        """Send one T-message and return its R-message; Rlerror raises OSError(ecode).
+
+        Fids created by the request must come from `alloc_fid`: a failed request
+        frees them. Raises ConnectionError if the connection is closed or lost.
+        """
+        if self.closed:
+            raise self._connection_error()
+        tag = self._tags.take()
+        while tag is None:
+            await self._tag_waiters.park()
+            if self.closed:
+                raise self._connection_error()
+            tag = self._tags.take()
+        msg = kind(tag, **fields)
+        try:
+            if _freed_fid(msg) is None:  # a clunk goes out even in a cancelled scope
+                await trio.lowlevel.checkpoint_if_cancelled()
+            frame = msg.encode()
+        except BaseException:
+            self._tags.give(tag)
+            self._tag_waiters.unpark()
+            created = _created_fid(msg)
+            if created is not None:
+                self._fids.give(created)
+            raise
+        req = _Request(msg, frame, trio.Event())
+        self._pending[tag] = req
+        self._outbox.send_nowait(req)
+        assert req.waiter is not None
+        try:
+            await req.waiter.wait()
+        except BaseException:
+            self._abandon(req)
+            raise
+        reply = req.reply
+        if reply is None:
+            raise self._connection_error()
+        if reply.kind is m.Rlerror:
+            raise OSError(reply.ecode, os.strerror(reply.ecode))
+        return reply
+
+    async def attach(self, aname: str, uname: str = "", n_uname: int = 0) -> Fid:
+        """The root fid of export `aname` (mount options after `;`) for user `n_uname`."""
+        fid = self.alloc_fid()
+        reply = await self.request(
+            m.Tattach, fid=fid, afid=NOFID, uname=uname, aname=aname, n_uname=n_uname
+        )
+        return Fid(self, fid, reply.qid)
+
+
+async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -> int:
+    """Tversion; return the msize both sides accept."""
+    if msize < MIN_MSIZE:
+        raise ValueError(f"msize {msize} is below the minimum of {MIN_MSIZE}")
+    request = m.Tversion(NOTAG, msize=msize, version=VERSION)
+    log.debug("-> %s", request)
+    await stream.send_all(request.encode())
+    frame = await reader.read()
+    if frame is None:
+        raise ConnectionError(errno.ECONNRESET, "the server closed the connection at Tversion")
+    reply = m.decode(frame)
+    log.debug("<- %s", reply)
+    if reply.kind is m.Rlerror:
+        raise OSError(reply.ecode, os.strerror(reply.ecode))
+    if reply.kind is not m.Rversion or reply.tag != NOTAG:
+        raise ProtocolError(f"expected Rversion, got {reply}")
+    if reply.version != VERSION:
+        why = ": it does not speak 9P2000.L" if reply.version == UNKNOWN_VERSION else ""
+        raise ConnectionError(
+            errno.EPROTONOSUPPORT, f"server answered version {reply.version!r} to {VERSION!r}{why}"
+        )
+    if not MIN_MSIZE <= reply.msize <= msize:
+        raise ProtocolError(f"server msize {reply.msize} is outside {MIN_MSIZE}..{msize}")
+    reader.max_size = reply.msize
+    return int(reply.msize)
+
+
+@asynccontextmanager
+async def connect(address: str | Address, *, msize: int = DEFAULT_MSIZE) -> AsyncIterator[Client]:
+    """Connect to a 9P2000.L server (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`)."""
+    if isinstance(address, str):
+        address = parse_address(address)
+    stream = await connect_stream(address)
+    async with Client.from_stream(stream, msize=msize) as client:
+        yield client

@@ -1,0 +1,423 @@
+"""`Fid`: one fid of a client connection and every 9P2000.L operation on it."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import os
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import messages as m
+from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
+from ..constants import MAXWELEM, GetattrMask, LockStatus, OpenFlag, SetattrMask
+from ..messages import Kind, Message, Qid
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .connection import Client
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Now(enum.Enum):
+    """`NOW` as a time given to `Fid.setattr`: the server's current time."""
+
+    NOW = "now"
+
+
+NOW = Now.NOW
+
+
+def make_setattr(
+    *,
+    mode: int | None = None,
+    uid: int | None = None,
+    gid: int | None = None,
+    size: int | None = None,
+    atime: int | Literal[Now.NOW] | None = None,
+    mtime: int | Literal[Now.NOW] | None = None,
+    ctime: bool = False,
+) -> SetAttr:
+    """A Tsetattr request from the changes given (times in ns since the epoch, or NOW)."""
+    valid = 0
+    values: dict[str, int] = {}
+    for name, value, bit in (
+        ("mode", mode, SetattrMask.MODE),
+        ("uid", uid, SetattrMask.UID),
+        ("gid", gid, SetattrMask.GID),
+        ("size", size, SetattrMask.SIZE),
+    ):
+        if value is not None:
+            valid |= bit
+            values[name] = value
+    for name, time, bit, set_bit in (
+        ("atime", atime, SetattrMask.ATIME, SetattrMask.ATIME_SET),
+        ("mtime", mtime, SetattrMask.MTIME, SetattrMask.MTIME_SET),
+    ):
+        if time is None:
+            continue
+        valid |= bit
+        if time is not NOW:
+            valid |= set_bit
+            values[f"{name}_sec"], values[f"{name}_nsec"] = divmod(time, 1_000_000_000)
+    if ctime:
+        valid |= SetattrMask.CTIME
+    return SetAttr(valid, **values)
+
+
+def _split(path: str) -> list[str]:
+    return [name for name in path.split("/") if name not in ("", ".")]
+
+
+class Fid:
+    """A server-side reference to one file; it follows the file across renames.
+
+    `async with fid:` clunks it on exit. Operations on a clunked fid raise EBADF.
+    """
+
+    def __init__(self, client: Client, fid: int, qid: Qid) -> None:
+        self.client = client
+        self.fid: int | None = fid
+        self.qid = qid
+        self.iounit = 0  # from Tlopen/Tlcreate; 0 means msize - IOHDRSZ
+
+    def __repr__(self) -> str:
+        return f"<Fid {self.fid} qid={self.qid}>"
+
+    async def __aenter__(self) -> Fid:
+        return self
+
+    async def __aexit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.clunk()
+
+    def _num(self) -> int:
+        if self.fid is None:
+            raise OSError(errno.EBADF, "the fid is clunked")
+        return self.fid
+
+    async def _call(self, kind: Kind, **fields: Any) -> Message:
+        return await self.client.request(kind, **fields)
+
+    def _iosize(self) -> int:
+        return min(self.iounit, self.client.iosize) if self.iounit else self.client.iosize
+
+    # ---- walking and releasing ----
+
+    async def walk(self, *names: str) -> Fid:
+        """A new fid for the file at `names` below this one (no names: a clone).
+
+        Walks 16 names per Twalk; a walk that stops early raises ENOENT.
+        """
+        num = self._num()
+        newfid = self.client.alloc_fid()
+        qid = self.qid
+        created = False  # newfid exists on the server once a whole chunk was walked
+        try:
+            for start in range(0, max(len(names), 1), MAXWELEM):
+                chunk = list(names[start : start + MAXWELEM])
+                source = newfid if created else num
+                reply = await self._call(m.Twalk, fid=source, newfid=newfid, wnames=chunk)
+                if len(reply.qids) < len(chunk):
+                    missing = names[start + len(reply.qids)]
+                    raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), missing)
+                created = True
+                if reply.qids:
+                    qid = reply.qids[-1]
+        except BaseException:
+            if created:
+                self.client.discard_fid(newfid)
+            raise
+        return Fid(self.client, newfid, qid)
+
+    async def clone(self) -> Fid:
+        """A new fid for the same file."""
+        return await self.walk()
+
+    async def clunk(self) -> None:
+        """Release the fid (a no-op if already clunked or the connection is gone).
+
+        Clunking a Txattrcreate fid commits the attribute: its failure raises here.
+        """
+        num, self.fid = self.fid, None
+        if num is None or self.client.closed:
+            return
+        with contextlib.suppress(ConnectionError):  # the server dropped it with the connection
+            await self._call(m.Tclunk, fid=num)
+
+    def _discard(self) -> None:
+        """Clunk in the background, without waiting (for cleanup on errors and cancellation)."""
+        num, self.fid = self.fid, None
+        if num is not None:
+            self.client.discard_fid(num)
+
+    async def remove(self) -> None:
+        """Remove the file and clunk the fid, whatever the outcome (Tremove).
+
+        Like a clunk, the request goes out even if the calling task is cancelled.
+        """
+        num, self.fid = self._num(), None
+        await self._call(m.Tremove, fid=num)
+
+    # ---- attributes ----
+
+    async def getattr(self, mask: int = GetattrMask.ALL) -> Attr:
+        """The file's attributes (`mask`: the GetattrMask fields wanted)."""
+        reply = await self._call(m.Tgetattr, fid=self._num(), request_mask=mask)
+        return Attr(**{name: reply.fields[name] for name in m.Rgetattr.fields})
+
+    async def setattr(
+        self,
+        attr: SetAttr | None = None,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        size: int | None = None,
+        atime: int | Literal[Now.NOW] | None = None,
+        mtime: int | Literal[Now.NOW] | None = None,
+        ctime: bool = False,
+    ) -> None:
+        """Change attributes: give a SetAttr, or keywords (times in ns since the epoch, or NOW)."""
+        changes = make_setattr(
+            mode=mode, uid=uid, gid=gid, size=size, atime=atime, mtime=mtime, ctime=ctime
+        )
+        if attr is None:
+            attr = changes
+        elif changes.valid:
+            raise TypeError("setattr takes a SetAttr or keywords, not both")
+        values = {f.name: getattr(attr, f.name) for f in fields(attr)}
+        await self._call(m.Tsetattr, fid=self._num(), **values)
+
+    async def statfs(self) -> StatFs:
+        """Figures of the filesystem holding the file."""
+        reply = await self._call(m.Tstatfs, fid=self._num())
+        return StatFs(**{name: reply.fields[name] for name in m.Rstatfs.fields})
+
+    # ---- opening and I/O ----
+
+    async def open(self, flags: int) -> tuple[Qid, int]:
+        """Open the fid for I/O (`flags`: OpenFlag); return the qid and iounit."""
+        reply = await self._call(m.Tlopen, fid=self._num(), flags=flags)
+        self.qid, self.iounit = reply.qid, reply.iounit
+        return reply.qid, int(reply.iounit)
+
+    async def create(self, name: str, flags: int, mode: int, gid: int = 0) -> Qid:
+        """Create regular file `name` in this directory; this fid becomes the new file, open."""
+        reply = await self._call(
+            m.Tlcreate, fid=self._num(), name=name, flags=flags, mode=mode, gid=gid
+        )
+        self.qid, self.iounit = reply.qid, reply.iounit
+        return reply.qid  # type: ignore[no-any-return]
+
+    async def read(self, offset: int, count: int) -> bytes:
+        """Up to `count` bytes at `offset`, in iounit-sized Treads; fewer only at end of file."""
+        num, chunk = self._num(), self._iosize()
+        parts: list[bytes] = []
+        while count > 0:
+            want = min(count, chunk)
+            data: bytes = (await self._call(m.Tread, fid=num, offset=offset, count=want)).data
+            parts.append(data)
+            offset += len(data)
+            count -= len(data)
+            if len(data) < want:
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def write(self, offset: int, data: Buffer) -> int:
+        """Write `data` at `offset` in iounit-sized Twrites; return the bytes written."""
+        num, chunk = self._num(), self._iosize()
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            piece = view[done : done + chunk]
+            reply = await self._call(m.Twrite, fid=num, offset=offset + done, data=piece)
+            done += reply.count
+            if reply.count < len(piece):
+                break
+        return done
+
+    async def readdir_chunk(self, offset: int, count: int) -> list[Dirent]:
+        """One Treaddir: entries after cookie `offset` (0: from the start) in `count` bytes."""
+        reply = await self._call(m.Treaddir, fid=self._num(), offset=offset, count=count)
+        return [Dirent(*entry) for entry in m.decode_dirents(reply.data)]
+
+    async def readdir(self) -> list[Dirent]:
+        """Every entry of this open directory."""
+        entries: list[Dirent] = []
+        offset = 0
+        while chunk := await self.readdir_chunk(offset, self.client.iosize):
+            entries += chunk
+            offset = chunk[-1].offset
+        return entries
+
+    async def fsync(self, datasync: bool = False) -> None:
+        """Flush the open file to stable storage (only its data if `datasync`)."""
+        await self._call(m.Tfsync, fid=self._num(), datasync=int(datasync))
+
+    # ---- directory operations (this fid is the directory) ----
+
+    async def mkdir(self, name: str, mode: int, gid: int = 0) -> Qid:
+        """Make directory `name` in this directory."""
+        reply = await self._call(m.Tmkdir, dfid=self._num(), name=name, mode=mode, gid=gid)
+        return reply.qid  # type: ignore[no-any-return]
+
+    async def symlink(self, name: str, target: str, gid: int = 0) -> Qid:
+        """Make `name` in this directory a symbolic link to `target`."""
+        reply = await self._call(m.Tsymlink, fid=self._num(), name=name, symtgt=target, gid=gid)
+        return reply.qid  # type: ignore[no-any-return]
+
+    async def mknod(
+        self, name: str, mode: int, major: int = 0, minor: int = 0, gid: int = 0
+    ) -> Qid:
+        """Make a device node, fifo or socket (`mode` includes the S_IF* type bits)."""
+        reply = await self._call(
+            m.Tmknod, dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid
+        )
+        return reply.qid  # type: ignore[no-any-return]
+
+    async def link(self, target: Fid, name: str) -> None:
+        """Make `name` in this directory a hard link to `target`."""
+        await self._call(m.Tlink, dfid=self._num(), fid=target._num(), name=name)
+
+    async def renameat(self, oldname: str, newdir: Fid, newname: str) -> None:
+        """Move `oldname` of this directory to `newname` in `newdir`."""
+        await self._call(
+            m.Trenameat,
+            olddirfid=self._num(),
+            oldname=oldname,
+            newdirfid=newdir._num(),
+            newname=newname,
+        )
+
+    async def unlinkat(self, name: str, flags: int = 0) -> None:
+        """Remove `name` from this directory (flags: AT_REMOVEDIR for a directory)."""
+        await self._call(m.Tunlinkat, dirfid=self._num(), name=name, flags=flags)
+
+    # ---- operations on the file itself ----
+
+    async def readlink(self) -> str:
+        """The target of this symbolic link."""
+        return (await self._call(m.Treadlink, fid=self._num())).target  # type: ignore[no-any-return]
+
+    async def rename(self, newdir: Fid, name: str) -> None:
+        """Move this file to `name` in `newdir` (Trename)."""
+        await self._call(m.Trename, fid=self._num(), dfid=newdir._num(), name=name)
+
+    # ---- extended attributes ----
+
+    async def _xattr_read(self, name: str) -> bytes:
+        newfid = self.client.alloc_fid()
+        reply = await self._call(m.Txattrwalk, fid=self._num(), newfid=newfid, name=name)
+        async with Fid(self.client, newfid, self.qid) as xfid:
+            return await xfid.read(0, reply.size) if reply.size else b""
+
+    async def getxattr(self, name: str) -> bytes:
+        """The value of extended attribute `name` (ENODATA if it has none)."""
+        return await self._xattr_read(name)
+
+    async def listxattr(self) -> list[str]:
+        """The names of the file's extended attributes."""
+        names = await self._xattr_read("")
+        return [n.decode("utf-8", "surrogateescape") for n in names.split(b"\0") if n]
+
+    async def _xattr_write(self, name: str, value: Buffer, flags: int) -> None:
+        xfid = await self.clone()
+        try:
+            size = memoryview(value).nbytes
+            await self._call(
+                m.Txattrcreate, fid=xfid._num(), name=name, attr_size=size, flags=flags
+            )
+            if await xfid.write(0, value) != size:
+                raise OSError(errno.EIO, f"short write of xattr {name!r}")
+        except BaseException:
+            xfid._discard()
+            raise
+        await xfid.clunk()  # the server sets (or removes) the attribute now
+
+    async def setxattr(self, name: str, value: Buffer, flags: int = 0) -> None:
+        """Set attribute `name` (flags: XATTR_CREATE, XATTR_REPLACE); an empty value removes it."""
+        await self._xattr_write(name, value, flags)
+
+    async def removexattr(self, name: str) -> None:
+        """Remove attribute `name` (Txattrcreate of size 0, then clunk, as the kernel does)."""
+        await self._xattr_write(name, b"", 0)
+
+    # ---- locks ----
+
+    async def lock(
+        self,
+        type: int,
+        start: int = 0,
+        length: int = 0,
+        flags: int = 0,
+        proc_id: int | None = None,
+        client_id: str | None = None,
+    ) -> LockStatus:
+        """Set or clear (type UNLCK) a POSIX lock on this open file; length 0: to the end."""
+        reply = await self._call(
+            m.Tlock,
+            fid=self._num(),
+            type=type,
+            flags=flags,
+            start=start,
+            length=length,
+            proc_id=os.getpid() if proc_id is None else proc_id,
+            client_id=self.client.client_id if client_id is None else client_id,
+        )
+        return LockStatus(reply.status)
+
+    async def getlock(
+        self,
+        type: int,
+        start: int = 0,
+        length: int = 0,
+        proc_id: int | None = None,
+        client_id: str | None = None,
+    ) -> Lock:
+        """The first lock that conflicts with the one described, or it with type UNLCK."""
+        reply = await self._call(
+            m.Tgetlock,
+            fid=self._num(),
+            type=type,
+            start=start,
+            length=length,
+            proc_id=os.getpid() if proc_id is None else proc_id,
+            client_id=self.client.client_id if client_id is None else client_id,
+        )
+        return Lock(**{name: reply.fields[name] for name in m.Rgetlock.fields})
+
+    # ---- path helpers ----
+
+    async def walk_path(self, path: str) -> Fid:
+        """A new fid for `path` (names separated by `/`) below this one."""
+        return await self.walk(*_split(path))
+
+    async def read_file(self, path: str) -> bytes:
+        """The whole content of the file at `path`."""
+        async with await self.walk_path(path) as f:
+            await f.open(OpenFlag.RDONLY)
+            parts: list[bytes] = []
+            offset = 0
+            while data := await f.read(offset, f._iosize()):
+                parts.append(data)
+                offset += len(data)
+            return b"".join(parts)
+
+    async def write_file(self, path: str, data: Buffer, mode: int = 0o644) -> None:
+        """Create or truncate the file at `path` and write `data` to it."""
+        *parent, name = _split(path) or [""]
+        async with await self.walk(*parent) as f:
+            await f.create(name, OpenFlag.WRONLY | OpenFlag.CREAT | OpenFlag.TRUNC, mode)
+            if await f.write(0, data) != memoryview(data).nbytes:
+                raise OSError(errno.EIO, f"short write to {path!r}")
+
+    async def listdir(self, path: str = "") -> list[str]:
+        """The names in the directory at `path`, without `.` and `..`."""
+        async with await self.walk_path(path) as d:
+            await d.open(OpenFlag.RDONLY | OpenFlag.DIRECTORY)
+            return [e.name for e in await d.readdir() if e.name not in (".", "..")]
