@@ -1,0 +1,96 @@
+"""An opened host file or directory: I/O, directory listing and locks (a `Handle`)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+
+import trio
+
+from ninep.backend import Dirent, Lock
+from ninep.messages import Qid
+
+from . import locks
+from .attrs import dirent_qid, dirent_type
+from .hostio import INLINE_IO_MAX, bad_values_are_einval, in_thread
+from .names import list_dir
+
+READDIR_MAX = 1 << 14  # entries handed to the server per call; it keeps what fits
+
+
+class VolHandle:
+    """A host fd opened for I/O; for a directory, a listing snapshot served by index.
+
+    The listing is taken when readdir asks for offset 0 (or first asks at all),
+    `.` and `..` included; entry i has cookie i + 1, so offsets stay valid
+    however the directory changes meanwhile.
+    """
+
+    def __init__(
+        self, fd: int, *, mode: int, read_only: bool, dots: tuple[Qid, Qid] | None
+    ) -> None:
+        self._fd = fd
+        self._regular = stat.S_ISREG(mode)
+        self._stream = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+        self._read_only = read_only
+        self._dots = dots  # qids of "." and "..": set for a directory
+        self._listing: list[Dirent] | None = None
+        self._listing_lock = trio.Lock()
+
+    @property
+    def fd(self) -> int:
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "handle is closed")
+        return self._fd
+
+    async def read(self, offset: int, count: int) -> bytes:
+        fd = self.fd
+        with bad_values_are_einval():
+            if self._stream:  # fifos, sockets, char devices have no offsets
+                return await in_thread(os.read, fd, count)
+            if self._regular and count <= INLINE_IO_MAX:
+                return os.pread(fd, count, offset)
+            return await in_thread(os.pread, fd, count, offset)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        if self._read_only:
+            raise OSError(errno.EROFS, "read-only export")
+        fd = self.fd
+        with bad_values_are_einval():
+            if self._stream:
+                return await in_thread(os.write, fd, data)
+            if self._regular and len(data) <= INLINE_IO_MAX:
+                return os.pwrite(fd, data, offset)
+            return await in_thread(os.pwrite, fd, data, offset)
+
+    async def readdir(self, offset: int) -> Sequence[Dirent]:
+        if self._dots is None:
+            raise OSError(errno.ENOTDIR, "not an opened directory")
+        async with self._listing_lock:
+            if offset == 0 or self._listing is None:
+                self._listing = await self._snapshot(self._dots)
+        return self._listing[offset : offset + READDIR_MAX]
+
+    async def _snapshot(self, dots: tuple[Qid, Qid]) -> list[Dirent]:
+        rows = [(".", dots[0], stat.S_IFDIR), ("..", dots[1], stat.S_IFDIR)]
+        for name, ino, mode in await in_thread(list_dir, self.fd):
+            rows.append((name, dirent_qid(ino, mode), mode))
+        return [
+            Dirent(qid, i + 1, dirent_type(mode), name) for i, (name, qid, mode) in enumerate(rows)
+        ]
+
+    async def fsync(self, datasync: bool) -> None:
+        await in_thread(os.fdatasync if datasync else os.fsync, self.fd)
+
+    async def lock(self, flags: int, lock: Lock) -> int:
+        return locks.set_lock(self.fd, lock)
+
+    async def getlock(self, lock: Lock) -> Lock:
+        return locks.get_lock(self.fd, lock)
+
+    async def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
