@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the tests need (the kernel-client tests boot a guest with QEMU).
-TEST_PACKAGES := qemu-system-x86 cpio diod git attr sqlite3 util-linux busybox-static
+TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux
 
 .PHONY: all setup test lint check demo bench guest-test clean
 

@@ -12,6 +12,8 @@ from ninep.server import Server
 from ninep.transport import Address
 from volfs.export import open_export
 
+from .guest.fixtures import guest_runner, p9_server_factory  # noqa: F401
+
 
 @pytest.fixture
 def export_dir(tmp_path: Path) -> Path:
