@@ -20,7 +20,7 @@ DEMO = Path(__file__).resolve().parent.parent / "demo"
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     cmd = [sys.executable, "-m", "ninep", "--export", f"C={DEMO}", "-v",
            "--listen", "tcp:127.0.0.1:0"]  # fmt: skip
-    print("$", " ".join(cmd[2:]).replace(str(DEMO), "./demo"))
+    print("$ ninep-server", " ".join(cmd[3:]).replace(str(DEMO), "./demo"))
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     seen = b""
