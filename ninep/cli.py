@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import trio
 
 from .backend import Export
-from .constants import DEFAULT_MSIZE, MIN_MSIZE
+from .constants import MIN_MSIZE, SERVER_MSIZE
 from .server import Server
 from .transport import DEFAULT_ADDRESS, Address, parse_address
 
@@ -78,8 +78,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--msize",
         type=_msize_arg,
-        default=DEFAULT_MSIZE,
-        help=f"largest message size accepted (default {DEFAULT_MSIZE})",
+        default=SERVER_MSIZE,
+        help=f"largest message size accepted (default {SERVER_MSIZE}: 1 MiB of data + headers)",
     )
     p.add_argument(
         "--backend", default="volfs", help="export backend (entry point group ninep.backends)"

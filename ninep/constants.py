@@ -12,7 +12,8 @@ NONUNAME = 0xFFFFFFFF
 HEADER_SIZE = 7  # size[4] type[1] tag[2]
 IOHDRSZ = 24  # header of Rread/Twrite: what the kernel subtracts from msize per I/O
 MIN_MSIZE = 4096
-DEFAULT_MSIZE = 1 << 20
+DEFAULT_MSIZE = 1 << 20  # what a client asks for by default
+SERVER_MSIZE = DEFAULT_MSIZE + 4096  # a server's default cap: a whole 1 MiB I/O fits one message
 MAXWELEM = 16
 
 

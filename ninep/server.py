@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import trio
 
 from .backend import Export
-from .constants import DEFAULT_MSIZE, MIN_MSIZE
+from .constants import MIN_MSIZE, SERVER_MSIZE
 from .session import Session
 from .transport import Address, fd_stream, open_listeners
 
@@ -20,7 +20,7 @@ log = logging.getLogger("ninep.server")
 class Server:
     """Serves a set of named exports to any number of connections."""
 
-    def __init__(self, exports: Mapping[str, Export], max_msize: int = DEFAULT_MSIZE) -> None:
+    def __init__(self, exports: Mapping[str, Export], max_msize: int = SERVER_MSIZE) -> None:
         if max_msize < MIN_MSIZE:
             raise ValueError(f"msize {max_msize} is below the minimum of {MIN_MSIZE}")
         self.exports = dict(exports)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from ninep import messages as m
 from ninep.backend import Export, File, Handle, User
-from ninep.constants import NOFID, GetattrMask, OpenFlag
+from ninep.constants import NOFID, SERVER_MSIZE, GetattrMask, OpenFlag
 from ninep.server import Server
 from volfs.export import open_export
 
@@ -26,7 +26,7 @@ from .rawconn import RawConn
 async def test_version_clamps_msize(server_address: str) -> None:
     conn = await RawConn.open(server_address)
     reply = await conn.call(m.Tversion(0xFFFF, msize=16 << 20, version="9P2000.L"))
-    assert (reply.kind, reply.msize, reply.version) == (m.Rversion, 1 << 20, "9P2000.L")
+    assert (reply.kind, reply.msize, reply.version) == (m.Rversion, SERVER_MSIZE, "9P2000.L")
     reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version="9P2000.L"))
     assert reply.msize == 65536
 

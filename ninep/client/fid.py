@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .connection import Client
 
 Buffer = bytes | bytearray | memoryview
+_U64 = (1 << 64) - 1
 
 
 class Now(enum.Enum):
@@ -62,7 +63,8 @@ def make_setattr(
         valid |= bit
         if time is not NOW:
             valid |= set_bit
-            values[f"{name}_sec"], values[f"{name}_nsec"] = divmod(time, 1_000_000_000)
+            sec, values[f"{name}_nsec"] = divmod(time, 1_000_000_000)
+            values[f"{name}_sec"] = sec & _U64  # before 1970: two's complement, as on the wire
     if ctime:
         valid |= SetattrMask.CTIME
     return SetAttr(valid, **values)

@@ -1,0 +1,121 @@
+"""The inode table: FUSE inode numbers, lookup counts, and each inode's fid and path.
+
+An inode's number is the server's qid path, except that the root's qid path and
+FUSE's root number 1 trade places. Each `Node` keeps a fid on the connection it
+was reached on (or none), its lookup count (the kernel's references), and its
+parent and name, so that after a reconnection it can be walked to again from the
+root. A node the kernel has forgotten is kept while a child still refers to it
+(its path is needed), and is revived if the kernel looks it up again.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import pyfuse3
+
+from ninep.client import Fid
+
+ROOT = pyfuse3.ROOT_INODE
+
+
+class Node:
+    """One file the kernel knows."""
+
+    __slots__ = ("__weakref__", "fid", "ino", "lookups", "name", "parent", "stamp")
+
+    def __init__(self, ino: int, parent: Node | None, name: str, fid: Fid | None) -> None:
+        self.ino = ino
+        self.parent = parent  # None for the root
+        self.name = name  # the name in `parent` it was last reached by
+        self.fid = fid  # not opened: used for walks, getattr, setattr, directory operations
+        self.lookups = 0
+        self.stamp: tuple[int, int, int] | None = None  # (mtime s, mtime ns, size) at last open
+
+    def __repr__(self) -> str:
+        return f"<Node {self.ino} {'/'.join(self.path())!r}>"
+
+    def path(self) -> list[str]:
+        """The names leading from the root to this file (as last known)."""
+        names: list[str] = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            names.append(node.name)
+            node = node.parent
+        names.reverse()
+        return names
+
+
+class InodeTable:
+    """Nodes by inode number, with the lookup counting FUSE requires."""
+
+    def __init__(self, root_qid_path: int, root_fid: Fid | None = None) -> None:
+        self.root_qid_path = root_qid_path
+        self.root = Node(ROOT, None, "", root_fid)
+        self._nodes: dict[int, Node] = {ROOT: self.root}
+        self._limbo: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def ino(self, qid_path: int) -> int:
+        """The inode number of a qid path."""
+        if qid_path == self.root_qid_path:
+            return ROOT
+        if qid_path == ROOT:
+            return self.root_qid_path
+        return qid_path
+
+    def get(self, ino: int) -> Node | None:
+        """The node of inode `ino`, if the kernel knows it."""
+        return self._nodes.get(ino)
+
+    def find(self, ino: int) -> Node | None:
+        """The node of inode `ino`, even a forgotten one still kept as a parent."""
+        return self._nodes.get(ino) or self._limbo.get(ino)
+
+    def add(
+        self, parent: Node, name: str, qid_path: int, fid: Fid | None
+    ) -> tuple[Node, Fid | None]:
+        """Count one lookup of `name` in `parent`, found to be `qid_path` through `fid`.
+
+        Returns the node and the fid left over (to clunk) if the node already has a
+        fid on the same connection.
+        """
+        ino = self.ino(qid_path)
+        node = self._nodes.get(ino)
+        if node is None:
+            node = self._limbo.pop(ino, None)
+            if node is None:
+                node = Node(ino, parent, name, None)
+            self._nodes[ino] = node
+        if node is not self.root and name not in (".", ".."):
+            node.parent, node.name = parent, name
+        node.lookups += 1
+        spare: Fid | None = fid
+        held = node.fid
+        if fid is not None and (held is None or held.fid is None or held.client is not fid.client):
+            node.fid, spare = fid, None  # the node had no fid on this connection
+        return node, spare
+
+    def forget(self, ino: int, count: int) -> Fid | None:
+        """Drop `count` lookups; at zero the node leaves the table and its fid is returned."""
+        node = self._nodes.get(ino)
+        if node is None or node is self.root:
+            return None
+        node.lookups -= count
+        if node.lookups > 0:
+            return None
+        del self._nodes[ino]
+        self._limbo[ino] = node
+        fid, node.fid = node.fid, None
+        return fid
+
+    def moved(self, node: Node, parent: Node, name: str) -> None:
+        """Record that `node` is now `name` in `parent`."""
+        if node is not self.root:
+            node.parent, node.name = parent, name
+
+    def fids(self) -> list[Fid]:
+        """Every fid the nodes hold (the root's included)."""
+        return [n.fid for n in self._nodes.values() if n.fid is not None]

@@ -1,0 +1,295 @@
+"""drvfs as a user meets it: mounted with its command lines, the host export seen through it,
+the server killed and restarted under it, and unmounted by signal, command, or umount(8)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drvfs.cli import helper_script
+
+from . import posix_checks
+from .drvfs_harness import PYTHON, TIMEOUT, ServerProcess, drvfs_mount, is_mounted, short_dir
+from .posix_checks import RENAME_EXCHANGE, renameat2
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
+)
+
+DRVFS = [PYTHON, "-m", "drvfs"]
+MOUNT_HELPER = [PYTHON, "-c", "import sys; from drvfs.cli import mount_helper as m; sys.exit(m())"]
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Iterator[tuple[Path, ServerProcess]]:
+    with drvfs_mount(tmp_path) as (mountpoint, server, _mount):
+        yield mountpoint, server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server alone, for tests that mount by themselves."""
+    (tmp_path / "export").mkdir()
+    with short_dir() as sockets:
+        server = ServerProcess(tmp_path / "export", sockets / "9p.sock")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _errnos_in_child(code: str) -> list[int]:
+    """Run `code` (which prints errnos) in a child process: a hang fails instead of blocking."""
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return [int(n) for n in done.stdout.split()]
+
+
+def _drvfs_pids(mountpoint: Path) -> list[int]:
+    """Processes serving `mountpoint` (their command line names it)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"drvfs" in b" ".join(argv) and str(mountpoint).encode() in argv:
+                pids.append(int(entry))
+    return pids
+
+
+def _wait_exit(pid: int) -> None:
+    """Wait until process `pid` (not our child) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([fd], [], [], TIMEOUT)[0], f"process {pid} did not exit"
+    finally:
+        os.close(fd)
+
+
+# ---- the export seen through the mount ----
+
+
+def test_inode_numbers_are_the_servers_qid_paths(mounted: tuple[Path, ServerProcess]) -> None:
+    mnt, server = mounted
+    (mnt / "d").mkdir()
+    (mnt / "d" / "f").write_text("x")
+    os.symlink("f", mnt / "d" / "l")
+    assert os.stat(mnt).st_ino == 1  # FUSE's root
+    for rel in ("d", "d/f", "d/l"):
+        assert os.lstat(mnt / rel).st_ino == os.lstat(server.export / rel).st_ino  # volfs: host ino
+
+
+def test_host_and_mount_see_the_same_files(mounted: tuple[Path, ServerProcess]) -> None:
+    mnt, server = mounted
+    data = os.urandom(3 << 20)
+    (mnt / "from-mount").write_bytes(data)
+    assert (server.export / "from-mount").read_bytes() == data
+    (server.export / "from-host").write_bytes(data[::-1])
+    assert (mnt / "from-host").read_bytes() == data[::-1]
+    os.chmod(mnt / "from-mount", 0o600)
+    os.utime(mnt / "from-mount", ns=(5, 6_000_000_007))
+    st = os.stat(server.export / "from-mount")
+    assert (st.st_mode & 0o777, st.st_mtime_ns) == (0o600, 6_000_000_007)
+    assert sorted(os.listdir(mnt)) == sorted(os.listdir(server.export))
+
+
+def test_page_cache_is_kept_while_mtime_and_size_do_not_change(
+    mounted: tuple[Path, ServerProcess],
+) -> None:
+    mnt, server = mounted
+    host = server.export / "cached"
+    host.write_bytes(b"A" * 8192)
+    assert (mnt / "cached").read_bytes() == b"A" * 8192
+    st = host.stat()
+    host.write_bytes(b"B" * 8192)  # same size; put the mtime back: nothing tells a change
+    os.utime(host, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (mnt / "cached").read_bytes() == b"A" * 8192  # served from the kernel's page cache
+    os.utime(host, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert (mnt / "cached").read_bytes() == b"B" * 8192  # a new mtime: the cache is dropped
+
+
+def test_rename_exchange_is_refused(mounted: tuple[Path, ServerProcess]) -> None:
+    mnt, _ = mounted
+    (mnt / "a").write_text("a")
+    (mnt / "b").write_text("b")
+    with posix_checks.raises_errno(errno.EINVAL):
+        renameat2(mnt / "a", mnt / "b", RENAME_EXCHANGE)
+    assert (mnt / "a").read_text() == "a" and (mnt / "b").read_text() == "b"
+
+
+def test_server_errors_reach_the_application(mounted: tuple[Path, ServerProcess]) -> None:
+    mnt, server = mounted
+    (server.export / "dir").mkdir()
+    (server.export / "dir" / "f").write_text("")
+    with posix_checks.raises_errno(errno.ENOTEMPTY):
+        os.rmdir(mnt / "dir")
+    with posix_checks.raises_errno(errno.ENAMETOOLONG):
+        os.mkdir(mnt / ("n" * 300))
+
+
+WRITEBACK_CHECKS = ("write_read_and_offsets", "truncate", "open_flags", "mmap", "rename_open_file",
+                    "unlink_while_open", "concurrent_io", "tar_round_trip")  # fmt: skip
+UNCACHED_CHECKS = ("write_read_and_offsets", "open_flags", "directories", "rename", "hard_links",
+                   "symlinks", "unlink_while_open")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "checks"),
+    [("writeback_cache", WRITEBACK_CHECKS), ("attr_timeout=0,entry_timeout=0", UNCACHED_CHECKS)],
+    ids=["writeback_cache", "no_attr_cache"],
+)
+def test_other_cache_settings(tmp_path: Path, options: str, checks: tuple[str, ...]) -> None:
+    with drvfs_mount(tmp_path, options) as (mnt, server, _):
+        for name in checks:
+            (mnt / name).mkdir()
+            posix_checks.CHECKS[name](mnt / name)
+        assert sorted(os.listdir(server.export)) == sorted(checks)
+
+
+# ---- faults ----
+
+
+def test_server_killed_and_restarted_under_the_mount(mounted: tuple[Path, ServerProcess]) -> None:
+    mnt, server = mounted
+    data = os.urandom(4 << 20)
+    (mnt / "kept.bin").write_bytes(data)
+    (mnt / "dir").mkdir()
+    (mnt / "dir" / "f").write_text("inside")
+    with open(mnt / "kept.bin", "r+b", buffering=0) as f:
+        assert f.read(4096) == data[:4096]
+
+        server.kill()
+        lost = _errnos_in_child(f"""
+import os
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as e:
+        print(e.errno)
+    else:
+        print(0)
+errno_of(lambda: os.listdir({str(mnt)!r}))
+errno_of(lambda: os.stat({str(mnt / "never-seen")!r}))
+errno_of(lambda: open({str(mnt / "new")!r}, "w"))
+""")
+        assert lost and all(e in (errno.ENOTCONN, errno.EIO) for e in lost), lost
+
+        server.start()
+        assert sorted(os.listdir(mnt)) == ["dir", "kept.bin"]
+        f.seek(3 << 20)
+        assert f.read(4096) == data[3 << 20 : (3 << 20) + 4096]  # open across the restart
+        f.seek(100)
+        f.write(b"after the restart")
+    assert (server.export / "kept.bin").read_bytes()[100:117] == b"after the restart"
+    assert (mnt / "dir" / "f").read_text() == "inside"
+    (mnt / "new").write_text("created")
+    assert (server.export / "new").read_text() == "created"
+
+
+# ---- mounting and unmounting ----
+
+
+def test_sigterm_unmounts_cleanly(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path) as (mnt, _server, mount):
+        (mnt / "f").write_text("x")
+        assert is_mounted(mnt)
+        assert mount.stop() == 0
+        assert not is_mounted(mnt)
+
+
+def test_drvfs_umount_ends_the_mount_process(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path) as (mnt, _server, mount):
+        done = subprocess.run([*DRVFS, "umount", str(mnt)], timeout=TIMEOUT)
+        assert done.returncode == 0
+        assert mount.proc is not None and mount.proc.wait(TIMEOUT) == 0
+        assert not is_mounted(mnt)
+
+
+def test_mount_helper_mounts_in_the_background(tmp_path: Path, server: ServerProcess) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (server.export / "hello").write_text("hi")
+    command = [*MOUNT_HELPER, "C:", str(mnt), "-o", f"server={server.address},noatime"]
+    try:
+        assert subprocess.run(command, timeout=TIMEOUT).returncode == 0
+        assert is_mounted(mnt)
+        assert (mnt / "hello").read_text() == "hi"
+        pids = _drvfs_pids(mnt)
+        assert len(pids) == 1
+        assert subprocess.run(["umount", str(mnt)], timeout=TIMEOUT).returncode == 0
+        _wait_exit(pids[0])
+        assert not is_mounted(mnt)
+    finally:
+        if is_mounted(mnt):
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_mount_helper_exit_codes(tmp_path: Path, server: ServerProcess) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+
+    def helper(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*MOUNT_HELPER, *args], capture_output=True, text=True,
+                              timeout=TIMEOUT)  # fmt: skip
+
+    bad = helper("C:", str(mnt), "-o", f"server={server.address},bogus")
+    assert bad.returncode == 1 and "unknown mount option 'bogus'" in bad.stderr
+    away = helper("C:", str(mnt), "-o", f"server=unix:{tmp_path}/nobody-there")
+    assert away.returncode == 32 and "cannot reach the 9P server" in away.stderr
+    refused = helper("Z:", str(mnt), "-o", f"server={server.address}")  # no such export
+    assert refused.returncode == 32 and "refused 'Z': No such file" in refused.stderr
+    nowhere = helper("C:", str(tmp_path / "missing"), "-o", f"server={server.address}")
+    assert nowhere.returncode == 32 and "not a directory" in nowhere.stderr
+    fake = helper("C:", str(mnt), "-f", "-o", f"server={server.address}")
+    assert fake.returncode == 0 and not is_mounted(mnt)
+    assert helper("C:", str(mnt)).returncode == 32  # the default server address: nobody there
+    assert not is_mounted(mnt)
+
+
+def test_drvfs_mount_usage_errors_exit_1(tmp_path: Path) -> None:
+    done = subprocess.run([*DRVFS, "mount", "-o", "case=upper", "C", str(tmp_path)],
+                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 1 and "'case' expects off, dir or force" in done.stderr
+    done = subprocess.run([*DRVFS, "frobnicate"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 1
+
+
+def test_mount_t_drvfs_through_the_installed_helper(tmp_path: Path, server: ServerProcess) -> None:
+    link = Path("/sbin") / "mount.drvfs"
+    if shutil.which("mount") is None or not helper_script().exists():
+        pytest.skip("needs mount(8) and the installed mount.drvfs script")
+    if link.exists() or link.is_symlink():
+        pytest.skip(f"{link} already exists: not touching it")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (server.export / "seen").write_text("through mount -t drvfs")
+    install = [sys.executable, "-m", "drvfs", "install-helper", "--dir", "/sbin"]
+    try:
+        assert subprocess.run(install, capture_output=True, timeout=TIMEOUT).returncode == 0
+        assert link.resolve() == helper_script().resolve()
+        command = ["mount", "-t", "drvfs", "C:", str(mnt), "-o", f"server={server.address}"]
+        assert subprocess.run(command, timeout=TIMEOUT).returncode == 0
+        assert (mnt / "seen").read_text() == "through mount -t drvfs"
+        pids = _drvfs_pids(mnt)
+        assert subprocess.run(["umount", str(mnt)], timeout=TIMEOUT).returncode == 0
+        for pid in pids:
+            _wait_exit(pid)
+    finally:
+        if is_mounted(mnt):
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+        subprocess.run([*install, "--remove"], check=False)
+    assert not link.exists() and not link.is_symlink()

@@ -1,0 +1,102 @@
+"""drvfs mount options: where each goes, what is refused, how mount sources name exports."""
+
+from __future__ import annotations
+
+import pytest
+
+from drvfs.options import (
+    DEFAULT_MSIZE,
+    FUSE_IO_SIZE,
+    MountOptions,
+    OptionError,
+    export_name,
+    parse_options,
+)
+from ninep.constants import IOHDRSZ
+from ninep.transport import DEFAULT_ADDRESS
+
+
+def test_defaults() -> None:
+    opts = parse_options("")
+    assert opts.server == DEFAULT_ADDRESS
+    assert opts.aname("C") == "C"
+    assert opts.fuse == {"default_permissions"}
+    assert not opts.read_only and not opts.writeback_cache
+    assert opts.msize == DEFAULT_MSIZE == FUSE_IO_SIZE + IOHDRSZ
+
+
+def test_server_options_travel_in_the_aname_in_order() -> None:
+    opts = parse_options("metadata,case=dir,uid=1000,gid=1000,umask=022,fmask=111,dmask=0")
+    assert opts.aname("C") == "C;metadata;case=dir;uid=1000;gid=1000;umask=022;fmask=111;dmask=0"
+    assert opts.fuse == {"default_permissions"}
+
+
+def test_a_repeated_server_option_counts_once_with_the_last_value() -> None:
+    assert parse_options("uid=1,metadata,uid=2").aname("D") == "D;metadata;uid=2"
+
+
+def test_ro_goes_to_the_server_and_to_fuse() -> None:
+    opts = parse_options("ro")
+    assert opts.aname("C") == "C;ro"
+    assert "ro" in opts.fuse and opts.read_only
+
+
+def test_fuse_and_client_options() -> None:
+    opts = parse_options(
+        "allow_other,noatime,nosuid,server=unix:/run/9p.sock,attr_timeout=2.5,"
+        "entry_timeout=0,negative_timeout=3,writeback_cache,msize=65536"
+    )
+    assert opts.fuse == {"default_permissions", "allow_other", "noatime", "nosuid"}
+    assert opts.server == "unix:/run/9p.sock"
+    assert (opts.attr_timeout, opts.entry_timeout, opts.negative_timeout) == (2.5, 0.0, 3.0)
+    assert opts.writeback_cache and opts.msize == 65536
+    assert opts.aname("C") == "C"
+
+
+def test_options_build_on_a_base() -> None:
+    opts = parse_options("uid=5", parse_options("metadata,allow_other"))
+    assert opts.aname("C") == "C;metadata;uid=5"
+    assert "allow_other" in opts.fuse
+
+
+def test_fstab_noise_is_ignored() -> None:
+    opts = parse_options("defaults,rw,noauto,_netdev,nofail,x-systemd.automount,comment=x,users")
+    assert opts == MountOptions()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bogus", "unknown mount option 'bogus'"),
+        ("metadata=yes", "'metadata' takes no value"),
+        ("case=upper", "'case' expects off, dir or force"),
+        ("uid=-1", "'uid' expects a number"),
+        ("uid=", "'uid' needs a value"),
+        ("umask=999", "'umask' expects an octal mask"),
+        ("dmask=1000", "'dmask' expects an octal mask"),
+        ("server=http://x", "unknown scheme"),
+        ("msize=100", "'msize' must be at least"),
+        ("attr_timeout=-1", "'attr_timeout' expects seconds"),
+        ("attr_timeout=soon", "'attr_timeout' could not convert"),
+    ],
+)
+def test_bad_options_are_refused_clearly(text: str, message: str) -> None:
+    with pytest.raises(OptionError, match=message.replace("(", r"\(")):
+        parse_options(text)
+
+
+def test_sloppy_parsing_ignores_unknown_options_only() -> None:
+    assert parse_options("bogus,metadata", sloppy=True).aname("C") == "C;metadata"
+    with pytest.raises(OptionError):
+        parse_options("case=upper", sloppy=True)
+
+
+@pytest.mark.parametrize("spec", ["C", "C:", "C:\\", "C:/"])
+def test_mount_sources_name_exports(spec: str) -> None:
+    assert export_name(spec) == "C"
+
+
+@pytest.mark.parametrize("spec", ["", ":", "C;metadata", "a/b"])
+def test_bad_mount_sources_are_refused(spec: str) -> None:
+    with pytest.raises(OptionError):
+        export_name(spec)
