@@ -9,48 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import trio
 
 from ninep.client import Client, Fid, connect
 from ninep.constants import GetattrMask, OpenFlag
 
+from .common import Row, host_timed, rate, start_server, stop_server, table, timed
+
 MIB = 1 << 20
-
-
-@dataclass
-class Row:
-    name: str
-    unit: str
-    ninep: float
-    host: float
-
-    @property
-    def ratio(self) -> float:
-        return self.ninep / self.host if self.host else float("nan")
-
-
-def _rate(count: float, seconds: float) -> float:
-    return count / seconds if seconds > 0 else float("inf")
-
-
-async def _timed(fn: Callable[[], Awaitable[None]]) -> float:
-    start = time.perf_counter()
-    await fn()
-    return time.perf_counter() - start
-
-
-def _host_timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 async def getattr_rate(root: Fid, n: int, in_flight: int) -> float:
@@ -63,11 +32,11 @@ async def getattr_rate(root: Fid, n: int, in_flight: int) -> float:
             for _ in range(in_flight):
                 nursery.start_soon(worker, n // in_flight)
 
-    return _rate(n, await _timed(run))
+    return rate(n, await timed(run))
 
 
 def host_stat_rate(path: str, n: int) -> float:
-    return _rate(n, _host_timed(lambda: [os.lstat(path) for _ in range(n)]))
+    return rate(n, host_timed(lambda: [os.lstat(path) for _ in range(n)]))
 
 
 async def create_unlink_rate(root: Fid, n: int) -> float:
@@ -78,7 +47,7 @@ async def create_unlink_rate(root: Fid, n: int) -> float:
             await f.clunk()
             await root.unlinkat(f"c{i}")
 
-    return _rate(n, await _timed(run))
+    return rate(n, await timed(run))
 
 
 def host_create_unlink_rate(path: str, n: int) -> float:
@@ -88,7 +57,7 @@ def host_create_unlink_rate(path: str, n: int) -> float:
             os.close(os.open(name, os.O_RDWR | os.O_CREAT, 0o644))
             os.unlink(name)
 
-    return _rate(n, _host_timed(run))
+    return rate(n, host_timed(run))
 
 
 async def write_read_mbps(root: Fid, size: int) -> tuple[float, float]:
@@ -104,8 +73,8 @@ async def write_read_mbps(root: Fid, size: int) -> tuple[float, float]:
         for off in range(0, size, MIB):
             assert len(await f.read(off, MIB)) == MIB
 
-    w = await _timed(write)
-    r = await _timed(read)
+    w = await timed(write)
+    r = await timed(read)
     await f.clunk()
     await root.unlinkat("big")
     return size / MIB / w, size / MIB / r
@@ -116,8 +85,8 @@ def host_write_read_mbps(path: str, size: int) -> tuple[float, float]:
     name = os.path.join(path, "hbig")
     fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        w = _host_timed(lambda: [os.pwrite(fd, block, off) for off in range(0, size, MIB)])
-        r = _host_timed(lambda: [os.pread(fd, MIB, off) for off in range(0, size, MIB)])
+        w = host_timed(lambda: [os.pwrite(fd, block, off) for off in range(0, size, MIB)])
+        r = host_timed(lambda: [os.pread(fd, MIB, off) for off in range(0, size, MIB)])
     finally:
         os.close(fd)
         os.unlink(name)
@@ -131,8 +100,8 @@ async def measure(client: Client, export: str, n: int, size: int) -> list[Row]:
         Row("getattr, 16 in flight", "ops/s", await getattr_rate(root, n, 16), 0),
         Row("create+unlink", "pairs/s", await create_unlink_rate(root, n // 4), 0),
     ]
-    rows[0].host = rows[1].host = host_stat_rate(export, n)
-    rows[2].host = host_create_unlink_rate(export, n // 4)
+    rows[0].b = rows[1].b = host_stat_rate(export, n)
+    rows[2].b = host_create_unlink_rate(export, n // 4)
     w, r = await write_read_mbps(root, size)
     hw, hr = host_write_read_mbps(export, size)
     rows += [
@@ -141,34 +110,6 @@ async def measure(client: Client, export: str, n: int, size: int) -> list[Row]:
     ]
     await root.clunk()
     return rows
-
-
-def start_server(export: str) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ninep", "--export", f"C={export}", "-v",
-         "--listen", "tcp:127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    text = b""
-    while not (found := re.search(rb"listening on (\S+)", text)):
-        line = proc.stderr.readline()
-        if not line:
-            raise RuntimeError(f"ninep-server did not start:\n{text.decode()}")
-        text += line
-    return proc, found.group(1).decode()
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        f"| {'operation':<28} | {'unit':<7} | {'9P':>10} | {'host':>10} | {'9P/host':>7} |",
-        f"|{'-' * 30}|{'-' * 9}|{'-' * 12}|{'-' * 12}|{'-' * 9}|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.name:<28} | {r.unit:<7} | {r.ninep:>10.0f} | {r.host:>10.0f} | {r.ratio:>7.3f} |"
-        )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
             rows = trio.run(run)
         finally:
-            proc.terminate()
-            proc.wait()
-    print(table(rows))
+            stop_server(proc)
+    print(table(rows, "9P", "host"))
     return 0
 
 

@@ -76,6 +76,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--read-only", action="store_true", help="refuse every modification (EROFS)")
     p.add_argument(
+        "--case",
+        choices=["insensitive", "sensitive"],
+        help="insensitive (default): case-preserving, case-insensitive directories, as a "
+        "Windows drive under WSL; sensitive: a plain POSIX tree, no folding, no escaping",
+    )
+    p.add_argument(
+        "--no-escape",
+        action="store_true",
+        help="store names as given, without escaping the characters Windows cannot hold",
+    )
+    p.add_argument(
         "--msize",
         type=_msize_arg,
         default=SERVER_MSIZE,
@@ -96,6 +107,16 @@ def load_backend(name: str) -> Callable[..., Export]:
         raise SystemExit(f"ninep-server: no backend named {name!r} is installed")
     factory: Callable[..., Export] = next(iter(found)).load()
     return factory
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, bool]:
+    """The name-policy options given, as keyword arguments of the backend's factory."""
+    options = {}
+    if args.case is not None:
+        options["case_sensitive"] = args.case == "sensitive"
+    if args.no_escape:
+        options["escape"] = False
+    return options
 
 
 async def run(server: Server, addresses: Sequence[Address]) -> None:
@@ -133,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in exports:
             raise SystemExit(f"ninep-server: export {name!r} given twice")
         try:
-            exports[name] = factory(path, read_only=args.read_only)
+            exports[name] = factory(path, read_only=args.read_only, **backend_options(args))
         except OSError as e:
             raise SystemExit(f"ninep-server: cannot export {path}: {e.strerror}") from None
     server = Server(exports, max_msize=args.msize)

@@ -1,4 +1,4 @@
-"""The volfs export: a host directory served as it is (the `ninep.backends` entry point)."""
+"""The volfs export: a host directory served over 9P (the `ninep.backends` entry point)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,36 @@ from dataclasses import replace
 
 from ninep.backend import File, User
 
+from .dirindex import DirIndexes
+from .escape import identity, swap
+from .names import Names
 from .node import Node, Tree
 from .options import parse_options
 
 
 class VolExport:
-    """A host directory as a 9P export; holds an O_PATH fd on its root."""
+    """A host directory as a 9P export; holds an O_PATH fd on its root.
 
-    def __init__(self, path: str, read_only: bool = False) -> None:
+    By default its directories are case-insensitive and names Windows cannot
+    hold are escaped, as on a Windows drive under WSL (docs/names.md);
+    `case_sensitive` makes it a plain POSIX tree. `escape` defaults to on for a
+    case-insensitive export and off for a case-sensitive one.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        read_only: bool = False,
+        *,
+        case_sensitive: bool = False,
+        escape: bool | None = None,
+    ) -> None:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.read_only = read_only
+        self.case_sensitive = case_sensitive
+        self.escape = not case_sensitive if escape is None else escape
+        self.show = swap if self.escape else identity  # host name -> shown, and back
+        self.indexes = DirIndexes(self.show)
         self._fd = fd
         self._finalizer = weakref.finalize(self, os.close, fd)
 
@@ -29,14 +49,22 @@ class VolExport:
             opts = replace(opts, read_only=True)
         if not self._finalizer.alive:
             raise OSError(errno.EBADF, "export is closed")
+        names = Names(
+            sensitive_export=self.case_sensitive,
+            show=self.show,
+            case=opts.case,
+            indexes=self.indexes,
+        )
         fd = os.open(".", os.O_PATH | os.O_CLOEXEC, dir_fd=self._fd)
-        return Node.root(Tree(self, opts, user), fd)
+        return Node.root(Tree(self, opts, user, names), fd)
 
     def close(self) -> None:
         """Release the root fd (Files already attached keep working)."""
         self._finalizer()
 
 
-def open_export(path: str, read_only: bool = False) -> VolExport:
-    """Export the host directory `path` (read-only if asked)."""
-    return VolExport(path, read_only)
+def open_export(
+    path: str, read_only: bool = False, *, case_sensitive: bool = False, escape: bool | None = None
+) -> VolExport:
+    """Export the host directory `path` (read-only, case-sensitive, escaping: as asked)."""
+    return VolExport(path, read_only, case_sensitive=case_sensitive, escape=escape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -25,17 +25,24 @@ class VolHandle:
 
     The listing is taken when readdir asks for offset 0 (or first asks at all),
     `.` and `..` included; entry i has cookie i + 1, so offsets stay valid
-    however the directory changes meanwhile.
+    however the directory changes meanwhile. Names are listed as `show` maps them.
     """
 
     def __init__(
-        self, fd: int, *, mode: int, read_only: bool, dots: tuple[Qid, Qid] | None
+        self,
+        fd: int,
+        *,
+        mode: int,
+        read_only: bool,
+        dots: tuple[Qid, Qid] | None,
+        show: Callable[[str], str] = str,
     ) -> None:
         self._fd = fd
         self._regular = stat.S_ISREG(mode)
         self._stream = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
         self._read_only = read_only
         self._dots = dots  # qids of "." and "..": set for a directory
+        self._show = show
         self._listing: list[Dirent] | None = None
         self._listing_lock = trio.Lock()
 
@@ -76,7 +83,7 @@ class VolHandle:
     async def _snapshot(self, dots: tuple[Qid, Qid]) -> list[Dirent]:
         rows = [(".", dots[0], stat.S_IFDIR), ("..", dots[1], stat.S_IFDIR)]
         for name, ino, mode in await in_thread(list_dir, self.fd):
-            rows.append((name, dirent_qid(ino, mode), mode))
+            rows.append((self._show(name), dirent_qid(ino, mode), mode))
         return [
             Dirent(qid, i + 1, dirent_type(mode), name) for i, (name, qid, mode) in enumerate(rows)
         ]

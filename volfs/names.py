@@ -1,7 +1,13 @@
-"""Names in a host directory: checking them, resolving one, listing them all.
+"""Names in a host directory: checking them, resolving them, listing them.
 
-This is where the name policy lives; for now names are used as they are
-(case-sensitive, no escaping). Resolution never follows a host symlink.
+A client's name becomes a host name by `Names.host` (the escape of names
+Windows cannot hold, `volfs.escape`) and a host name is shown by `Names.shown`.
+In a case-insensitive directory a name finds the entry whose shown name folds
+to the same key (`volfs.casefold`): the entry of exactly that name first, else
+the one whose shown name is least in code-point order, found through the
+directory's folded index (`volfs.dirindex`). Which directories are
+case-insensitive: `Names.sensitive`. The rules in full: docs/names.md.
+Resolution never follows a host symlink.
 """
 
 from __future__ import annotations
@@ -9,6 +15,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from . import caseflag
+from .dirindex import Change, DirIndexes
+from .hostio import in_thread
+from .options import CaseOption
 
 
 def check_name(name: str) -> None:
@@ -28,9 +41,145 @@ def check_new_name(name: str) -> None:
         raise OSError(errno.EINVAL, f"{name!r} cannot be used here")
 
 
-def lookup(dirfd: int, name: str) -> int:
-    """An O_PATH fd on the entry `name` of directory `dirfd`, without following a symlink."""
-    return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+def lookup(dirfd: int, host_name: str) -> int:
+    """An O_PATH fd on the entry `host_name` of directory `dirfd`, not following a symlink."""
+    return os.open(host_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+
+
+# An exact name that fails so may still fold like a name that is there (`ß` * 128 is
+# too long for the host, `ss` * 128 is not).
+_NOT_THERE = (errno.ENOENT, errno.ENAMETOOLONG)
+
+
+def _exists(dirfd: int, host_name: str) -> bool:
+    """Whether directory `dirfd` has the entry `host_name` (ENOTDIR if `dirfd` is none)."""
+    try:
+        os.stat(host_name, dir_fd=dirfd, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in _NOT_THERE:
+            return False
+        raise
+    return True
+
+
+class Names:
+    """The name policy of one attach.
+
+    `sensitive_export`: every directory is case-sensitive (no folding, no index);
+    `show`: the host name -> shown name map (the escape, or the identity), which
+    is its own inverse; `case`: the attach's `case=` option; `indexes`: the
+    export's folded indexes.
+    """
+
+    def __init__(
+        self,
+        *,
+        sensitive_export: bool,
+        show: Callable[[str], str],
+        case: CaseOption,
+        indexes: DirIndexes,
+    ) -> None:
+        self._sensitive_export = sensitive_export
+        self._show = show
+        self._case = case
+        self._indexes = indexes
+
+    def host(self, name: str) -> str:
+        """The host name a client's name is stored as."""
+        return self._show(name)
+
+    def shown(self, host_name: str) -> str:
+        """The name a client sees for a host name."""
+        return self._show(host_name)
+
+    # ---- which directories fold ----
+
+    def sensitive(self, dirfd: int, root: bool) -> bool:
+        """Whether the directory `dirfd` (the export's root if `root`) is case-sensitive."""
+        if self._sensitive_export:
+            return True
+        if root:
+            return False
+        return self._case is CaseOption.FORCE or caseflag.stored(dirfd)
+
+    def new_dir_flag(self, parent_fd: int, parent_root: bool) -> bool:
+        """Whether a directory made in `parent_fd` gets the flag: `case=dir`, or inherited."""
+        if self._sensitive_export:
+            return False
+        return self._case is CaseOption.DIR or (not parent_root and caseflag.stored(parent_fd))
+
+    def flag_value(self, fd: int, root: bool) -> bytes:
+        """The case flag a client reads on object `fd` (ENODATA unless a directory)."""
+        if not stat.S_ISDIR(os.stat(fd).st_mode):
+            raise OSError(errno.ENODATA, "only a directory has a case flag")
+        return caseflag.render(self.sensitive(fd, root))
+
+    async def set_flag(self, fd: int, root: bool, value: bytes) -> None:
+        """Set the case flag of directory `fd` as a client asks: only while it is empty."""
+        want = caseflag.parse(value)
+        if not stat.S_ISDIR(os.stat(fd).st_mode):
+            raise OSError(errno.ENOTDIR, "only a directory has a case flag")
+        if want == self.sensitive(fd, root):
+            return
+        if self._sensitive_export or (self._case is CaseOption.FORCE and not root):
+            raise OSError(errno.EPERM, "every directory of this attach is case-sensitive")
+        if root:
+            raise OSError(errno.EPERM, "the root of the export stays case-insensitive")
+        if not await in_thread(caseflag.is_empty, fd):
+            raise OSError(errno.ENOTEMPTY, "the case flag changes only while it is empty")
+        caseflag.store(fd, want)
+
+    # ---- resolving ----
+
+    async def find(self, dirfd: int, name: str, root: bool) -> str | None:
+        """The host name of the entry `name` names in directory `dirfd`, or None."""
+        host = self.host(name)
+        if _exists(dirfd, host):
+            return host
+        if self.sensitive(dirfd, root):
+            return None
+        return await self._indexes.find(dirfd, name)
+
+    async def lookup(self, dirfd: int, name: str, root: bool) -> tuple[int, str]:
+        """An O_PATH fd on the entry `name` names in directory `dirfd`, and its host name."""
+        host = self.host(name)
+        try:
+            return lookup(dirfd, host), host  # the exact name: no index needed
+        except OSError as e:
+            if e.errno not in _NOT_THERE or self.sensitive(dirfd, root):
+                raise
+            missing = e
+        found = await self._indexes.find(dirfd, name)
+        if found is None:
+            raise missing
+        return lookup(dirfd, found), found
+
+    async def existing(self, dirfd: int, name: str, root: bool) -> str:
+        """As `find`, ENOENT if there is no such entry."""
+        found = await self.find(dirfd, name, root)
+        if found is None:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        return found
+
+    async def fresh(self, dirfd: int, name: str, root: bool) -> str:
+        """The host name for a new entry `name` of `dirfd`; EEXIST if `name` names one."""
+        if await self.find(dirfd, name, root) is not None:
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
+        return self.host(name)
+
+    def changing(self, dirfd: int) -> AbstractContextManager[Change]:
+        """Bracket a change of directory `dirfd` (see `DirIndexes.changing`)."""
+        return self._indexes.changing(dirfd)
+
+    @contextmanager
+    def moving(self, src_fd: int, dst_fd: int, same_dir: bool) -> Iterator[tuple[Change, Change]]:
+        """Bracket a rename from directory `src_fd` to `dst_fd`: (change there, change here)."""
+        if same_dir:
+            with self._indexes.changing(src_fd) as change:
+                yield change, change
+        else:
+            with self._indexes.changing(src_fd) as out, self._indexes.changing(dst_fd) as into:
+                yield out, into
 
 
 def list_dir(fd: int) -> list[tuple[str, int, int]]:

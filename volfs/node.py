@@ -1,8 +1,8 @@
 """One object of the export (a `File`): held by an O_PATH fd, never by a path string.
 
 A Node's `_Entry` holds the object's `O_PATH | O_NOFOLLOW` fd, plus the entry of
-the directory it was reached from and its name there, for the two requests
-that name an object by itself (Trename, Tremove). Entries are shared by clones
+the directory it was reached from and its host name there, for the two
+requests that name an object by itself (Trename, Tremove). Entries are shared by clones
 and kept alive by their children, and counted: the fd closes with the last
 reference. `..` follows this chain, so no walk leaves the root of its attach.
 
@@ -10,6 +10,9 @@ Operations on the object itself go through its fd: `os.stat(fd)`, or the
 `/proc/self/fd/N` path for calls that need a path or a non-O_PATH fd; the
 kernel resolves that path to the object without following it further, so host
 symlinks are acted on as symlinks, never followed.
+
+Names from clients become host names, and names in a directory are resolved,
+by the attach's `Names` (`volfs.names`: escaping, case folding, the case flag).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import errno
 import os
 import stat
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,10 +30,12 @@ from ninep.backend import Attr, File, Handle, SetAttr, StatFs, User
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
 from ninep.messages import Qid
 
+from . import caseflag
 from .attrs import attr_of, qid_of, statfs_of, time_ns
+from .dirindex import Change
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
-from .names import check_name, check_new_name, lookup
+from .names import Names, check_name, check_new_name, lookup
 from .options import AttachOptions
 
 
@@ -40,6 +46,7 @@ class Tree:
     export: object  # objects of different exports never meet (EXDEV)
     options: AttachOptions
     user: User
+    names: Names
 
 
 class _Entry:
@@ -108,6 +115,14 @@ class Node:
     def _fd(self) -> int:
         return self._live().fd
 
+    @property
+    def _is_root(self) -> bool:
+        return self._live().parent is None
+
+    @property
+    def _names(self) -> Names:
+        return self._tree.names
+
     def _stat(self) -> os.stat_result:
         return os.stat(self._fd)
 
@@ -122,7 +137,7 @@ class Node:
         return other
 
     def _adopt(self, fd: int, name: str) -> Node:
-        """A Node taking over `fd`, the O_PATH fd of entry `name` of this directory."""
+        """A Node taking over `fd`, the O_PATH fd of entry (host name) `name` of this directory."""
         entry = _Entry(fd, self._entry, name)
         try:
             return Node(self._tree, entry, qid_of(os.stat(fd)))
@@ -143,10 +158,12 @@ class Node:
         if mode is not None:
             os.chmod(path, mode & 0o7777)
 
-    def _made(self, name: str, mode: int | None, gid: int) -> Qid:
-        """Settle the object just made as `name` here; its qid."""
-        node = self._adopt(lookup(self._fd, name), name)
+    def _made(self, host: str, mode: int | None, gid: int, case_flag: bool = False) -> Qid:
+        """Settle the object just made as host name `host` here; its qid."""
+        node = self._adopt(lookup(self._fd, host), host)
         try:
+            if case_flag:
+                caseflag.store(node._fd, True)
             node._settle(mode, gid)
             return node.qid
         finally:
@@ -171,7 +188,8 @@ class Node:
     async def walk(self, name: str) -> Node:
         check_name(name)
         if name not in (".", ".."):
-            return self._adopt(lookup(self._fd, name), name)
+            fd, host = await self._names.lookup(self._fd, name, self._is_root)
+            return self._adopt(fd, host)
         if not stat.S_ISDIR(self._stat().st_mode):
             raise OSError(errno.ENOTDIR, f"cannot walk {name!r} from a non-directory")
         if name == "." or self._entry.parent is None:
@@ -237,7 +255,8 @@ class Node:
         else:
             fd = await in_thread(os.open, path, host_flags)
         dots = (self._qid, self._parent_qid()) if is_dir else None
-        return VolHandle(fd, mode=st.st_mode, read_only=self._tree.options.read_only, dots=dots)
+        read_only, show = self._tree.options.read_only, self._names.shown
+        return VolHandle(fd, mode=st.st_mode, read_only=read_only, dots=dots, show=show)
 
     def _parent_qid(self) -> Qid:
         parent = self._entry.parent
@@ -246,15 +265,26 @@ class Node:
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[File, Handle]:
         self._writable()
         check_new_name(name)
-        host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(name, host_flags, mode & 0o7777, dir_fd=self._fd)
-        except FileExistsError:
+        existing = await self._names.find(self._fd, name, self._is_root)
+        if existing is not None:
             if flags & OpenFlag.EXCL:
-                raise
-            return await self._open_existing(name, flags)
+                raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
+            return await self._open_existing(existing, flags)
+        host = self._names.host(name)
+        host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
+        with self._names.changing(self._fd) as change:
+            try:
+                fd = os.open(host, host_flags, mode & 0o7777, dir_fd=self._fd)
+            except FileExistsError:  # made by someone else meanwhile
+                if flags & OpenFlag.EXCL:
+                    raise
+                fd = -1
+            else:
+                change.added.append(host)
+        if fd < 0:
+            return await self._open_existing(host, flags)
         try:
-            node = self._adopt(os.open(proc_path(fd), os.O_PATH | os.O_CLOEXEC), name)
+            node = self._adopt(os.open(proc_path(fd), os.O_PATH | os.O_CLOEXEC), host)
         except BaseException:
             os.close(fd)
             raise
@@ -266,39 +296,58 @@ class Node:
             raise
         return node, VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None)
 
-    async def _open_existing(self, name: str, flags: int) -> tuple[File, Handle]:
-        node = await self.walk(name)
+    async def _open_existing(self, host: str, flags: int) -> tuple[File, Handle]:
+        node = self._adopt(lookup(self._fd, host), host)
         try:
             return node, await node.open(flags)
         except BaseException:
             node._release()
             raise
 
+    async def _fresh(self, name: str) -> tuple[str, AbstractContextManager[Change]]:
+        """For a new entry `name` here: its host name, and the bracket of its making.
+
+        EEXIST if `name` already names an entry (in any case, where names fold).
+        """
+        host = await self._names.fresh(self._fd, name, self._is_root)
+        return host, self._names.changing(self._fd)
+
     async def mkdir(self, name: str, mode: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
-        os.mkdir(name, mode & 0o7777, dir_fd=self._fd)
-        return self._made(name, mode, gid)
+        host, changing = await self._fresh(name)
+        case_flag = self._names.new_dir_flag(self._fd, self._is_root)
+        with changing as change:
+            os.mkdir(host, mode & 0o7777, dir_fd=self._fd)
+            change.added.append(host)
+        return self._made(host, mode, gid, case_flag)
 
     async def symlink(self, name: str, target: str, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
-        with bad_values_are_einval():
-            os.symlink(target, name, dir_fd=self._fd)
-        return self._made(name, None, gid)
+        host, changing = await self._fresh(name)
+        with changing as change, bad_values_are_einval():
+            os.symlink(target, host, dir_fd=self._fd)
+            change.added.append(host)
+        return self._made(host, None, gid)
 
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
-        with bad_values_are_einval():
-            os.mknod(name, mode, os.makedev(major, minor), dir_fd=self._fd)
-        return self._made(name, mode, gid)
+        host, changing = await self._fresh(name)
+        with changing as change, bad_values_are_einval():
+            os.mknod(host, mode, os.makedev(major, minor), dir_fd=self._fd)
+            change.added.append(host)
+        return self._made(host, mode, gid)
 
     async def link(self, target: File, name: str) -> None:
         self._writable()
         check_new_name(name)
         source = self._peer(target)
-        os.link(proc_path(source._fd), name, dst_dir_fd=self._fd, follow_symlinks=True)
+        host, changing = await self._fresh(name)
+        with changing as change:
+            os.link(proc_path(source._fd), host, dst_dir_fd=self._fd, follow_symlinks=True)
+            change.added.append(host)
 
     async def readlink(self) -> str:
         if not stat.S_ISLNK(self._stat().st_mode):
@@ -310,9 +359,10 @@ class Node:
         check_new_name(newname)
         dest = self._peer(newdir)
         dest._writable()
-        parent, name = self._where()
-        os.rename(name, newname, src_dir_fd=parent.fd, dst_dir_fd=dest._fd)
-        self._entry.move(dest._entry, newname)
+        parent, host = self._where()
+        moved = await self._move(parent.fd, host, dest, newname)
+        if moved is not None:
+            self._entry.move(dest._entry, moved)
 
     async def renameat(self, oldname: str, newdir: File, newname: str) -> None:
         self._writable()
@@ -320,41 +370,98 @@ class Node:
         check_new_name(newname)
         dest = self._peer(newdir)
         dest._writable()
-        os.rename(oldname, newname, src_dir_fd=self._fd, dst_dir_fd=dest._fd)
+        host = await self._names.existing(self._fd, oldname, self._is_root)
+        await self._move(self._fd, host, dest, newname)
+
+    async def _move(self, src_dirfd: int, src: str, dest: Node, newname: str) -> str | None:
+        """Rename entry (host name) `src` of `src_dirfd` to `newname` in `dest`.
+
+        Where `newname` names another entry in another case, that entry is
+        replaced (as POSIX rename replaces its target, with the same checks)
+        and the result takes the case of `newname`; where it names `src`
+        itself, only the case changes. Returns the new host name, or None if
+        nothing moved (both names are links to one file, as in POSIX).
+        """
+        names = self._names
+        new = names.host(newname)
+        target = await names.find(dest._fd, newname, dest._is_root)
+        src_st, dest_st = os.stat(src_dirfd), os.stat(dest._fd)
+        same_dir = (src_st.st_dev, src_st.st_ino) == (dest_st.st_dev, dest_st.st_ino)
+        itself = same_dir and target == src
+        if target is not None and not itself:
+            a = os.stat(src, dir_fd=src_dirfd, follow_symlinks=False)
+            b = os.stat(target, dir_fd=dest._fd, follow_symlinks=False)
+            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+                return None
+        with names.moving(src_dirfd, dest._fd, same_dir) as (out, into):
+            if target is None or target == new or itself:
+                os.rename(src, new, src_dir_fd=src_dirfd, dst_dir_fd=dest._fd)
+                out.removed.append(src)
+            else:
+                os.rename(src, target, src_dir_fd=src_dirfd, dst_dir_fd=dest._fd)
+                out.removed.append(src)
+                os.rename(target, new, src_dir_fd=dest._fd, dst_dir_fd=dest._fd)
+                into.removed.append(target)
+            into.added.append(new)
+        return new
 
     async def unlinkat(self, name: str, flags: int) -> None:
         self._writable()
         check_new_name(name)
         if flags & ~AT_REMOVEDIR:
             raise OSError(errno.EINVAL, f"unknown unlinkat flags {flags:#x}")
-        if flags & AT_REMOVEDIR:
-            os.rmdir(name, dir_fd=self._fd)
-        else:
-            await in_thread(partial(os.unlink, name, dir_fd=self._fd))
+        host = await self._names.existing(self._fd, name, self._is_root)
+        with self._names.changing(self._fd) as change:
+            await self._unlink(self._fd, host, bool(flags & AT_REMOVEDIR))
+            change.removed.append(host)
 
     async def remove(self) -> None:
         self._writable()
-        parent, name = self._where()
-        if stat.S_ISDIR(self._stat().st_mode):
-            os.rmdir(name, dir_fd=parent.fd)
+        parent, host = self._where()
+        is_dir = stat.S_ISDIR(self._stat().st_mode)
+        with self._names.changing(parent.fd) as change:
+            await self._unlink(parent.fd, host, is_dir)
+            change.removed.append(host)
+
+    @staticmethod
+    async def _unlink(dirfd: int, host: str, is_dir: bool) -> None:
+        if is_dir:
+            os.rmdir(host, dir_fd=dirfd)
         else:
-            await in_thread(partial(os.unlink, name, dir_fd=parent.fd))
+            await in_thread(partial(os.unlink, host, dir_fd=dirfd))
 
     async def getxattr(self, name: str) -> bytes:
+        if caseflag.is_client_name(name):
+            return self._names.flag_value(self._fd, self._is_root)
+        if caseflag.is_hidden(name):
+            raise OSError(errno.ENODATA, f"no attribute {name!r}")
         with bad_values_are_einval():
             return os.getxattr(proc_path(self._fd), name)
 
     async def listxattr(self) -> list[str]:
-        return os.listxattr(proc_path(self._fd))
+        return [n for n in os.listxattr(proc_path(self._fd)) if not caseflag.is_hidden(n)]
 
     async def setxattr(self, name: str, value: bytes, flags: int) -> None:
         self._writable()
         if flags & ~(XATTR_CREATE | XATTR_REPLACE):
             raise OSError(errno.EINVAL, f"unknown setxattr flags {flags:#x}")
+        if caseflag.is_client_name(name):
+            await self._names.set_flag(self._fd, self._is_root, value)
+            return
+        self._not_hidden(name)
         with bad_values_are_einval():
             os.setxattr(proc_path(self._fd), name, value, flags)
 
     async def removexattr(self, name: str) -> None:
         self._writable()
+        if caseflag.is_client_name(name):  # back to the default: case-insensitive
+            await self._names.set_flag(self._fd, self._is_root, caseflag.render(False))
+            return
+        self._not_hidden(name)
         with bad_values_are_einval():
             os.removexattr(proc_path(self._fd), name)
+
+    @staticmethod
+    def _not_hidden(name: str) -> None:
+        if caseflag.is_hidden(name):
+            raise OSError(errno.EPERM, f"{name!r} is reserved by the export")

@@ -6,12 +6,22 @@ first `;`. Each option is declared once in `_PARSERS`.
 
 from __future__ import annotations
 
+import enum
 import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class CaseOption(enum.Enum):
+    """`case=`: which directories below the root are case-sensitive (WSL's meaning)."""
+
+    OFF = "off"  # those whose flag is set; new directories inherit their parent's flag
+    DIR = "dir"  # as OFF, and every directory a client creates gets the flag
+    FORCE = "force"  # every one
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +29,7 @@ class AttachOptions:
     """What an attach asked for."""
 
     read_only: bool = False
+    case: CaseOption = CaseOption.OFF
 
 
 def _flag(field: str) -> Callable[[AttachOptions, str, str | None], AttachOptions]:
@@ -27,13 +38,23 @@ def _flag(field: str) -> Callable[[AttachOptions, str, str | None], AttachOption
     def parse(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
         if value is not None:
             raise _invalid(f"attach option {key!r} takes no value")
-        return replace(opts, **{field: True})
+        changes: dict[str, Any] = {field: True}
+        return replace(opts, **changes)
 
     return parse
 
 
+def _case(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
+    try:
+        return replace(opts, case=CaseOption(value))
+    except ValueError:
+        choices = "|".join(c.value for c in CaseOption)
+        raise _invalid(f"attach option {key!r} takes {choices}, not {value!r}") from None
+
+
 _PARSERS: dict[str, Callable[[AttachOptions, str, str | None], AttachOptions]] = {
     "ro": _flag("read_only"),
+    "case": _case,
 }
 
 

@@ -1,0 +1,181 @@
+"""Folded indexes of case-insensitive directories: a lookup that misses lists nothing.
+
+One index per host directory, keyed by its (st_dev, st_ino) and shared by every
+attach of the export: fold key -> the host names with that key, the one whose
+shown name is least in code-point order first (the one a folded lookup finds).
+
+Each use checks the index against the directory with one fstat: its stamp
+(st_ino, st_mtime_ns, st_ctime_ns) must be the one the index was built or last
+updated with, else the index is rebuilt from a fresh listing (in a worker
+thread). Changes the export itself makes are applied to the index in place
+(`changing`), when the stamp just before the change still matched.
+
+A stamp can miss a change that lands in the same timestamp tick as the one it
+records (filesystems stamp with a coarse clock; some store whole seconds). So
+an index is *trusted* only when the directory's ctime was already `settle_ns`
+old when its listing began: any later change then gets a later ctime. Other
+indexes (the directory had just changed, or the export has since changed it
+itself, when a host change could slip between the two fstats around its own
+change) are rechecked by a new listing once `settle_ns` or ten times the last
+listing's duration has passed since the last listing, whichever is longer:
+such a change is seen within that delay, and a directory changed without
+pause is listed at most that often.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .casefold import fold
+from .hostio import in_thread, proc_path
+
+Stamp = tuple[int, int, int]  # st_ino, st_mtime_ns, st_ctime_ns
+
+SETTLE_NS = 20_000_000  # longer than a clock tick and than sub-second timestamp steps
+SETTLE_WHOLE_SECONDS_NS = 2_000_000_000  # a filesystem that stores whole (even) seconds
+RECHECK_FACTOR = 10  # an untrusted index is relisted at most once per 10 listing times
+MAX_DIRS = 256  # indexes kept, least recently used dropped first
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def settled(st: os.stat_result, now_ns: int, settle_ns: int = SETTLE_NS) -> bool:
+    """Whether every change after `now_ns` gets a ctime other than `st`'s.
+
+    True once the ctime is `settle_ns` old, or `SETTLE_WHOLE_SECONDS_NS` if it
+    is a whole second (a filesystem that stores whole or even seconds).
+    """
+    whole_seconds = st.st_ctime_ns % 10**9 == 0
+    margin = max(settle_ns, SETTLE_WHOLE_SECONDS_NS) if whole_seconds else settle_ns
+    return now_ns - st.st_ctime_ns >= margin
+
+
+@dataclass(slots=True)
+class _Index:
+    stamp: Stamp
+    names: dict[str, list[str]]  # fold key -> host names, the folded lookup's answer first
+    trusted: bool
+    recheck_ns: int  # when an untrusted index is listed again
+    listing_ns: int  # how long its listing took
+
+
+@dataclass(slots=True)
+class Change:
+    """The host names a change added to and removed from one directory."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+class DirIndexes:
+    """The folded indexes of one export's directories; `show` maps host names to shown."""
+
+    def __init__(
+        self, show: Callable[[str], str], *, settle_ns: int = SETTLE_NS, max_dirs: int = MAX_DIRS
+    ) -> None:
+        self._show = show
+        self._settle_ns = settle_ns
+        self._max_dirs = max_dirs
+        self._indexes: OrderedDict[tuple[int, int], _Index] = OrderedDict()
+        self.listings = 0  # directory listings made so far (for tests and benchmarks)
+
+    def key_of(self, host_name: str) -> str:
+        """The fold key of a host name (of the name it is shown as)."""
+        return fold(self._show(host_name))
+
+    async def find(self, dirfd: int, name: str) -> str | None:
+        """The host name a folded lookup of shown name `name` finds in directory `dirfd`."""
+        st = os.fstat(dirfd)
+        key = (st.st_dev, st.st_ino)
+        index = self._indexes.get(key)
+        if index is None or not self._usable(index, st):
+            index = await in_thread(self._build, dirfd)
+            self._indexes[key] = index
+            while len(self._indexes) > self._max_dirs:
+                self._indexes.popitem(last=False)
+        self._indexes.move_to_end(key)
+        found = index.names.get(fold(name))
+        return found[0] if found else None
+
+    @staticmethod
+    def _usable(index: _Index, st: os.stat_result) -> bool:
+        if index.stamp != stamp_of(st):
+            return False
+        return index.trusted or time.time_ns() < index.recheck_ns
+
+    def _build(self, dirfd: int) -> _Index:
+        """A new index of directory `dirfd` from a listing. Blocking: run in a thread."""
+        start = time.time_ns()
+        fd = os.open(proc_path(dirfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            listing = os.listdir(fd)
+        finally:
+            os.close(fd)
+        names: dict[str, list[str]] = {}
+        for host in listing:
+            names.setdefault(self.key_of(host), []).append(host)
+        for same in names.values():
+            if len(same) > 1:
+                same.sort(key=self._show)
+        took = time.time_ns() - start
+        self.listings += 1
+        trusted = settled(st, start, self._settle_ns)
+        return _Index(stamp_of(st), names, trusted, self._recheck(start, took), took)
+
+    def _recheck(self, listed_ns: int, took_ns: int) -> int:
+        return listed_ns + max(self._settle_ns, RECHECK_FACTOR * took_ns)
+
+    @contextmanager
+    def changing(self, dirfd: int) -> Iterator[Change]:
+        """Bracket a change the export makes in directory `dirfd`.
+
+        The caller records in the Change each host call that went through, as it
+        goes; when the block ends, even by an error, the index follows those if it
+        was current just before, and is dropped if it was not.
+        """
+        before = os.fstat(dirfd)
+        change = Change()
+        try:
+            yield change
+        finally:
+            if change.added or change.removed:
+                self._follow(dirfd, before, change)
+
+    def _follow(self, dirfd: int, before: os.stat_result, change: Change) -> None:
+        key = (before.st_dev, before.st_ino)
+        index = self._indexes.get(key)
+        if index is None:
+            return
+        if index.stamp != stamp_of(before):
+            del self._indexes[key]
+            return
+        for host in change.removed:
+            self._remove(index, host)
+        for host in change.added:
+            self._add(index, host)
+        index.stamp = stamp_of(os.fstat(dirfd))
+        if index.trusted:
+            index.trusted = False
+            index.recheck_ns = self._recheck(time.time_ns(), index.listing_ns)
+
+    def _add(self, index: _Index, host: str) -> None:
+        same = index.names.setdefault(self.key_of(host), [])
+        if host not in same:
+            bisect.insort(same, host, key=self._show)
+
+    def _remove(self, index: _Index, host: str) -> None:
+        key = self.key_of(host)
+        same = index.names.get(key)
+        if same is not None and host in same:
+            same.remove(host)
+            if not same:
+                del index.names[key]
