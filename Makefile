@@ -29,13 +29,14 @@ test: setup lint
 
 guest-test: setup
 	scripts/system-deps $(TEST_PACKAGES)
-	$(VENV)/bin/pytest -q tests/test_guest.py
+	$(VENV)/bin/pytest -q tests/test_guest*.py
 
 demo: setup
-	$(PY) scripts/demo.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/demo.py
 
 bench: setup
 	$(PY) -m benchmarks.protocol
+	$(PY) -m benchmarks.casefold
 
 clean:
 	rm -rf $(VENV) build demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

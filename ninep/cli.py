@@ -22,7 +22,7 @@ EXAMPLES = """\
 examples:
   ninep-server --export C=/srv/c
       serve /srv/c as export "C" on tcp:127.0.0.1:5640
-  ninep-server --export C=/srv/c --export D=/srv/d \
+  ninep-server --export C=/srv/c --export D=/srv/d \\
       --listen tcp:0.0.0.0:564 --listen unix:/run/ninep.sock
   ninep-server --export C=/srv/c --listen fd:0,1      (one connection on stdin/stdout, for inetd)
 

@@ -1,75 +1,83 @@
-"""`make demo`: export ./demo as "C" with ninep-server and use it over 9P with our client."""
+"""`make demo`: export ./demo as drive C with ninep-server and mount it at /mnt/c with drvfs."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import trio
-
-from ninep.client import Fid, connect
-from ninep.constants import OpenFlag
-
 DEMO = Path(__file__).resolve().parent.parent / "demo"
+MOUNTPOINT = Path(os.environ.get("DEMO_MOUNTPOINT", "/mnt/c"))
+OPTIONS = "metadata,case=off"
+
+
+def show(*cmd: str, check: bool = True) -> str:
+    """Run a command the way a user would type it, and print what it prints."""
+    print("$", shlex.join(cmd).replace(str(DEMO), "./demo"))
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    text = (out.stdout + out.stderr).rstrip()
+    if text:
+        print(text.replace(str(DEMO), "./demo"))
+    if check and out.returncode != 0:
+        raise SystemExit(f"demo: {cmd[0]} failed with status {out.returncode}")
+    return out.stdout
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     cmd = [sys.executable, "-m", "ninep", "--export", f"C={DEMO}", "-v",
            "--listen", "tcp:127.0.0.1:0"]  # fmt: skip
-    print("$ ninep-server", " ".join(cmd[3:]).replace(str(DEMO), "./demo"))
+    print("$ ninep-server", shlex.join(cmd[3:]).replace(str(DEMO), "./demo"), "&")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     seen = b""
     while not (found := re.search(rb"listening on (\S+)", seen)):
         line = proc.stderr.readline()
         if not line:
-            raise SystemExit(f"the server did not start:\n{seen.decode()}")
+            raise SystemExit(f"demo: the server did not start:\n{seen.decode()}")
         seen += line
     return proc, found.group(1).decode()
 
 
-async def tour(address: str) -> None:
-    async with connect(address) as client:
-        root: Fid = await client.attach("C")
-        print(f"\nattached to export C at {address}; msize {client.msize}")
-        print("entries:", sorted(await root.listdir()))
-        await root.write_file("hello.txt", b"hello over 9P2000.L\n")
-        print("wrote hello.txt; read back:", (await root.read_file("hello.txt")).decode().strip())
-        notes = await root.walk_path("notes")
-        attr = await notes.getattr()
-        print(f"notes/: mode {attr.mode:o}, inode {attr.qid.path}")
-        f = await notes.clone()
-        await f.create("todo.txt", OpenFlag.WRONLY | OpenFlag.CREAT | OpenFlag.TRUNC, 0o644)
-        await f.write(0, b"- mount at /mnt/c with drvfs\n")
-        await f.clunk()
-        await notes.renameat("todo.txt", notes, "TODO.txt")
-        print("notes/ now holds:", sorted(await notes.listdir()))
-        await notes.clunk()
-        await root.clunk()
+def tour() -> None:
+    m = str(MOUNTPOINT)
+    print("\n# names keep their case and are found in any case, as on a Windows drive")
+    show("ls", "-l", m)
+    show("cat", f"{m}/README.TXT")
+    print("\n# with the metadata option, chmod keeps POSIX modes in extended attributes;")
+    print("# the host file's own mode does not change")
+    show("touch", f"{m}/script.sh")
+    show("chmod", "750", f"{m}/script.sh")
+    show("stat", "-c", "%A %n", f"{m}/script.sh")
+    show("stat", "-c", "%A %n (on the host)", f"{DEMO}/script.sh")
+    print("\n# a symlink is a regular file on the host, holding its target")
+    show("ln", "-sf", "readme.txt", f"{m}/latest")
+    show("readlink", f"{m}/latest")
+    show("cat", f"{DEMO}/latest")
+    print()
 
 
 def main() -> int:
-    (DEMO / "notes").mkdir(parents=True, exist_ok=True)
-    (DEMO / "readme.txt").write_text("This directory is exported by `make demo`.\n")
+    DEMO.mkdir(exist_ok=True)
+    (DEMO / "readme.txt").write_text("Drive C, exported by `make demo`.\n")
+    MOUNTPOINT.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(MOUNTPOINT):
+        show("drvfs", "umount", str(MOUNTPOINT), check=False)
     proc, address = start_server()
     try:
-        trio.run(tour, address)
+        show("drvfs", "mount", "--server", address, "-o", OPTIONS, "C:", str(MOUNTPOINT))
+        try:
+            tour()
+        finally:
+            print("# to unmount:")
+            show("drvfs", "umount", str(MOUNTPOINT))
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait()
-    print(f"\nthe server stopped on SIGTERM with status {code}")
-    print(
-        "on the host, ./demo now holds:",
-        sorted(os.listdir(DEMO)),
-        sorted(os.listdir(DEMO / "notes")),
-    )
-    print(
-        "from a Linux VM: mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,aname=C HOST /mnt/c"
-    )
+    print(f"the server stopped on SIGTERM with status {code}")
     return 0 if code == 0 else 1
 
 
