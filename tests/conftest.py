@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from ninep.backend import File, User
 from ninep.server import Server
 from ninep.transport import Address
-from volfs.export import open_export
+from volfs.export import VolExport, open_export
 
 from .guest.fixtures import guest_runner, p9_server_factory  # noqa: F401
 
@@ -21,6 +22,22 @@ def export_dir(tmp_path: Path) -> Path:
     path = tmp_path / "export"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+async def export(export_dir: Path) -> AsyncIterator[VolExport]:
+    """`export_dir` as a volfs export, for tests of the backend itself."""
+    ex = open_export(str(export_dir))
+    yield ex
+    ex.close()
+
+
+@pytest.fixture
+async def root(export: VolExport) -> AsyncIterator[File]:
+    """The root of `export`, attached as uid 0."""
+    node = await export.attach("", User("root", 0))
+    yield node
+    await node.close()
 
 
 @pytest.fixture(params=["tcp", "unix"])

@@ -103,18 +103,13 @@ def test_outside_notices_a_read(outside: Outside) -> None:
         outside.assert_untouched()
 
 
-@pytest.fixture
-async def export(export_dir: Path) -> AsyncIterator[VolExport]:
-    ex = open_export(str(export_dir))
-    yield ex
-    ex.close()
-
-
-@pytest.fixture
-async def root(export: VolExport) -> AsyncIterator[File]:
-    node = await export.attach("", ROOT)
-    yield node
-    await node.close()
+async def shown(d: File) -> list[str]:
+    """The names readdir shows in directory `d`, sorted, without `.` and `..`."""
+    h = await d.open(int(OpenFlag.RDONLY))
+    try:
+        return sorted(e.name for e in await h.readdir(0) if e.name not in (".", ".."))
+    finally:
+        await h.close()
 
 
 async def make_file(root: File, name: str, data: bytes = b"") -> File:

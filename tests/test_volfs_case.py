@@ -24,7 +24,7 @@ from volfs.escape import identity, swap
 from volfs.export import VolExport, open_export
 from volfs.options import AttachOptions, CaseOption, parse_options
 
-from .test_volfs import ROOT, fails, make_file, qid_at, read_all
+from .test_volfs import ROOT, fails, make_file, qid_at, read_all, shown
 
 RDWR = int(OpenFlag.RDWR)
 EXCL = int(OpenFlag.RDWR | OpenFlag.EXCL)
@@ -43,29 +43,6 @@ def nfc(s: str) -> str:
 def listing(path: Path) -> list[str]:
     """The names on the host disk, sorted."""
     return sorted(os.listdir(path))
-
-
-async def shown(d: File) -> list[str]:
-    """The names readdir shows in directory `d`, sorted, without `.` and `..`."""
-    h = await d.open(int(OpenFlag.RDONLY))
-    try:
-        return sorted(e.name for e in await h.readdir(0) if e.name not in (".", ".."))
-    finally:
-        await h.close()
-
-
-@pytest.fixture
-async def export(export_dir: Path) -> AsyncIterator[VolExport]:
-    ex = open_export(str(export_dir))
-    yield ex
-    ex.close()
-
-
-@pytest.fixture
-async def root(export: VolExport) -> AsyncIterator[File]:
-    node = await export.attach("", ROOT)
-    yield node
-    await node.close()
 
 
 @pytest.fixture

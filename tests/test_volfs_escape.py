@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,9 +12,9 @@ from hypothesis import strategies as st
 from ninep.backend import File
 from ninep.constants import OpenFlag
 from volfs.escape import ESCAPE_BASE, WINDOWS_ILLEGAL, swap
-from volfs.export import VolExport, open_export
+from volfs.export import open_export
 
-from .test_volfs import ROOT, make_file, qid_at, read_all
+from .test_volfs import ROOT, make_file, qid_at, read_all, shown
 
 RDWR = int(OpenFlag.RDWR)
 IMAGES = "".join(chr(ESCAPE_BASE + ord(c)) for c in WINDOWS_ILLEGAL)
@@ -34,29 +32,6 @@ touchy_text = st.text(
     max_size=30,
 )
 names = st.one_of(any_text, touchy_text)
-
-
-async def names_in(d: File) -> list[str]:
-    """What readdir of `d` shows, sorted, without `.` and `..`."""
-    h = await d.open(int(OpenFlag.RDONLY))
-    try:
-        return sorted(e.name for e in await h.readdir(0) if e.name not in (".", ".."))
-    finally:
-        await h.close()
-
-
-@pytest.fixture
-async def export(export_dir: Path) -> AsyncIterator[VolExport]:
-    ex = open_export(str(export_dir))
-    yield ex
-    ex.close()
-
-
-@pytest.fixture
-async def root(export: VolExport) -> AsyncIterator[File]:
-    node = await export.attach("", ROOT)
-    yield node
-    await node.close()
 
 
 def test_the_escaped_characters() -> None:
@@ -105,7 +80,7 @@ def test_names_round_trip_through_the_export(export_dir: Path, name: str) -> Non
         root = await ex.attach("", ROOT)
         f = await make_file(root, name, b"x")
         assert os.listdir(export_dir) == [swap(name)]
-        assert await names_in(root) == [name]
+        assert await shown(root) == [name]
         assert await qid_at(root, name) == f.qid
         assert await qid_at(root, name.upper()) == f.qid
         await root.unlinkat(name.swapcase(), 0)
@@ -128,7 +103,7 @@ async def test_host_names_made_by_hand(root: File, export_dir: Path) -> None:
     }
     for host, data in made.items():
         (export_dir / host).write_bytes(data)
-    assert await names_in(root) == sorted(
+    assert await shown(root) == sorted(
         ["image:", "raw\uf03a", "both:\uf03a", "private\uf041\ue000", "lone\uf000"]
     )
     for host, data in made.items():
@@ -147,7 +122,7 @@ async def test_escaping_off_stores_names_as_given(export_dir: Path) -> None:
     root = await ex.attach("", ROOT)
     await (await make_file(root, 'a<b>"c"|d')).close()
     (export_dir / "img\uf03a").write_bytes(b"")
-    assert await names_in(root) == ['a<b>"c"|d', "img\uf03a"]
+    assert await shown(root) == ['a<b>"c"|d', "img\uf03a"]
     assert sorted(os.listdir(export_dir)) == ['a<b>"c"|d', "img\uf03a"]
     await root.close()
     ex.close()
