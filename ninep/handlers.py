@@ -1,0 +1,366 @@
+"""One handler per 9P2000.L request: turns a T-message into backend calls and an R-message."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import pwd
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from . import messages as m
+from .backend import Lock, SetAttr, User
+from .constants import MAXWELEM, NOFID, NONUNAME, OpenFlag
+from .fids import XATTR_SIZE_MAX, Fid, XattrState
+from .messages import Message
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger("ninep.server")
+
+Handler = Callable[["Session", Message], Awaitable[Message]]
+HANDLERS: dict[int, Handler] = {}
+
+
+def handles(kind: m.Kind) -> Callable[[Handler], Handler]:
+    """Register the decorated coroutine as the handler of `kind`."""
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[kind.id] = fn
+        return fn
+
+    return register
+
+
+def _check_name(name: str) -> str:
+    """A name the client asks to create: no `/`, no NUL, not empty, `.` or `..`."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise OSError(errno.EINVAL, f"invalid name {name!r}")
+    return name
+
+
+def _user(uname: str, n_uname: int) -> User:
+    if n_uname != NONUNAME:
+        return User(uname, n_uname)
+    try:
+        return User(uname, pwd.getpwnam(uname).pw_uid)
+    except KeyError:
+        raise OSError(errno.EPERM, f"unknown user {uname!r}") from None
+
+
+# ---- handlers: one per request, in protocol order ----
+
+
+@handles(m.Tauth)
+async def _auth(s: Session, msg: Message) -> Message:
+    raise OSError(errno.EOPNOTSUPP, "authentication is not required")
+
+
+@handles(m.Tattach)
+async def _attach(s: Session, msg: Message) -> Message:
+    if msg.afid != NOFID:
+        raise OSError(errno.EINVAL, "no authentication fid expected")
+    s.fids.check_free(msg.fid)
+    name, _, options = msg.aname.partition(";")
+    export = s.exports.get(name)
+    if export is None and not name and len(s.exports) == 1:
+        export = next(iter(s.exports.values()))
+    if export is None:
+        log.warning("%s: attach to unknown export %r", s.peer, name)
+        raise OSError(errno.ENOENT, f"no export named {name!r}")
+    user = _user(msg.uname, msg.n_uname)
+    root = await export.attach(options, user)
+    s.fids.add(msg.fid, Fid(root, user))
+    return m.Rattach(msg.tag, qid=root.qid)
+
+
+@handles(m.Tflush)
+async def _flush(s: Session, msg: Message) -> Message:
+    if msg.oldtag != msg.tag:
+        await s.flush(msg.oldtag)
+    return m.Rflush(msg.tag)
+
+
+@handles(m.Twalk)
+async def _walk(s: Session, msg: Message) -> Message:
+    names: list[str] = msg.wnames
+    if len(names) > MAXWELEM:
+        raise OSError(errno.EINVAL, f"walk of {len(names)} names; at most {MAXWELEM}")
+    if msg.newfid != msg.fid:
+        s.fids.check_free(msg.newfid)
+    async with s.fids.use(msg.fid) as fid:
+        if fid.handle is not None or fid.xattr is not None:
+            raise OSError(errno.EBADF, "cannot walk from an open fid")
+        current = await fid.file.clone()
+        qids = []
+        try:
+            for i, name in enumerate(names):
+                if not name or "/" in name or "\0" in name:
+                    raise OSError(errno.EINVAL, f"invalid name {name!r}")
+                try:
+                    child = await current.walk(name)
+                except OSError:
+                    if i == 0:
+                        raise
+                    break
+                await current.close()
+                current = child
+                qids.append(child.qid)
+        except BaseException:
+            await current.close()
+            raise
+        if len(qids) < len(names):
+            await current.close()
+        elif msg.newfid == msg.fid:
+            fid.replace_file(current)
+        else:
+            s.fids.add(msg.newfid, Fid(current, fid.user))
+    return m.Rwalk(msg.tag, qids=qids)
+
+
+@handles(m.Tclunk)
+async def _clunk(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        s.fids.pop(msg.fid)
+        x = fid.xattr
+        if x is not None and x.writing:
+            if len(x.value) != x.size:
+                raise OSError(errno.EINVAL, f"xattr {x.name}: {len(x.value)} of {x.size} bytes")
+            if x.size == 0:  # as QEMU: an empty value is how a client removes one
+                await fid.file.removexattr(x.name)
+            else:
+                await fid.file.setxattr(x.name, bytes(x.value), x.flags)
+    return m.Rclunk(msg.tag)
+
+
+@handles(m.Tremove)
+async def _remove(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        s.fids.pop(msg.fid)
+        await fid.file.remove()
+    return m.Rremove(msg.tag)
+
+
+@handles(m.Tgetattr)
+async def _getattr(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        attr = await fid.file.getattr(msg.request_mask)
+    return m.Rgetattr(msg.tag, **{k: getattr(attr, k) for k in m.Rgetattr.fields})
+
+
+@handles(m.Tsetattr)
+async def _setattr(s: Session, msg: Message) -> Message:
+    fields = {k: v for k, v in msg.fields.items() if k != "fid"}
+    async with s.fids.use(msg.fid) as fid:
+        await fid.file.setattr(SetAttr(**fields))
+    return m.Rsetattr(msg.tag)
+
+
+@handles(m.Tstatfs)
+async def _statfs(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        st = await fid.file.statfs()
+    return m.Rstatfs(msg.tag, **{k: getattr(st, k) for k in m.Rstatfs.fields})
+
+
+def _check_unopened(fid: Fid) -> None:
+    if fid.handle is not None or fid.xattr is not None:
+        raise OSError(errno.EBADF, "fid is already open")
+
+
+@handles(m.Tlopen)
+async def _lopen(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        _check_unopened(fid)
+        fid.handle = await fid.file.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
+        return m.Rlopen(msg.tag, qid=fid.file.qid, iounit=0)
+
+
+@handles(m.Tlcreate)
+async def _lcreate(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        _check_unopened(fid)
+        file, handle = await fid.file.create(_check_name(msg.name), msg.flags, msg.mode, msg.gid)
+        fid.replace_file(file)
+        fid.handle = handle
+        return m.Rlcreate(msg.tag, qid=file.qid, iounit=0)
+
+
+@handles(m.Tsymlink)
+async def _symlink(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        qid = await fid.file.symlink(_check_name(msg.name), msg.symtgt, msg.gid)
+    return m.Rsymlink(msg.tag, qid=qid)
+
+
+@handles(m.Tmknod)
+async def _mknod(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.dfid) as fid:
+        qid = await fid.file.mknod(_check_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid)
+    return m.Rmknod(msg.tag, qid=qid)
+
+
+@handles(m.Tmkdir)
+async def _mkdir(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.dfid) as fid:
+        qid = await fid.file.mkdir(_check_name(msg.name), msg.mode, msg.gid)
+    return m.Rmkdir(msg.tag, qid=qid)
+
+
+@handles(m.Trename)
+async def _rename(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
+        await fid.file.rename(dfid.file, _check_name(msg.name))
+    return m.Rrename(msg.tag)
+
+
+@handles(m.Trenameat)
+async def _renameat(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.olddirfid) as old, s.fids.use(msg.newdirfid) as new:
+        await old.file.renameat(_check_name(msg.oldname), new.file, _check_name(msg.newname))
+    return m.Rrenameat(msg.tag)
+
+
+@handles(m.Tunlinkat)
+async def _unlinkat(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.dirfid) as fid:
+        await fid.file.unlinkat(_check_name(msg.name), msg.flags)
+    return m.Runlinkat(msg.tag)
+
+
+@handles(m.Tlink)
+async def _link(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.dfid) as dfid, s.fids.use(msg.fid) as fid:
+        await dfid.file.link(fid.file, _check_name(msg.name))
+    return m.Rlink(msg.tag)
+
+
+@handles(m.Treadlink)
+async def _readlink(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        target = await fid.file.readlink()
+    return m.Rreadlink(msg.tag, target=target)
+
+
+def _opened(fid: Fid) -> Fid:
+    if fid.handle is None:
+        raise OSError(errno.EBADF, "fid is not open")
+    return fid
+
+
+@handles(m.Tread)
+async def _read(s: Session, msg: Message) -> Message:
+    count = s.iosize(msg.count)
+    async with s.fids.use(msg.fid) as fid:
+        if fid.xattr is not None and not fid.xattr.writing:
+            data = bytes(fid.xattr.value[msg.offset : msg.offset + count])
+        else:
+            handle = _opened(fid).handle
+            assert handle is not None
+            data = await handle.read(msg.offset, count)
+    return m.Rread(msg.tag, data=data)
+
+
+@handles(m.Twrite)
+async def _write(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        x = fid.xattr
+        if x is not None and x.writing:
+            if msg.offset != len(x.value) or len(x.value) + len(msg.data) > x.size:
+                raise OSError(errno.EINVAL, f"xattr {x.name}: write outside its announced size")
+            x.value += msg.data
+            count = len(msg.data)
+        else:
+            handle = _opened(fid).handle
+            assert handle is not None
+            count = await handle.write(msg.offset, msg.data)
+    return m.Rwrite(msg.tag, count=count)
+
+
+@handles(m.Treaddir)
+async def _readdir(s: Session, msg: Message) -> Message:
+    room = s.iosize(msg.count)
+    async with s.fids.use(msg.fid) as fid:
+        handle = _opened(fid).handle
+        assert handle is not None
+        entries = await handle.readdir(msg.offset)
+    out = []
+    for e in entries:
+        room -= m.dirent_size(e.name)
+        if room < 0:
+            break
+        out.append((e.qid, e.offset, e.type, e.name))
+    return m.Rreaddir(msg.tag, data=m.encode_dirents(out))
+
+
+@handles(m.Tfsync)
+async def _fsync(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        handle = _opened(fid).handle
+        assert handle is not None
+        await handle.fsync(bool(msg.datasync))
+    return m.Rfsync(msg.tag)
+
+
+def _lock(msg: Message) -> Lock:
+    return Lock(msg.type, msg.start, msg.length, msg.proc_id, msg.client_id)
+
+
+@handles(m.Tlock)
+async def _lock_(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        handle = _opened(fid).handle
+        assert handle is not None
+        status = await handle.lock(msg.flags, _lock(msg))
+    return m.Rlock(msg.tag, status=status)
+
+
+@handles(m.Tgetlock)
+async def _getlock(s: Session, msg: Message) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        handle = _opened(fid).handle
+        assert handle is not None
+        lk = await handle.getlock(_lock(msg))
+    return m.Rgetlock(
+        msg.tag,
+        type=lk.type,
+        start=lk.start,
+        length=lk.length,
+        proc_id=lk.proc_id,
+        client_id=lk.client_id,
+    )
+
+
+@handles(m.Txattrwalk)
+async def _xattrwalk(s: Session, msg: Message) -> Message:
+    if msg.newfid != msg.fid:
+        s.fids.check_free(msg.newfid)
+    async with s.fids.use(msg.fid) as fid:
+        if msg.name:
+            value = await fid.file.getxattr(msg.name)
+        else:
+            value = b"".join(
+                n.encode("utf-8", "surrogateescape") + b"\0" for n in await fid.file.listxattr()
+            )
+        state = XattrState(msg.name, bytearray(value), len(value), 0, writing=False)
+        if msg.newfid == msg.fid:
+            fid.xattr = state
+        else:
+            s.fids.add(msg.newfid, Fid(await fid.file.clone(), fid.user, xattr=state))
+    return m.Rxattrwalk(msg.tag, size=len(value))
+
+
+@handles(m.Txattrcreate)
+async def _xattrcreate(s: Session, msg: Message) -> Message:
+    if msg.attr_size > XATTR_SIZE_MAX:
+        raise OSError(errno.E2BIG, f"xattr value of {msg.attr_size} bytes is too large")
+    if not msg.name or "\0" in msg.name:
+        raise OSError(errno.EINVAL, f"invalid xattr name {msg.name!r}")
+    async with s.fids.use(msg.fid) as fid:
+        _check_unopened(fid)
+        fid.xattr = XattrState(msg.name, bytearray(), msg.attr_size, msg.flags, writing=True)
+    return m.Rxattrcreate(msg.tag)
+
+
+assert set(HANDLERS) == {k.id for k in m.KINDS.values() if k.name[0] == "T" and k is not m.Tversion}
