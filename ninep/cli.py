@@ -87,6 +87,17 @@ def parser() -> argparse.ArgumentParser:
         help="store names as given, without escaping the characters Windows cannot hold",
     )
     p.add_argument(
+        "--metadata",
+        action="store_true",
+        help="keep POSIX modes, owners and special files in extended attributes, and enforce "
+        "them (docs/metadata.md), for every attach",
+    )
+    p.add_argument(
+        "--squash-root",
+        action="store_true",
+        help="with metadata: uid 0 acts as nobody (65534), not as root",
+    )
+    p.add_argument(
         "--msize",
         type=_msize_arg,
         default=SERVER_MSIZE,
@@ -110,12 +121,16 @@ def load_backend(name: str) -> Callable[..., Export]:
 
 
 def backend_options(args: argparse.Namespace) -> dict[str, bool]:
-    """The name-policy options given, as keyword arguments of the backend's factory."""
+    """The name and metadata options given, as keyword arguments of the backend's factory."""
     options = {}
     if args.case is not None:
         options["case_sensitive"] = args.case == "sensitive"
     if args.no_escape:
         options["escape"] = False
+    if args.metadata:
+        options["metadata"] = True
+    if args.squash_root:
+        options["squash_root"] = True
     return options
 
 

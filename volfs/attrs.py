@@ -1,6 +1,6 @@
 """Attributes of host objects as 9P presents them: qids, Rgetattr fields, statfs.
 
-For now the host's own metadata is shown as it is.
+Mode, owner, group and rdev are shown as the attach's policy says (`volfs.policy`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import stat
 from ninep.backend import Attr, StatFs
 from ninep.constants import V9FS_MAGIC, GetattrMask, QidType
 from ninep.messages import Qid
+
+from .metadata import Effective
 
 _U64 = (1 << 64) - 1
 QID_VERSION = 0  # constant: the Linux client matches inodes on the whole qid
@@ -25,31 +27,32 @@ def qid_type(mode: int) -> int:
     return int(QidType.FILE)
 
 
-def qid_of(st: os.stat_result) -> Qid:
-    """The qid of a stat result: the inode number is the path."""
-    return Qid(qid_type(st.st_mode), QID_VERSION, st.st_ino)
-
-
 def dirent_type(mode: int) -> int:
     """The DT_* value of a file of mode `mode` (DT_UNKNOWN 0 if the type is 0)."""
     return stat.S_IFMT(mode) >> 12
 
 
-def dirent_qid(ino: int, mode: int) -> Qid:
-    """The qid of a directory entry from its d_ino and type (no stat needed)."""
+def qid_of(ino: int, mode: int) -> Qid:
+    """The qid of inode `ino` shown with mode (or directory entry type) `mode`."""
     return Qid(qid_type(mode), QID_VERSION, ino)
 
 
-def attr_of(st: os.stat_result) -> Attr:
-    """The Rgetattr fields of an lstat result (the BASIC set; birth time unknown)."""
+def attr_of(st: os.stat_result, shown: Effective | None = None) -> Attr:
+    """The Rgetattr fields of an lstat result (the BASIC set; birth time unknown).
+
+    `shown`: the mode, owner, group and rdev to show instead of the host's.
+    """
+    mode, uid, gid, rdev = (
+        (st.st_mode, st.st_uid, st.st_gid, st.st_rdev) if shown is None else shown
+    )
     return Attr(
         valid=int(GetattrMask.BASIC),
-        qid=qid_of(st),
-        mode=st.st_mode,
-        uid=st.st_uid,
-        gid=st.st_gid,
+        qid=qid_of(st.st_ino, mode),
+        mode=mode,
+        uid=uid,
+        gid=gid,
         nlink=st.st_nlink,
-        rdev=st.st_rdev,
+        rdev=rdev,
         size=st.st_size,
         blksize=st.st_blksize,
         blocks=st.st_blocks,

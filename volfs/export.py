@@ -9,11 +9,13 @@ from dataclasses import replace
 
 from ninep.backend import File, User
 
+from .access import cred_for
 from .dirindex import DirIndexes
 from .escape import identity, swap
 from .names import Names
 from .node import Node, Tree
 from .options import parse_options
+from .policy import Policy
 
 
 class VolExport:
@@ -32,9 +34,13 @@ class VolExport:
         *,
         case_sensitive: bool = False,
         escape: bool | None = None,
+        metadata: bool = False,
+        squash_root: bool = False,
     ) -> None:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.read_only = read_only
+        self.metadata = metadata  # every attach has `metadata` on
+        self.squash_root = squash_root  # uid 0 acts as nobody (65534)
         self.case_sensitive = case_sensitive
         self.escape = not case_sensitive if escape is None else escape
         self.show = swap if self.escape else identity  # host name -> shown, and back
@@ -47,6 +53,8 @@ class VolExport:
         opts = parse_options(options)
         if self.read_only:
             opts = replace(opts, read_only=True)
+        if self.metadata:
+            opts = replace(opts, metadata=True)
         if not self._finalizer.alive:
             raise OSError(errno.EBADF, "export is closed")
         names = Names(
@@ -56,7 +64,8 @@ class VolExport:
             indexes=self.indexes,
         )
         fd = os.open(".", os.O_PATH | os.O_CLOEXEC, dir_fd=self._fd)
-        return Node.root(Tree(self, opts, user, names), fd)
+        policy = Policy(opts, cred_for(user.uid, self.squash_root))
+        return Node.root(Tree(self, opts, user, names, policy), fd)
 
     def close(self) -> None:
         """Release the root fd (Files already attached keep working)."""
@@ -64,7 +73,20 @@ class VolExport:
 
 
 def open_export(
-    path: str, read_only: bool = False, *, case_sensitive: bool = False, escape: bool | None = None
+    path: str,
+    read_only: bool = False,
+    *,
+    case_sensitive: bool = False,
+    escape: bool | None = None,
+    metadata: bool = False,
+    squash_root: bool = False,
 ) -> VolExport:
-    """Export the host directory `path` (read-only, case-sensitive, escaping: as asked)."""
-    return VolExport(path, read_only, case_sensitive=case_sensitive, escape=escape)
+    """Export the host directory `path` (read-only, case, escaping, metadata: as asked)."""
+    return VolExport(
+        path,
+        read_only,
+        case_sensitive=case_sensitive,
+        escape=escape,
+        metadata=metadata,
+        squash_root=squash_root,
+    )

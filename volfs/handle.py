@@ -12,8 +12,8 @@ import trio
 from ninep.backend import Dirent, Lock
 from ninep.messages import Qid
 
-from . import locks
-from .attrs import dirent_qid, dirent_type
+from . import locks, stored
+from .attrs import dirent_type, qid_of
 from .hostio import INLINE_IO_MAX, bad_values_are_einval, in_thread
 from .names import list_dir
 
@@ -25,7 +25,9 @@ class VolHandle:
 
     The listing is taken when readdir asks for offset 0 (or first asks at all),
     `.` and `..` included; entry i has cookie i + 1, so offsets stay valid
-    however the directory changes meanwhile. Names are listed as `show` maps them.
+    however the directory changes meanwhile. Names are listed as `show` maps them;
+    with `stored_types`, a regular host file is listed with the type of its mode
+    attribute (a stored symlink or special file: metadata on).
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class VolHandle:
         read_only: bool,
         dots: tuple[Qid, Qid] | None,
         show: Callable[[str], str] = str,
+        stored_types: bool = False,
     ) -> None:
         self._fd = fd
         self._regular = stat.S_ISREG(mode)
@@ -43,6 +46,7 @@ class VolHandle:
         self._read_only = read_only
         self._dots = dots  # qids of "." and "..": set for a directory
         self._show = show
+        self._stored_types = stored_types  # list the types kept in attributes (metadata on)
         self._listing: list[Dirent] | None = None
         self._listing_lock = trio.Lock()
 
@@ -82,8 +86,11 @@ class VolHandle:
 
     async def _snapshot(self, dots: tuple[Qid, Qid]) -> list[Dirent]:
         rows = [(".", dots[0], stat.S_IFDIR), ("..", dots[1], stat.S_IFDIR)]
-        for name, ino, mode in await in_thread(list_dir, self.fd):
-            rows.append((self._show(name), dirent_qid(ino, mode), mode))
+        entries = await in_thread(list_dir, self.fd)
+        if self._stored_types:
+            entries = await in_thread(stored.listed_types, self.fd, entries)
+        for name, ino, mode in entries:
+            rows.append((self._show(name), qid_of(ino, mode), mode))
         return [
             Dirent(qid, i + 1, dirent_type(mode), name) for i, (name, qid, mode) in enumerate(rows)
         ]

@@ -13,6 +13,11 @@ symlinks are acted on as symlinks, never followed.
 
 Names from clients become host names, and names in a directory are resolved,
 by the attach's `Names` (`volfs.names`: escaping, case folding, the case flag).
+
+What a client sees of an object (mode, owner, group, rdev, qid type) and every
+permission check come from the attach's `Policy` (`volfs.policy`: metadata in
+extended attributes, or WSL's masks); objects made with metadata on are made
+atomically by `volfs.stored`.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from ninep.backend import Attr, File, Handle, SetAttr, StatFs, User
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
 from ninep.messages import Qid
 
-from . import caseflag
-from .attrs import attr_of, qid_of, statfs_of, time_ns
+from . import caseflag, metadata, stored
+from .attrs import attr_of, statfs_of, time_ns
 from .dirindex import Change
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
+from .metadata import Effective, Metadata
 from .names import Names, check_name, check_new_name, lookup
 from .options import AttachOptions
+from .policy import Policy, is_special
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,7 @@ class Tree:
     options: AttachOptions
     user: User
     names: Names
+    policy: Policy
 
 
 class _Entry:
@@ -97,10 +105,11 @@ class Node:
             st = os.stat(fd)
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.ENOTDIR, "export root is not a directory")
+            qid = tree.policy.qid(fd, st)
         except BaseException:
             entry.release()
             raise
-        return cls(tree, entry, qid_of(st))
+        return cls(tree, entry, qid)
 
     @property
     def qid(self) -> Qid:
@@ -126,6 +135,21 @@ class Node:
     def _stat(self) -> os.stat_result:
         return os.stat(self._fd)
 
+    @property
+    def _policy(self) -> Policy:
+        return self._tree.policy
+
+    def _view(self, st: os.stat_result | None = None) -> Effective:
+        """Mode, owner, group and rdev as the attach shows them (`st`: the host's, if known)."""
+        return self._policy.view(self._fd, self._stat() if st is None else st)
+
+    def _child_view(self, host: str) -> Effective:
+        """The view of entry (host name) `host` of this directory."""
+        return self._view_at(self._fd, host)
+
+    def _qid_of(self, fd: int) -> Qid:
+        return self._policy.qid(fd, os.stat(fd))
+
     def _writable(self) -> None:
         if self._tree.options.read_only:
             raise OSError(errno.EROFS, "read-only export")
@@ -140,7 +164,7 @@ class Node:
         """A Node taking over `fd`, the O_PATH fd of entry (host name) `name` of this directory."""
         entry = _Entry(fd, self._entry, name)
         try:
-            return Node(self._tree, entry, qid_of(os.stat(fd)))
+            return Node(self._tree, entry, self._qid_of(fd))
         except BaseException:
             entry.release()
             raise
@@ -187,6 +211,10 @@ class Node:
 
     async def walk(self, name: str) -> Node:
         check_name(name)
+        if self._policy.metadata:
+            st = self._stat()
+            if stat.S_ISDIR(st.st_mode):
+                self._policy.check_search(self._view(st))
         if name not in (".", ".."):
             fd, host = await self._names.lookup(self._fd, name, self._is_root)
             return self._adopt(fd, host)
@@ -195,7 +223,7 @@ class Node:
         if name == "." or self._entry.parent is None:
             return await self.clone()
         parent = self._entry.parent
-        return Node(self._tree, parent.retain(), qid_of(os.stat(parent.fd)))
+        return Node(self._tree, parent.retain(), self._qid_of(parent.fd))
 
     async def clone(self) -> Node:
         return Node(self._tree, self._live().retain(), self._qid)
@@ -204,11 +232,20 @@ class Node:
         self._release()
 
     async def getattr(self, mask: int) -> Attr:
-        return attr_of(self._stat())
+        st = self._stat()
+        return attr_of(st, self._view(st))
 
     async def setattr(self, attr: SetAttr) -> None:
         self._writable()
         valid, path = attr.valid, proc_path(self._fd)
+        if self._policy.metadata:
+            md, valid = self._policy.stored_setattr(self._view(), attr, "the file")
+            with bad_values_are_einval():
+                stored.store(self._fd, md)
+        elif self._policy.wsl and valid & SetattrMask.MODE:
+            os.chmod(path, self._policy.wsl_host_mode(self._stat().st_mode, attr.mode))
+        if self._policy.wsl:
+            valid &= ~(SetattrMask.MODE | SetattrMask.UID | SetattrMask.GID)
         with bad_values_are_einval():
             if valid & (SetattrMask.UID | SetattrMask.GID):
                 uid = attr.uid if valid & SetattrMask.UID else -1
@@ -241,8 +278,12 @@ class Node:
 
     async def open(self, flags: int) -> Handle:
         st = self._stat()
-        if stat.S_ISLNK(st.st_mode):
+        shown = self._view(st)
+        if stat.S_ISLNK(shown.mode):
             raise OSError(errno.ELOOP, "a symlink cannot be opened")
+        if stat.S_ISREG(st.st_mode) and is_special(shown):
+            raise OSError(errno.ENXIO, "a special file is opened by the client, not the server")
+        self._policy.check_open(shown, flags)
         if flags & OpenFlag.ACCMODE != OpenFlag.RDONLY or flags & OpenFlag.TRUNC:
             self._writable()
         host_flags = host_open_flags(flags)
@@ -256,21 +297,33 @@ class Node:
             fd = await in_thread(os.open, path, host_flags)
         dots = (self._qid, self._parent_qid()) if is_dir else None
         read_only, show = self._tree.options.read_only, self._names.shown
-        return VolHandle(fd, mode=st.st_mode, read_only=read_only, dots=dots, show=show)
+        return VolHandle(
+            fd,
+            mode=st.st_mode,
+            read_only=read_only,
+            dots=dots,
+            show=show,
+            stored_types=self._policy.metadata,
+        )
 
     def _parent_qid(self) -> Qid:
         parent = self._entry.parent
-        return self._qid if parent is None else qid_of(os.stat(parent.fd))
+        return self._qid if parent is None else self._qid_of(parent.fd)
 
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[File, Handle]:
         self._writable()
         check_new_name(name)
+        parent = self._view()
+        self._policy.check_search(parent)
         existing = await self._names.find(self._fd, name, self._is_root)
         if existing is not None:
             if flags & OpenFlag.EXCL:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
             return await self._open_existing(existing, flags)
+        self._policy.check_create(parent)
         host = self._names.host(name)
+        if self._policy.metadata:
+            return self._create_stored(host, flags, mode, gid, parent)
         host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
         with self._names.changing(self._fd) as change:
             try:
@@ -296,6 +349,43 @@ class Node:
             raise
         return node, VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None)
 
+    def _create_stored(
+        self, host: str, flags: int, mode: int, gid: int, parent: Effective
+    ) -> tuple[File, Handle]:
+        """Create with metadata on: the file appears with its attributes (`volfs.stored`)."""
+        md = self._policy.new_object(parent, stat.S_IFREG | mode & 0o7777, gid)
+        with self._names.changing(self._fd) as change, bad_values_are_einval():
+            made = stored.make(self._fd, host, md)
+            change.added.append(host)
+        try:
+            wanted = flags & ~int(OpenFlag.DIRECTORY | OpenFlag.TRUNC)
+            fd = os.open(proc_path(made), host_open_flags(wanted))
+        finally:
+            os.close(made)
+        try:
+            node = self._adopt(os.open(proc_path(fd), os.O_PATH | os.O_CLOEXEC), host)
+        except BaseException:
+            os.close(fd)
+            raise
+        return node, VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None)
+
+    def _make_stored(self, host: str, md: Metadata, content: bytes = b"") -> Qid:
+        """A symlink or special file as a regular host file with `md`; its qid."""
+        with self._names.changing(self._fd) as change, bad_values_are_einval():
+            os.close(stored.make(self._fd, host, md, content))
+            change.added.append(host)
+        fd = lookup(self._fd, host)
+        try:
+            return self._qid_of(fd)
+        finally:
+            os.close(fd)
+
+    def _new(self) -> Effective:
+        """Check that an entry may be made here (metadata on); this directory's view."""
+        parent = self._view()
+        self._policy.check_create(parent)
+        return parent
+
     async def _open_existing(self, host: str, flags: int) -> tuple[File, Handle]:
         node = self._adopt(lookup(self._fd, host), host)
         try:
@@ -315,17 +405,36 @@ class Node:
     async def mkdir(self, name: str, mode: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
+        parent = self._new()
         host, changing = await self._fresh(name)
         case_flag = self._names.new_dir_flag(self._fd, self._is_root)
+        if not self._policy.metadata:
+            with changing as change:
+                os.mkdir(host, mode & 0o7777, dir_fd=self._fd)
+                change.added.append(host)
+            return self._made(host, mode, gid, case_flag)
+        md = self._policy.new_object(parent, stat.S_IFDIR | mode & 0o7777, gid)
         with changing as change:
-            os.mkdir(host, mode & 0o7777, dir_fd=self._fd)
+            os.mkdir(host, 0o700, dir_fd=self._fd)
             change.added.append(host)
-        return self._made(host, mode, gid, case_flag)
+        node = self._adopt(lookup(self._fd, host), host)
+        try:
+            if case_flag:
+                caseflag.store(node._fd, True)
+            stored.store(node._fd, md)
+            return node._qid_of(node._fd)
+        finally:
+            node._release()
 
     async def symlink(self, name: str, target: str, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
+        parent = self._new()
         host, changing = await self._fresh(name)
+        if self._policy.metadata:
+            md = self._policy.new_object(parent, stat.S_IFLNK | 0o777, gid)
+            with bad_values_are_einval():
+                return self._make_stored(host, md, os.fsencode(target))
         with changing as change, bad_values_are_einval():
             os.symlink(target, host, dir_fd=self._fd)
             change.added.append(host)
@@ -334,7 +443,19 @@ class Node:
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
+        parent = self._new()
+        kind = stat.S_IFMT(mode) or stat.S_IFREG
+        if self._policy.wsl and kind != stat.S_IFREG:
+            raise OSError(errno.EPERM, "only regular files can be made without metadata")
         host, changing = await self._fresh(name)
+        if self._policy.metadata:
+            if kind not in metadata.STORED_AS_REGULAR - {stat.S_IFLNK}:
+                raise OSError(errno.EINVAL, f"mknod of file type {kind:#o}")
+            md = self._policy.new_object(parent, kind | mode & 0o7777, gid)
+            if kind in (stat.S_IFCHR, stat.S_IFBLK):
+                with bad_values_are_einval():
+                    md = Metadata(md.uid, md.gid, md.mode, metadata.makedev(major, minor))
+            return self._make_stored(host, md)
         with changing as change, bad_values_are_einval():
             os.mknod(host, mode, os.makedev(major, minor), dir_fd=self._fd)
             change.added.append(host)
@@ -344,15 +465,20 @@ class Node:
         self._writable()
         check_new_name(name)
         source = self._peer(target)
+        self._new()
         host, changing = await self._fresh(name)
         with changing as change:
             os.link(proc_path(source._fd), host, dst_dir_fd=self._fd, follow_symlinks=True)
             change.added.append(host)
 
     async def readlink(self) -> str:
-        if not stat.S_ISLNK(self._stat().st_mode):
+        st = self._stat()
+        if not stat.S_ISLNK(self._view(st).mode):
             raise OSError(errno.EINVAL, "not a symlink")
-        return os.readlink("", dir_fd=self._fd)
+        if stat.S_ISLNK(st.st_mode):
+            return os.readlink("", dir_fd=self._fd)
+        with open(os.open(proc_path(self._fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+            return os.fsdecode(f.read())  # a stored symlink: the file holds the target
 
     async def rename(self, newdir: File, newname: str) -> None:
         self._writable()
@@ -388,6 +514,8 @@ class Node:
         src_st, dest_st = os.stat(src_dirfd), os.stat(dest._fd)
         same_dir = (src_st.st_dev, src_st.st_ino) == (dest_st.st_dev, dest_st.st_ino)
         itself = same_dir and target == src
+        if self._policy.metadata:
+            self._check_move(src_dirfd, src, dest, None if itself else target)
         if target is not None and not itself:
             a = os.stat(src, dir_fd=src_dirfd, follow_symlinks=False)
             b = os.stat(target, dir_fd=dest._fd, follow_symlinks=False)
@@ -405,12 +533,35 @@ class Node:
             into.added.append(new)
         return new
 
+    def _check_move(self, src_dirfd: int, src: str, dest: Node, target: str | None) -> None:
+        """Metadata on: `src` may leave `src_dirfd`, enter `dest` and replace `target` there."""
+        policy, src_dir = self._policy, self._policy.view(src_dirfd, os.stat(src_dirfd))
+        policy.check_delete(src_dir, self._view_at(src_dirfd, src), src)
+        dest_dir = dest._view()
+        policy.check_create(dest_dir)
+        if target is not None:
+            policy.check_delete(dest_dir, dest._child_view(target), target)
+
+    def _view_at(self, dirfd: int, host: str) -> Effective:
+        fd = lookup(dirfd, host)
+        try:
+            return self._policy.view(fd, os.stat(fd))
+        finally:
+            os.close(fd)
+
+    def _check_delete(self, dirfd: int, host: str) -> None:
+        """Metadata on: entry `host` may be removed from directory `dirfd`."""
+        if self._policy.metadata:
+            shown_dir = self._policy.view(dirfd, os.stat(dirfd))
+            self._policy.check_delete(shown_dir, self._view_at(dirfd, host), host)
+
     async def unlinkat(self, name: str, flags: int) -> None:
         self._writable()
         check_new_name(name)
         if flags & ~AT_REMOVEDIR:
             raise OSError(errno.EINVAL, f"unknown unlinkat flags {flags:#x}")
         host = await self._names.existing(self._fd, name, self._is_root)
+        self._check_delete(self._fd, host)
         with self._names.changing(self._fd) as change:
             await self._unlink(self._fd, host, bool(flags & AT_REMOVEDIR))
             change.removed.append(host)
@@ -419,6 +570,7 @@ class Node:
         self._writable()
         parent, host = self._where()
         is_dir = stat.S_ISDIR(self._stat().st_mode)
+        self._check_delete(parent.fd, host)
         with self._names.changing(parent.fd) as change:
             await self._unlink(parent.fd, host, is_dir)
             change.removed.append(host)
@@ -433,13 +585,14 @@ class Node:
     async def getxattr(self, name: str) -> bytes:
         if caseflag.is_client_name(name):
             return self._names.flag_value(self._fd, self._is_root)
-        if caseflag.is_hidden(name):
+        if caseflag.is_hidden(name) or metadata.is_internal(name):
             raise OSError(errno.ENODATA, f"no attribute {name!r}")
         with bad_values_are_einval():
             return os.getxattr(proc_path(self._fd), name)
 
     async def listxattr(self) -> list[str]:
-        return [n for n in os.listxattr(proc_path(self._fd)) if not caseflag.is_hidden(n)]
+        names = metadata.visible(os.listxattr(proc_path(self._fd)))
+        return [n for n in names if not caseflag.is_hidden(n)]
 
     async def setxattr(self, name: str, value: bytes, flags: int) -> None:
         self._writable()
@@ -449,6 +602,7 @@ class Node:
             await self._names.set_flag(self._fd, self._is_root, value)
             return
         self._not_hidden(name)
+        self._policy.check_xattr_write(self._view())
         with bad_values_are_einval():
             os.setxattr(proc_path(self._fd), name, value, flags)
 
@@ -458,10 +612,11 @@ class Node:
             await self._names.set_flag(self._fd, self._is_root, caseflag.render(False))
             return
         self._not_hidden(name)
+        self._policy.check_xattr_write(self._view())
         with bad_values_are_einval():
             os.removexattr(proc_path(self._fd), name)
 
     @staticmethod
     def _not_hidden(name: str) -> None:
-        if caseflag.is_hidden(name):
+        if caseflag.is_hidden(name) or metadata.is_internal(name):
             raise OSError(errno.EPERM, f"{name!r} is reserved by the export")

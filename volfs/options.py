@@ -30,6 +30,12 @@ class AttachOptions:
 
     read_only: bool = False
     case: CaseOption = CaseOption.OFF
+    metadata: bool = False  # POSIX metadata in extended attributes (docs/metadata.md)
+    uid: int | None = None  # metadata off: the owner shown (None: the attaching uid)
+    gid: int | None = None  # metadata off: the group shown (None: the attaching uid's)
+    umask: int | None = None  # metadata off: permission bits taken from every object
+    fmask: int | None = None  # ... from files
+    dmask: int | None = None  # ... from directories
 
 
 def _flag(field: str) -> Callable[[AttachOptions, str, str | None], AttachOptions]:
@@ -52,9 +58,35 @@ def _case(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
         raise _invalid(f"attach option {key!r} takes {choices}, not {value!r}") from None
 
 
+def _number(
+    field: str, base: int, limit: int
+) -> Callable[[AttachOptions, str, str | None], AttachOptions]:
+    """A parser for an option taking an integer in `base` (at most `limit`) into `field`."""
+
+    def parse(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
+        try:
+            number = int(value or "", base)
+        except ValueError:
+            number = -1
+        if not 0 <= number <= limit:
+            raise _invalid(f"attach option {key!r} takes a base-{base} number, not {value!r}")
+        changes: dict[str, Any] = {field: number}
+        return replace(opts, **changes)
+
+    return parse
+
+
+_ID_MAX = 0xFFFF_FFFE  # (uid_t)-1 is never an id
+
 _PARSERS: dict[str, Callable[[AttachOptions, str, str | None], AttachOptions]] = {
     "ro": _flag("read_only"),
     "case": _case,
+    "metadata": _flag("metadata"),
+    "uid": _number("uid", 10, _ID_MAX),
+    "gid": _number("gid", 10, _ID_MAX),
+    "umask": _number("umask", 8, 0o777),
+    "fmask": _number("fmask", 8, 0o777),
+    "dmask": _number("dmask", 8, 0o777),
 }
 
 

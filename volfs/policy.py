@@ -1,0 +1,158 @@
+"""What one attach shows and allows: modes, owners and the permission checks.
+
+With `metadata` on, mode, uid, gid and rdev are the stored attributes over the
+host's (`volfs.metadata`), and the export enforces them for the attached user
+(`volfs.access`). With it off, the host's values are shown, or WSL's defaults
+when any of `uid=`, `gid=`, `umask=`, `fmask=`, `dmask=` is given, and the
+host's own permissions apply (no checks here). Every check of node.py goes
+through a `Policy`; node.py never reads the metadata attributes itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from ninep.backend import SetAttr
+from ninep.constants import SetattrMask
+from ninep.messages import Qid
+
+from . import access, metadata
+from .access import W_OK, X_OK, Cred
+from .attrs import qid_of
+from .hostio import proc_path
+from .metadata import Effective, Metadata
+from .options import AttachOptions
+
+SPECIAL_TYPES = frozenset((stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK))
+
+
+def host_view(st: os.stat_result) -> Effective:
+    """The host's own mode, owner, group and device number."""
+    return Effective(st.st_mode, st.st_uid, st.st_gid, st.st_rdev)
+
+
+class Policy:
+    """The view and the rules of one attach, for the attached user `cred`."""
+
+    def __init__(self, opts: AttachOptions, cred: Cred) -> None:
+        self.metadata = opts.metadata
+        self.cred = cred
+        self._opts = opts
+        # WSL's defaults for metadata off: any owner or mask option asks for them
+        given = (opts.uid, opts.gid, opts.umask, opts.fmask, opts.dmask)
+        self.wsl = not opts.metadata and any(v is not None for v in given)
+
+    # ---- the view ----
+
+    def view(self, fd: int, st: os.stat_result) -> Effective:
+        """What a client is shown for the object of O_PATH fd `fd` and host stat `st`."""
+        if self.metadata:
+            return metadata.effective(st, self._load(fd, st))
+        if self.wsl:
+            return self._wsl_view(st)
+        return host_view(st)
+
+    @staticmethod
+    def _load(fd: int, st: os.stat_result) -> Metadata:
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            return Metadata()  # Linux keeps no user.* attributes on other objects
+        return metadata.load(proc_path(fd), st.st_mode, metadata.ident_of(st))
+
+    def _wsl_view(self, st: os.stat_result) -> Effective:
+        o, kind = self._opts, stat.S_IFMT(st.st_mode)
+        mask = (o.umask or 0) | ((o.dmask if kind == stat.S_IFDIR else o.fmask) or 0)
+        perm = 0o777 & ~mask
+        if kind == stat.S_IFREG and not st.st_mode & 0o222:
+            perm &= ~0o222  # a read-only host file
+        uid = self.cred.uid if o.uid is None else o.uid
+        gid = self.cred.gid if o.gid is None else o.gid
+        return Effective(kind | perm, uid, gid, st.st_rdev)
+
+    @staticmethod
+    def wsl_host_mode(host_mode: int, asked: int) -> int:
+        """WSL's chmod without metadata: no write bit makes the host file read-only, any
+        write bit makes it writable again; the other bits are not kept."""
+        if asked & 0o222:
+            return host_mode & 0o7777 | 0o200
+        return host_mode & 0o7777 & ~0o222
+
+    def qid(self, fd: int, st: os.stat_result) -> Qid:
+        """The qid of the object: its type as shown (a stored symlink is a SYMLINK)."""
+        mode = self.view(fd, st).mode if self.metadata else st.st_mode
+        return qid_of(st.st_ino, mode)
+
+    # ---- the checks (metadata on only) ----
+
+    def check(self, shown: Effective, want: int, what: str) -> None:
+        """EACCES unless the user may `want` (R_OK|W_OK|X_OK) the object shown so."""
+        if self.metadata:
+            access.check_access(self.cred, shown.mode, shown.uid, shown.gid, want, what)
+
+    def check_search(self, shown: Effective) -> None:
+        """A lookup in a directory: search permission."""
+        self.check(shown, X_OK, "the directory")
+
+    def check_create(self, parent: Effective) -> None:
+        """Making an entry in directory `parent`: write and search."""
+        self.check(parent, W_OK | X_OK, "the directory")
+
+    def check_delete(self, parent: Effective, child: Effective, name: str) -> None:
+        """Removing (or renaming away) entry `name` from `parent`: write, search, sticky bit."""
+        if self.metadata:
+            d = parent
+            access.check_delete(self.cred, d.mode, d.uid, d.gid, child.uid, repr(name))
+
+    def check_open(self, shown: Effective, flags: int) -> None:
+        """Opening an existing object with client flags `flags`."""
+        self.check(shown, access.open_want(flags), "the file")
+
+    def check_xattr_write(self, shown: Effective) -> None:
+        """Setting or removing an extended attribute: write permission (or the owner)."""
+        if self.metadata and shown.uid != self.cred.uid:
+            self.check(shown, W_OK, "the file")
+
+    def new_object(self, parent: Effective, mode: int, gid: int) -> Metadata:
+        """The stored fields of a new object of full mode `mode` asked for by group `gid`."""
+        c = self.cred
+        return Metadata(
+            uid=c.uid,
+            gid=access.new_file_gid(parent.mode, parent.gid, gid),
+            mode=access.new_mode(c, parent.mode, parent.gid, mode),
+        )
+
+    def stored_setattr(self, shown: Effective, attr: SetAttr, what: str) -> tuple[Metadata, int]:
+        """Check a Tsetattr; the fields to store and the SetattrMask bits left for the host.
+
+        chmod and chown change the attributes only; sizes and times go to the host.
+        """
+        v, c = attr.valid, self.cred
+        uid = attr.uid if v & SetattrMask.UID else None
+        gid = attr.gid if v & SetattrMask.GID else None
+        if uid is not None or gid is not None:
+            access.check_chown(c, shown.uid, shown.gid, uid, gid, what)
+        mode = None
+        if v & SetattrMask.MODE:
+            access.check_chmod(c, shown.uid, what)
+            after_gid = shown.gid if gid is None else gid
+            perm = access.chmod_mode(c, attr.mode & 0o7777, after_gid)
+            mode = stat.S_IFMT(shown.mode) | perm
+        self._check_times(shown, attr, what)
+        rest = v & ~(SetattrMask.UID | SetattrMask.GID | SetattrMask.MODE)
+        return Metadata(uid=uid, gid=gid, mode=mode), rest
+
+    def _check_times(self, shown: Effective, attr: SetAttr, what: str) -> None:
+        v = attr.valid
+        if not v & (SetattrMask.ATIME | SetattrMask.MTIME):
+            return
+        if access.may_chmod(self.cred, shown.uid):
+            return
+        if v & (SetattrMask.ATIME_SET | SetattrMask.MTIME_SET):
+            raise OSError(errno.EPERM, f"only the owner may set the times of {what}")
+        self.check(shown, W_OK, what)
+
+
+def is_special(shown: Effective) -> bool:
+    """Whether `shown` is a fifo, socket or device node (never opened on the server)."""
+    return stat.S_IFMT(shown.mode) in SPECIAL_TYPES
