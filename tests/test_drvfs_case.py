@@ -1,7 +1,4 @@
-"""Case-insensitive directories seen through a drvfs mount, as WSL users expect them.
-
-Runs only if the server's export takes the `case=` attach option.
-"""
+"""Case-insensitive directories seen through a drvfs mount, as WSL users expect them."""
 
 from __future__ import annotations
 
@@ -11,23 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from volfs.options import parse_options
-
 from .drvfs_harness import drvfs_mount
 from .posix_checks import raises_errno
 
-
-def _server_knows_case() -> bool:
-    try:
-        parse_options("case=dir")
-    except OSError:
-        return False
-    return True
-
-
 pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0 or not _server_knows_case(),
-    reason="needs /dev/fuse, root, and an export that takes case=",
+    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
 )
 
 FLAG = "system.wsl_case_sensitive"
