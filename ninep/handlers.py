@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from . import messages as m
-from .backend import Lock, SetAttr, User
+from .backend import Handle, Lock, SetAttr, User
 from .constants import MAXWELEM, NOFID, NONUNAME, OpenFlag
 from .fids import XATTR_SIZE_MAX, Fid, XattrState
 from .messages import Message
@@ -243,10 +243,11 @@ async def _readlink(s: Session, msg: Message) -> Message:
     return m.Rreadlink(msg.tag, target=target)
 
 
-def _opened(fid: Fid) -> Fid:
+def _opened(fid: Fid) -> Handle:
+    """The open handle of `fid`; EBADF if it was never opened."""
     if fid.handle is None:
         raise OSError(errno.EBADF, "fid is not open")
-    return fid
+    return fid.handle
 
 
 @handles(m.Tread)
@@ -256,8 +257,7 @@ async def _read(s: Session, msg: Message) -> Message:
         if fid.xattr is not None and not fid.xattr.writing:
             data = bytes(fid.xattr.value[msg.offset : msg.offset + count])
         else:
-            handle = _opened(fid).handle
-            assert handle is not None
+            handle = _opened(fid)
             data = await handle.read(msg.offset, count)
     return m.Rread(msg.tag, data=data)
 
@@ -272,8 +272,7 @@ async def _write(s: Session, msg: Message) -> Message:
             x.value += msg.data
             count = len(msg.data)
         else:
-            handle = _opened(fid).handle
-            assert handle is not None
+            handle = _opened(fid)
             count = await handle.write(msg.offset, msg.data)
     return m.Rwrite(msg.tag, count=count)
 
@@ -282,8 +281,7 @@ async def _write(s: Session, msg: Message) -> Message:
 async def _readdir(s: Session, msg: Message) -> Message:
     room = s.iosize(msg.count)
     async with s.fids.use(msg.fid) as fid:
-        handle = _opened(fid).handle
-        assert handle is not None
+        handle = _opened(fid)
         entries = await handle.readdir(msg.offset)
     out = []
     for e in entries:
@@ -297,8 +295,7 @@ async def _readdir(s: Session, msg: Message) -> Message:
 @handles(m.Tfsync)
 async def _fsync(s: Session, msg: Message) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        handle = _opened(fid).handle
-        assert handle is not None
+        handle = _opened(fid)
         await handle.fsync(bool(msg.datasync))
     return m.Rfsync(msg.tag)
 
@@ -310,8 +307,7 @@ def _lock(msg: Message) -> Lock:
 @handles(m.Tlock)
 async def _lock_(s: Session, msg: Message) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        handle = _opened(fid).handle
-        assert handle is not None
+        handle = _opened(fid)
         status = await handle.lock(msg.flags, _lock(msg))
     return m.Rlock(msg.tag, status=status)
 
@@ -319,8 +315,7 @@ async def _lock_(s: Session, msg: Message) -> Message:
 @handles(m.Tgetlock)
 async def _getlock(s: Session, msg: Message) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        handle = _opened(fid).handle
-        assert handle is not None
+        handle = _opened(fid)
         lk = await handle.getlock(_lock(msg))
     return m.Rgetlock(
         msg.tag,
