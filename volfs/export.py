@@ -72,21 +72,5 @@ class VolExport:
         self._finalizer()
 
 
-def open_export(
-    path: str,
-    read_only: bool = False,
-    *,
-    case_sensitive: bool = False,
-    escape: bool | None = None,
-    metadata: bool = False,
-    squash_root: bool = False,
-) -> VolExport:
-    """Export the host directory `path` (read-only, case, escaping, metadata: as asked)."""
-    return VolExport(
-        path,
-        read_only,
-        case_sensitive=case_sensitive,
-        escape=escape,
-        metadata=metadata,
-        squash_root=squash_root,
-    )
+#: The `ninep.backends` entry point: export the host directory `path` (see VolExport).
+open_export = VolExport
