@@ -23,7 +23,7 @@ from .guest.fixtures import (
     GuestResult,
     GuestRunner,
 )
-from .guest.hostside import HostView, compare_untarred, sha256_file
+from .guest.hostside import HostView, compare_untarred, host_git, sha256_file
 from .guest.initramfs import run_conf_text
 from .guest.vm import GuestRun, declared_checks, mount_option_string, parse_console
 
@@ -197,21 +197,10 @@ def test_host_sees_git_repository(guest: GuestResult) -> None:
     run = guest.require_run()
     repo = _work(guest) / "git" / "repo"
     assert (repo / ".git").is_dir(), guest.describe()
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(
-            ["git", "-c", "safe.directory=*", "-C", str(repo), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stdout}{proc.stderr}"
-        return proc.stdout
-
-    git("fsck", "--strict", "--no-progress", "--no-dangling")
-    assert git("status", "--porcelain") == ""
-    assert git("rev-parse", "HEAD").strip() == run.values.get("git_head")
-    assert git("rev-list", "--count", "HEAD").strip() == "2"
+    host_git(repo, "fsck", "--strict", "--no-progress", "--no-dangling")
+    assert host_git(repo, "status", "--porcelain") == ""
+    assert host_git(repo, "rev-parse", "HEAD").strip() == run.values.get("git_head")
+    assert host_git(repo, "rev-list", "--count", "HEAD").strip() == "2"
 
 
 def test_host_sees_sqlite_rows(guest: GuestResult) -> None:

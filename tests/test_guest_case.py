@@ -10,7 +10,6 @@ skips it, as the other guest tests.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pytest
 from volfs.caseflag import HOST_XATTR
 from volfs.escape import swap
 
-from .guest.fixtures import BOOT_TIMEOUT
+from .guest.fixtures import BOOT_TIMEOUT, skip_if_guests_disabled
+from .guest.hostside import host_git
 from .guest.servers import start_ninep
 from .guest.vm import GuestRun, declared_checks, load_workload, run_guest
 
@@ -49,8 +49,7 @@ class CaseRun:
 
 @pytest.fixture(scope="module")
 def case_run(tmp_path_factory: pytest.TempPathFactory) -> CaseRun:
-    if os.environ.get("NINEP_GUEST_SKIP") == "1":
-        pytest.skip("NINEP_GUEST_SKIP=1")
+    skip_if_guests_disabled()
     workdir = tmp_path_factory.mktemp("guest-case")
     export = workdir / "export"
     export.mkdir()
@@ -143,17 +142,6 @@ def test_case_host_git(case_run: CaseRun, repo: str, value: str) -> None:
     """Both repositories are sound for the host's git, at the commit the guest made."""
     run = case_run.require()
     path = case_run.export / "w" / "case" / repo
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(
-            ["git", "-c", "safe.directory=*", "-C", str(path), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stdout}{proc.stderr}"
-        return proc.stdout
-
-    git("fsck", "--strict", "--no-progress", "--no-dangling")
-    assert git("rev-parse", "HEAD").strip() == run.values.get(value)
-    assert git("status", "--porcelain") == ""
+    host_git(path, "fsck", "--strict", "--no-progress", "--no-dangling")
+    assert host_git(path, "rev-parse", "HEAD").strip() == run.values.get(value)
+    assert host_git(path, "status", "--porcelain") == ""

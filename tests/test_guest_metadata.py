@@ -21,7 +21,7 @@ import pytest
 
 from volfs import metadata
 
-from .guest.fixtures import BOOT_TIMEOUT
+from .guest.fixtures import BOOT_TIMEOUT, skip_if_guests_disabled
 from .guest.servers import start_ninep
 from .guest.vm import GuestRun, declared_checks, load_workload, run_guest
 
@@ -41,8 +41,7 @@ class Boot:
 
 @pytest.fixture(scope="module")
 def boots(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Boot], Path]:
-    if os.environ.get("NINEP_GUEST_SKIP") == "1":
-        pytest.skip("NINEP_GUEST_SKIP=1")
+    skip_if_guests_disabled()
     workdir = tmp_path_factory.mktemp("guest-metadata")
     export = workdir / "export"
     export.mkdir()

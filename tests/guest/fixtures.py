@@ -149,11 +149,16 @@ class GuestRunner:
             self._pool.shutdown(wait=True)
 
 
+def skip_if_guests_disabled() -> None:
+    """Skip the calling test when NINEP_GUEST_SKIP=1 (the guest tests take minutes)."""
+    if os.environ.get("NINEP_GUEST_SKIP") == "1":
+        pytest.skip("NINEP_GUEST_SKIP=1: guest tests disabled by the environment")
+
+
 @pytest.fixture(scope="session")
 def guest_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuestRunner]:
     """Session-wide runner of standard guest boots (skipped if NINEP_GUEST_SKIP=1)."""
-    if os.environ.get("NINEP_GUEST_SKIP") == "1":
-        pytest.skip("NINEP_GUEST_SKIP=1")
+    skip_if_guests_disabled()
     jobs = max(1, int(os.environ.get("NINEP_GUEST_JOBS", "2")))
     runner = GuestRunner(base=tmp_path_factory.mktemp("guest"), jobs=jobs)
     yield runner

@@ -14,6 +14,7 @@ import io
 import os
 import random
 import stat
+import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,18 @@ class HostView:
     def user_xattr(self, path: Path, name: str) -> bytes | None:
         """A guest-set user xattr, as stored on the host (None if absent)."""
         return _getxattr(path, name)
+
+
+def host_git(repo: Path, *args: str) -> str:
+    """Run the host's git in `repo`; assert it succeeds and return its output."""
+    proc = subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
 
 
 def sha256_file(path: Path) -> str:
