@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import settings
 
 from ninep.backend import File, User
 from ninep.server import Server
@@ -14,6 +15,10 @@ from ninep.transport import Address
 from volfs.export import VolExport, open_export
 
 from .guest.fixtures import guest_runner, p9_server_factory  # noqa: F401
+
+# No timed tests: an example is never failed for its duration (speed is measured in benchmarks/).
+settings.register_profile("untimed", deadline=None)
+settings.load_profile("untimed")
 
 
 @pytest.fixture

@@ -100,10 +100,11 @@ def test_host_and_mount_see_the_same_files(mounted: tuple[Path, ServerProcess]) 
     assert (server.export / "from-mount").read_bytes() == data
     (server.export / "from-host").write_bytes(data[::-1])
     assert (mnt / "from-host").read_bytes() == data[::-1]
-    os.chmod(mnt / "from-mount", 0o600)
+    os.chmod(mnt / "from-mount", 0o444)  # no metadata: only the host's write bits change
     os.utime(mnt / "from-mount", ns=(5, 6_000_000_007))
     st = os.stat(server.export / "from-mount")
-    assert (st.st_mode & 0o777, st.st_mtime_ns) == (0o600, 6_000_000_007)
+    assert (st.st_mode & 0o222, st.st_mtime_ns) == (0, 6_000_000_007)
+    assert os.stat(mnt / "from-mount").st_mode & 0o777 == 0o555
     assert sorted(os.listdir(mnt)) == sorted(os.listdir(server.export))
 
 
@@ -149,7 +150,10 @@ UNCACHED_CHECKS = ("write_read_and_offsets", "open_flags", "directories", "renam
 
 @pytest.mark.parametrize(
     ("options", "checks"),
-    [("writeback_cache", WRITEBACK_CHECKS), ("attr_timeout=0,entry_timeout=0", UNCACHED_CHECKS)],
+    [
+        ("writeback_cache,metadata", WRITEBACK_CHECKS),
+        ("attr_timeout=0,entry_timeout=0", UNCACHED_CHECKS),
+    ],
     ids=["writeback_cache", "no_attr_cache"],
 )
 def test_other_cache_settings(tmp_path: Path, options: str, checks: tuple[str, ...]) -> None:

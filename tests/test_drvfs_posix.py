@@ -29,7 +29,7 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         path.mkdir()
         yield path
         return
-    with drvfs_mount(tmp_path, "allow_other") as (mountpoint, _server, _mount):
+    with drvfs_mount(tmp_path, "allow_other,metadata") as (mountpoint, _server, _mount):
         yield mountpoint
 
 

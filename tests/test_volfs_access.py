@@ -30,11 +30,13 @@ from volfs.access import (
     check_chown,
     check_delete,
     chmod_mode,
+    chown_mode,
     cred_for,
     may_access,
     may_chmod,
     may_chown,
     may_delete,
+    may_link,
     new_file_gid,
     new_mode,
     open_want,
@@ -493,3 +495,40 @@ def test_new_object_rules_match_the_kernel(arena: int) -> None:
         assert got.st_gid == new_file_gid(full_parent, parent_gid, cred.gid), (i, cred)
         expected = new_mode(cred, full_parent, parent_gid, kind | mode)
         assert got.st_mode == expected, (i, cred, oct(parent_mode), parent_gid, oct(mode))
+
+
+def _protected_hardlinks() -> bool:
+    with open("/proc/sys/fs/protected_hardlinks") as f:
+        return f.read().strip() == "1"
+
+
+@needs_root
+def test_may_link_matches_the_kernel(arena: int) -> None:
+    if not _protected_hardlinks():
+        pytest.skip("fs.protected_hardlinks is off on this host: the kernel has no rule")
+    rng = random.Random(9)
+    for i in range(N_CASES * 2):
+        uid, gid = rng.choice(UIDS), rng.choice(GIDS)
+        special = rng.choice([0, 0, stat.S_ISUID, stat.S_ISGID, stat.S_ISGID | stat.S_IXGRP])
+        mode = rng.randrange(0o1000) | special
+        cred = random_cred(rng)
+        name = f"l{i}"
+        make(arena, name, False, mode, uid, gid)
+        got = as_user(cred, errno_of, partial(os.link, name, f"{name}.link", src_dir_fd=arena,
+                                              dst_dir_fd=arena))  # fmt: skip
+        expected = 0 if may_link(cred, stat.S_IFREG | mode, uid, gid) else errno.EPERM
+        assert got == expected, (i, cred, oct(mode), uid, gid)
+
+
+@needs_root
+def test_chown_mode_matches_the_kernel(arena: int) -> None:
+    rng = random.Random(10)
+    for i in range(N_CASES):
+        is_dir = rng.random() < 0.3
+        mode = rng.randrange(0o10000)
+        name = f"k{i}"
+        make(arena, name, is_dir, mode, 1000, 1000)
+        os.chown(name, rng.choice(UIDS), rng.choice(GIDS), dir_fd=arena)
+        after = os.stat(name, dir_fd=arena).st_mode
+        kind = stat.S_IFDIR if is_dir else stat.S_IFREG
+        assert after == chown_mode(kind | mode), (i, oct(mode))

@@ -13,6 +13,7 @@ from ninep.backend import File
 from ninep.constants import OpenFlag
 from volfs.escape import ESCAPE_BASE, WINDOWS_ILLEGAL, swap
 from volfs.export import open_export
+from volfs.names import STAGING_DIR
 
 from .test_volfs import ROOT, make_file, qid_at, read_all, shown
 
@@ -72,8 +73,8 @@ def test_distinct_host_names_are_shown_distinct(host_names: list[str]) -> None:
 @given(name=touchy_text.filter(lambda n: n not in ("", ".", "..") and "/" not in n))
 def test_names_round_trip_through_the_export(export_dir: Path, name: str) -> None:
     """A client's name is stored escaped, listed as given, and found again; case-folding too."""
-    if "\0" in name or len(swap(name).encode()) > 255:
-        return
+    if "\0" in name or len(swap(name).encode()) > 255 or swap(name) == STAGING_DIR:
+        return  # the staging directory's name is reserved at the root (test_volfs_metadata)
 
     async def round_trip() -> None:
         ex = open_export(str(export_dir))

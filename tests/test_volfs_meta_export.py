@@ -15,6 +15,7 @@ from ninep.backend import File, SetAttr, User
 from ninep.client import connect
 from ninep.constants import OpenFlag, QidType, SetattrMask
 from volfs import metadata
+from volfs.access import NOBODY
 from volfs.export import VolExport, open_export
 from volfs.options import parse_options
 
@@ -147,6 +148,24 @@ async def test_chmod_chown_rules(meta: VolExport) -> None:
     assert errno_of(e) == errno.EPERM
     await node.setattr(SetAttr(SetattrMask.MODE, mode=0o600))
     assert (await node.getattr(0)).mode == stat.S_IFREG | 0o600
+
+
+async def test_chown_drops_setuid_and_setgid(meta: VolExport) -> None:
+    node = await make_file(await shared(meta, 0), "tool", 0o6755, gid=0)
+    await node.setattr(SetAttr(SetattrMask.UID | SetattrMask.GID, uid=ALICE, gid=ALICE))
+    assert (await node.getattr(0)).mode == stat.S_IFREG | 0o755  # as Linux, even for root
+
+
+async def test_protected_hard_links(meta: VolExport) -> None:
+    await make_file(await shared(meta, BOB), "private", 0o600)
+    await make_file(await shared(meta, BOB), "open", 0o666)
+    alice = await shared(meta, ALICE)
+    with pytest.raises(OSError) as e:  # alice may not read and write it
+        await alice.link(await alice.walk("private"), "mine")
+    assert errno_of(e) == errno.EPERM
+    await alice.link(await alice.walk("open"), "mine")  # she may read and write this one
+    bob = await shared(meta, BOB)
+    await bob.link(await bob.walk("private"), "bobs")  # the owner may, whatever the mode
 
 
 async def test_setgid_directory_inheritance(meta: VolExport) -> None:
@@ -337,11 +356,12 @@ async def test_readdir_lists_stored_types(meta: VolExport) -> None:
     assert types["f"] == stat.S_IFREG >> 12 and types["shared"] == stat.S_IFDIR >> 12
 
 
-async def test_metadata_off_umask_zero_still_wsl_view(export: VolExport, export_dir: Path) -> None:
+async def test_metadata_off_shows_wsl_view_with_or_without_options(
+    export: VolExport, export_dir: Path
+) -> None:
     (export_dir / "file").write_text("x")
     os.chmod(export_dir / "file", 0o600)
-    root = await export.attach("umask=0", User("u", 0))
-    attr = await (await root.walk("file")).getattr(0)
-    assert (attr.mode, attr.uid, attr.gid) == (stat.S_IFREG | 0o777, 0, 0)
-    plain = await (await (await export.attach("", User("u", 0))).walk("file")).getattr(0)
-    assert plain.mode == stat.S_IFREG | 0o600  # no option: the host's mode
+    for options in ("umask=0", ""):
+        root = await export.attach(options, User("u", 4242))  # a uid the host does not know
+        attr = await (await root.walk("file")).getattr(0)
+        assert (attr.mode, attr.uid, attr.gid) == (stat.S_IFREG | 0o777, 4242, NOBODY)

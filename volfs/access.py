@@ -139,6 +139,32 @@ def chmod_mode(cred: Cred, mode: int, file_gid: int) -> int:
     return mode & ~stat.S_ISGID
 
 
+def chown_mode(mode: int) -> int:
+    """The mode after a chown of an object of full mode `mode`, by anyone (root too).
+
+    Linux drops setuid from a non-directory, and setgid where group execute
+    makes it mean setgid (not mandatory locking).
+    """
+    if stat.S_ISDIR(mode):
+        return mode
+    both = stat.S_ISGID | stat.S_IXGRP
+    return mode & ~(stat.S_ISUID | (stat.S_ISGID if mode & both == both else 0))
+
+
+def may_link(cred: Cred, mode: int, uid: int, gid: int) -> bool:
+    """Whether `cred` may make a hard link to an object (Linux's protected_hardlinks rule).
+
+    Its owner and root may; anyone else only to a regular file that is neither
+    setuid nor setgid-and-group-executable, and that they may read and write.
+    """
+    if cred.root or cred.uid == uid:
+        return True
+    both = stat.S_ISGID | stat.S_IXGRP
+    if not stat.S_ISREG(mode) or mode & stat.S_ISUID or mode & both == both:
+        return False
+    return may_access(cred, mode, uid, gid, R_OK | W_OK)
+
+
 def new_file_gid(parent_mode: int, parent_gid: int, cred_gid: int) -> int:
     """The group of a new object: the parent's if the parent is setgid, else the creator's."""
     return parent_gid if parent_mode & stat.S_ISGID else cred_gid
@@ -226,4 +252,14 @@ def check_chown(
         f"{_who(cred)} may not change {what} (owner {cur_uid}, group {cur_gid}) to owner"
         f" {'unchanged' if new_uid is None else new_uid},"
         f" group {'unchanged' if new_gid is None else new_gid}",
+    )
+
+
+def check_link(cred: Cred, mode: int, uid: int, gid: int, what: str) -> None:
+    """EPERM unless `may_link`."""
+    check(
+        may_link(cred, mode, uid, gid),
+        errno.EPERM,
+        f"{_who(cred)} may not link to {what} (mode {mode & 0o7777:04o}, owner {uid}):"
+        " protected hard links",
     )

@@ -16,6 +16,7 @@ from .names import Names
 from .node import Node, Tree
 from .options import parse_options
 from .policy import Policy
+from .stored import Staging
 
 
 class VolExport:
@@ -46,6 +47,7 @@ class VolExport:
         self.show = swap if self.escape else identity  # host name -> shown, and back
         self.indexes = DirIndexes(self.show)
         self._fd = fd
+        self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
         self._finalizer = weakref.finalize(self, os.close, fd)
 
     async def attach(self, options: str, user: User) -> File:
@@ -65,7 +67,7 @@ class VolExport:
         )
         fd = os.open(".", os.O_PATH | os.O_CLOEXEC, dir_fd=self._fd)
         policy = Policy(opts, cred_for(user.uid, self.squash_root))
-        return Node.root(Tree(self, opts, user, names, policy), fd)
+        return Node.root(Tree(self, opts, user, names, policy, self.staging), fd)
 
     def close(self) -> None:
         """Release the root fd (Files already attached keep working)."""

@@ -39,6 +39,7 @@ class VolHandle:
         dots: tuple[Qid, Qid] | None,
         show: Callable[[str], str] = str,
         stored_types: bool = False,
+        hidden: frozenset[str] = frozenset(),
     ) -> None:
         self._fd = fd
         self._regular = stat.S_ISREG(mode)
@@ -47,6 +48,7 @@ class VolHandle:
         self._dots = dots  # qids of "." and "..": set for a directory
         self._show = show
         self._stored_types = stored_types  # list the types kept in attributes (metadata on)
+        self._hidden = hidden  # host names not listed
         self._listing: list[Dirent] | None = None
         self._listing_lock = trio.Lock()
 
@@ -90,6 +92,8 @@ class VolHandle:
         if self._stored_types:
             entries = await in_thread(stored.listed_types, self.fd, entries)
         for name, ino, mode in entries:
+            if name in self._hidden:
+                continue
             rows.append((self._show(name), qid_of(ino, mode), mode))
         return [
             Dirent(qid, i + 1, dirent_type(mode), name) for i, (name, qid, mode) in enumerate(rows)

@@ -23,6 +23,10 @@ from .dirindex import Change, DirIndexes
 from .hostio import in_thread
 from .options import CaseOption
 
+#: The export root's directory where objects with metadata are made on a host without
+#: O_TMPFILE (`volfs.stored`): no client sees, makes, replaces or removes it.
+STAGING_DIR = ".volfs-staging"
+
 
 def check_name(name: str) -> None:
     """EINVAL unless `name` is one non-empty path component the host can spell."""
@@ -49,6 +53,9 @@ def lookup(dirfd: int, host_name: str) -> int:
 # An exact name that fails so may still fold like a name that is there (`ß` * 128 is
 # too long for the host, `ss` * 128 is not).
 _NOT_THERE = (errno.ENOENT, errno.ENAMETOOLONG)
+
+
+_HIDDEN_AT_ROOT = frozenset({STAGING_DIR})
 
 
 def _exists(dirfd: int, host_name: str) -> bool:
@@ -131,26 +138,43 @@ class Names:
 
     # ---- resolving ----
 
+    @staticmethod
+    def hidden(root: bool) -> frozenset[str]:
+        """The host names clients never see in a directory (the root if `root`)."""
+        return _HIDDEN_AT_ROOT if root else frozenset()
+
+    def new_host(self, name: str, root: bool) -> str:
+        """The host name for client name `name` as a new or replacing entry; EPERM if hidden."""
+        host = self.host(name)
+        if host in self.hidden(root):
+            raise OSError(errno.EPERM, f"{name!r} is reserved by the export")
+        return host
+
     async def find(self, dirfd: int, name: str, root: bool) -> str | None:
         """The host name of the entry `name` names in directory `dirfd`, or None."""
         host = self.host(name)
-        if _exists(dirfd, host):
+        hidden = self.hidden(root)
+        if host not in hidden and _exists(dirfd, host):
             return host
         if self.sensitive(dirfd, root):
             return None
-        return await self._indexes.find(dirfd, name)
+        found = await self._indexes.find(dirfd, name)
+        return None if found in hidden else found
 
     async def lookup(self, dirfd: int, name: str, root: bool) -> tuple[int, str]:
         """An O_PATH fd on the entry `name` names in directory `dirfd`, and its host name."""
         host = self.host(name)
+        hidden = self.hidden(root)
         try:
+            if host in hidden:
+                raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
             return lookup(dirfd, host), host  # the exact name: no index needed
         except OSError as e:
             if e.errno not in _NOT_THERE or self.sensitive(dirfd, root):
                 raise
             missing = e
         found = await self._indexes.find(dirfd, name)
-        if found is None:
+        if found is None or found in hidden:
             raise missing
         return lookup(dirfd, found), found
 
@@ -165,7 +189,7 @@ class Names:
         """The host name for a new entry `name` of `dirfd`; EEXIST if `name` names one."""
         if await self.find(dirfd, name, root) is not None:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
-        return self.host(name)
+        return self.new_host(name, root)
 
     def changing(self, dirfd: int) -> AbstractContextManager[Change]:
         """Bracket a change of directory `dirfd` (see `DirIndexes.changing`)."""

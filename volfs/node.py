@@ -55,6 +55,7 @@ class Tree:
     user: User
     names: Names
     policy: Policy
+    staging: stored.Staging
 
 
 class _Entry:
@@ -242,16 +243,11 @@ class Node:
             md, valid = self._policy.stored_setattr(self._view(), attr, "the file")
             with bad_values_are_einval():
                 stored.store(self._fd, md)
-        elif self._policy.wsl and valid & SetattrMask.MODE:
-            os.chmod(path, self._policy.wsl_host_mode(self._stat().st_mode, attr.mode))
-        if self._policy.wsl:
+        else:  # WSL: chown is ignored, chmod only makes the file read-only or writable
+            if valid & SetattrMask.MODE:  # a symlink: EOPNOTSUPP, as lchmod
+                os.chmod(path, self._policy.wsl_host_mode(self._stat().st_mode, attr.mode))
             valid &= ~(SetattrMask.MODE | SetattrMask.UID | SetattrMask.GID)
         with bad_values_are_einval():
-            if valid & (SetattrMask.UID | SetattrMask.GID):
-                uid = attr.uid if valid & SetattrMask.UID else -1
-                os.chown(path, uid, attr.gid if valid & SetattrMask.GID else -1)
-            if valid & SetattrMask.MODE:
-                os.chmod(path, attr.mode & 0o7777)  # a symlink: EOPNOTSUPP, as lchmod
             if valid & SetattrMask.SIZE:
                 await in_thread(os.truncate, path, attr.size)
             if valid & (SetattrMask.ATIME | SetattrMask.MTIME):
@@ -304,6 +300,7 @@ class Node:
             dots=dots,
             show=show,
             stored_types=self._policy.metadata,
+            hidden=self._names.hidden(self._is_root),
         )
 
     def _parent_qid(self) -> Qid:
@@ -321,7 +318,7 @@ class Node:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
             return await self._open_existing(existing, flags)
         self._policy.check_create(parent)
-        host = self._names.host(name)
+        host = self._names.new_host(name, self._is_root)
         if self._policy.metadata:
             return self._create_stored(host, flags, mode, gid, parent)
         host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
@@ -355,7 +352,7 @@ class Node:
         """Create with metadata on: the file appears with its attributes (`volfs.stored`)."""
         md = self._policy.new_object(parent, stat.S_IFREG | mode & 0o7777, gid)
         with self._names.changing(self._fd) as change, bad_values_are_einval():
-            made = stored.make(self._fd, host, md)
+            made = stored.make(self._fd, host, md, self._tree.staging)
             change.added.append(host)
         try:
             wanted = flags & ~int(OpenFlag.DIRECTORY | OpenFlag.TRUNC)
@@ -372,7 +369,7 @@ class Node:
     def _make_stored(self, host: str, md: Metadata, content: bytes = b"") -> Qid:
         """A symlink or special file as a regular host file with `md`; its qid."""
         with self._names.changing(self._fd) as change, bad_values_are_einval():
-            os.close(stored.make(self._fd, host, md, content))
+            os.close(stored.make(self._fd, host, md, self._tree.staging, content))
             change.added.append(host)
         fd = lookup(self._fd, host)
         try:
@@ -445,8 +442,6 @@ class Node:
         check_new_name(name)
         parent = self._new()
         kind = stat.S_IFMT(mode) or stat.S_IFREG
-        if self._policy.wsl and kind != stat.S_IFREG:
-            raise OSError(errno.EPERM, "only regular files can be made without metadata")
         host, changing = await self._fresh(name)
         if self._policy.metadata:
             if kind not in metadata.STORED_AS_REGULAR - {stat.S_IFLNK}:
@@ -456,8 +451,10 @@ class Node:
                 with bad_values_are_einval():
                     md = Metadata(md.uid, md.gid, md.mode, metadata.makedev(major, minor))
             return self._make_stored(host, md)
+        if kind != stat.S_IFREG:
+            raise OSError(errno.EPERM, "only regular files can be made without metadata")
         with changing as change, bad_values_are_einval():
-            os.mknod(host, mode, os.makedev(major, minor), dir_fd=self._fd)
+            os.mknod(host, stat.S_IFREG | mode & 0o7777, dir_fd=self._fd)
             change.added.append(host)
         return self._made(host, mode, gid)
 
@@ -466,6 +463,7 @@ class Node:
         check_new_name(name)
         source = self._peer(target)
         self._new()
+        self._policy.check_link(source._view())
         host, changing = await self._fresh(name)
         with changing as change:
             os.link(proc_path(source._fd), host, dst_dir_fd=self._fd, follow_symlinks=True)
@@ -509,7 +507,7 @@ class Node:
         nothing moved (both names are links to one file, as in POSIX).
         """
         names = self._names
-        new = names.host(newname)
+        new = names.new_host(newname, dest._is_root)
         target = await names.find(dest._fd, newname, dest._is_root)
         src_st, dest_st = os.stat(src_dirfd), os.stat(dest._fd)
         same_dir = (src_st.st_dev, src_st.st_ino) == (dest_st.st_dev, dest_st.st_ino)

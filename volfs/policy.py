@@ -2,10 +2,11 @@
 
 With `metadata` on, mode, uid, gid and rdev are the stored attributes over the
 host's (`volfs.metadata`), and the export enforces them for the attached user
-(`volfs.access`). With it off, the host's values are shown, or WSL's defaults
-when any of `uid=`, `gid=`, `umask=`, `fmask=`, `dmask=` is given, and the
-host's own permissions apply (no checks here). Every check of node.py goes
-through a `Policy`; node.py never reads the metadata attributes itself.
+(`volfs.access`). With it off, WSL's defaults are shown: the owner and group
+of `uid=` and `gid=` (the attaching user's by default) and 0777 less `umask`
+and `fmask` or `dmask`; the host's own permissions apply (no checks here).
+Every check of node.py goes through a `Policy`; node.py never reads the
+metadata attributes itself.
 """
 
 from __future__ import annotations
@@ -28,11 +29,6 @@ from .options import AttachOptions
 SPECIAL_TYPES = frozenset((stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK))
 
 
-def host_view(st: os.stat_result) -> Effective:
-    """The host's own mode, owner, group and device number."""
-    return Effective(st.st_mode, st.st_uid, st.st_gid, st.st_rdev)
-
-
 class Policy:
     """The view and the rules of one attach, for the attached user `cred`."""
 
@@ -40,9 +36,6 @@ class Policy:
         self.metadata = opts.metadata
         self.cred = cred
         self._opts = opts
-        # WSL's defaults for metadata off: any owner or mask option asks for them
-        given = (opts.uid, opts.gid, opts.umask, opts.fmask, opts.dmask)
-        self.wsl = not opts.metadata and any(v is not None for v in given)
 
     # ---- the view ----
 
@@ -50,9 +43,7 @@ class Policy:
         """What a client is shown for the object of O_PATH fd `fd` and host stat `st`."""
         if self.metadata:
             return metadata.effective(st, self._load(fd, st))
-        if self.wsl:
-            return self._wsl_view(st)
-        return host_view(st)
+        return self._wsl_view(st)
 
     @staticmethod
     def _load(fd: int, st: os.stat_result) -> Metadata:
@@ -113,6 +104,11 @@ class Policy:
         if self.metadata and shown.uid != self.cred.uid:
             self.check(shown, W_OK, "the file")
 
+    def check_link(self, shown: Effective) -> None:
+        """Making a hard link to the object shown so: the protected_hardlinks rule."""
+        if self.metadata:
+            access.check_link(self.cred, shown.mode, shown.uid, shown.gid, "the file")
+
     def new_object(self, parent: Effective, mode: int, gid: int) -> Metadata:
         """The stored fields of a new object of full mode `mode` asked for by group `gid`."""
         c = self.cred
@@ -130,9 +126,11 @@ class Policy:
         v, c = attr.valid, self.cred
         uid = attr.uid if v & SetattrMask.UID else None
         gid = attr.gid if v & SetattrMask.GID else None
+        mode = None
         if uid is not None or gid is not None:
             access.check_chown(c, shown.uid, shown.gid, uid, gid, what)
-        mode = None
+            dropped = access.chown_mode(shown.mode)  # setuid and setgid go, as on Linux
+            mode = dropped if dropped != shown.mode else None
         if v & SetattrMask.MODE:
             access.check_chmod(c, shown.uid, what)
             after_gid = shown.gid if gid is None else gid

@@ -5,39 +5,120 @@ file with its attributes. It is made nameless (O_TMPFILE), given its content
 and its attributes, and only then linked under its name (linkat never
 replaces: EEXIST if the name was taken meanwhile). So no client, and no host
 tool, ever sees it without its mode attribute, even if the server dies in the
-middle: a nameless file is freed by the host's kernel. There is no temporary
-name to hide. A host filesystem without O_TMPFILE refuses these creations
-(EOPNOTSUPP) rather than expose half-made objects.
+middle: a nameless file is freed by the host's kernel.
+
+A host filesystem without O_TMPFILE (NFS, SMB, FUSE) gets the same order of
+steps with a name no client can see: the file is made in `Staging`, the
+export root's hidden directory (`names.STAGING_DIR`), then linked under its
+name and unlinked there. What a server that died in the middle leaves in it is
+removed when the next server first uses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import os
 import stat
+import weakref
 
 from . import metadata
 from .hostio import proc_path
 from .metadata import Metadata
+from .names import STAGING_DIR
 
 HOST_FILE_MODE = 0o600  # the host's mode of a stored object: the server reads and writes it
 
 
-def make(dirfd: int, host: str, md: Metadata, content: bytes = b"") -> int:
+def make(dirfd: int, host: str, md: Metadata, staging: Staging, content: bytes = b"") -> int:
     """Link a new regular file named `host` in `dirfd`, holding `content` and `md`.
 
     Returns an O_RDWR fd on it; the caller closes it. Nothing is left behind on failure.
     """
-    fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, HOST_FILE_MODE, dir_fd=dirfd)
     try:
-        if content:
-            os.write(fd, content)
-        store(fd, md)
+        fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, HOST_FILE_MODE, dir_fd=dirfd)
+    except OSError as e:
+        if e.errno not in _NO_TMPFILE:
+            raise
+        return staging.make(dirfd, host, md, content)
+    try:
+        _fill(fd, md, content)
         os.link(proc_path(fd), host, dst_dir_fd=dirfd, follow_symlinks=True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR)  # EISDIR: a kernel that predates O_TMPFILE
+
+
+def _fill(fd: int, md: Metadata, content: bytes) -> None:
+    if content:
+        os.write(fd, content)
+    store(fd, md)
+
+
+class Staging:
+    """The export root's hidden directory, made when first needed (see the module)."""
+
+    def __init__(self, root_fd: int) -> None:
+        self._root_fd = root_fd
+        self._fd = -1
+        self._serial = itertools.count()
+
+    def make(self, dirfd: int, host: str, md: Metadata, content: bytes) -> int:
+        """As `make`, through a staged name."""
+        staging = self._open()
+        name = f"{os.getpid()}.{next(self._serial)}"
+        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, HOST_FILE_MODE,
+                     dir_fd=staging)  # fmt: skip
+        try:
+            try:
+                _fill(fd, md, content)
+                os.link(name, host, src_dir_fd=staging, dst_dir_fd=dirfd)
+            finally:
+                os.unlink(name, dir_fd=staging)
+        except OSError as e:
+            os.close(fd)
+            if e.errno == errno.EXDEV:
+                message = "no O_TMPFILE here, and not on the filesystem of the export's root"
+                raise OSError(errno.EOPNOTSUPP, message) from e
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open(self) -> int:
+        if self._fd < 0:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(STAGING_DIR, 0o700, dir_fd=self._root_fd)
+            flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._fd = os.open(STAGING_DIR, flags, dir_fd=self._root_fd)
+            weakref.finalize(self, os.close, self._fd)
+            _sweep(self._fd)
+        return self._fd
+
+
+def _sweep(staging: int) -> None:
+    """Remove what servers that are gone (or an earlier one with our pid) left in `staging`."""
+    for name in os.listdir(proc_path(staging)):
+        pid = name.partition(".")[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=staging)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def store(fd: int, md: Metadata) -> None:

@@ -172,8 +172,15 @@ def start_ninep(
     return _spawn("ninep", command, export, "C", port, log, env=env, cwd=REPO_ROOT)
 
 
-#: Server launchers by name: ``start(export, log) -> Server``.
+def start_ninep_posix(export: Path, log: Path) -> Server:
+    """The project's server with POSIX metadata on (``--metadata``), for the POSIX workloads."""
+    return start_ninep(export, log, extra_args=("--metadata",))
+
+
+#: Server launchers by name: ``start(export, log) -> Server``. Without metadata the
+#: project's server shows WSL's synthesised modes and owners; the standard
+#: workloads check POSIX behaviour, which it gives with metadata on.
 SERVERS: dict[str, Callable[[Path, Path], Server]] = {
     "diod": start_diod,
-    "ninep": start_ninep,
+    "ninep": start_ninep_posix,
 }
