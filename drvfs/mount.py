@@ -60,7 +60,9 @@ async def _serve(
     options: MountOptions,
     ready: Callable[[], None],
 ) -> None:
-    remote = Remote(nursery, options.server, options.aname(export), os.getuid(), options.msize)
+    remote = Remote(
+        nursery, options.server, options.aname(export), os.getuid(), options.msize, options.timeout
+    )
     try:
         session = await remote.session()
     except ConnectionError as e:

@@ -6,8 +6,8 @@ Options travel to one of three places:
   DrvFs does: `metadata`, `case=`, `uid=`, `gid=`, `umask=`, `fmask=`, `dmask=`, `ro`;
 - the FUSE mount (`allow_other`, `default_permissions`, `nosuid`, `noatime`, ...;
   `ro` too);
-- the client itself: `server=`, `msize=`, `attr_timeout=`, `entry_timeout=`,
-  `negative_timeout=`, `writeback_cache`.
+- the client itself: `server=`, `msize=`, `timeout=`, `attr_timeout=`,
+  `entry_timeout=`, `negative_timeout=`, `writeback_cache`.
 
 Options mount(8) hands to helpers but that mean nothing here (`defaults`,
 `noauto`, `_netdev`, `x-*`, ...) are accepted and ignored; anything else is an
@@ -49,6 +49,7 @@ class MountOptions:
     fuse: frozenset[str] = field(default_factory=lambda: frozenset({"default_permissions"}))
     read_only: bool = False
     msize: int = DEFAULT_MSIZE
+    timeout: float = 60.0  # a server silent this long with requests waiting is lost; 0: never
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0
     negative_timeout: float = 0.0  # 0: a name found missing is asked again next time
@@ -148,6 +149,7 @@ _OPTIONS: dict[str, _Option] = {
     **{name: _Option(Dest.FUSE) for name in _MOUNT_FLAGS},
     "server": _Option(Dest.CLIENT, _address, "server"),
     "msize": _Option(Dest.CLIENT, _msize, "msize"),
+    "timeout": _Option(Dest.CLIENT, _seconds, "timeout"),
     "attr_timeout": _Option(Dest.CLIENT, _seconds, "attr_timeout"),
     "entry_timeout": _Option(Dest.CLIENT, _seconds, "entry_timeout"),
     "negative_timeout": _Option(Dest.CLIENT, _seconds, "negative_timeout"),

@@ -3,7 +3,9 @@
 A `Session` is one connection and its root fid. While the server is away every
 request fails at once with ENOTCONN: the next request after a failure tries to
 connect again (requests arriving during that attempt share its outcome), so a
-restarted server is picked up by the first operation that needs it.
+restarted server is picked up by the first operation that needs it. A server
+that stops answering without closing the connection is lost the same way after
+`timeout` seconds (see `ninep.client.Client.from_stream`).
 """
 
 from __future__ import annotations
@@ -44,12 +46,19 @@ class Remote:
     """Connects to `address`, attaches `aname` as user `uid`, reconnects when needed."""
 
     def __init__(
-        self, nursery: trio.Nursery, address: str, aname: str, uid: int, msize: int
+        self,
+        nursery: trio.Nursery,
+        address: str,
+        aname: str,
+        uid: int,
+        msize: int,
+        timeout: float | None = None,
     ) -> None:
         self.address = address
         self.aname = aname
         self.uid = uid
         self.msize = msize
+        self.timeout = timeout or None  # None (or 0): wait for the server forever
         self._nursery = nursery
         self._session: Session | None = None
         self._attempt: trio.Event | None = None  # set when the current attempt is over
@@ -103,7 +112,7 @@ class Remote:
         """Open a connection, hand its session over, and keep it until it is done."""
         started = False
         try:
-            async with connect(self.address, msize=self.msize) as client:
+            async with connect(self.address, msize=self.msize, timeout=self.timeout) as client:
                 try:
                     root = await client.attach(self.aname, n_uname=self.uid)
                 except OSError as e:

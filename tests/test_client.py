@@ -65,14 +65,15 @@ class Peer:
 
 @asynccontextmanager
 async def scripted(
-    version: str = VERSION, msize: int = MSIZE
+    version: str = VERSION, msize: int = MSIZE, timeout: float | None = None
 ) -> AsyncIterator[tuple[Client, Peer]]:
     """A client connected to a scripted peer that has answered Tversion."""
     ours, theirs = trio.socket.socketpair()
     peer = Peer(trio.SocketStream(theirs))
     await peer.send(m.Rversion(NOTAG, msize=msize, version=version))  # waits in the socket
-    async with peer.stream, Client.from_stream(trio.SocketStream(ours), msize=MSIZE) as client:
-        yield client, peer
+    client_stream = trio.SocketStream(ours)
+    async with peer.stream, Client.from_stream(client_stream, msize=MSIZE, timeout=timeout) as c:
+        yield c, peer
 
 
 async def attached(client: Client, peer: Peer) -> Fid:
@@ -406,6 +407,66 @@ async def test_reply_with_an_unknown_tag_closes_the_connection() -> None:
             with pytest.raises(ConnectionError, match="protocol error"):
                 await root.getattr()
         assert client.closed
+
+
+async def test_a_server_that_stops_answering_fails_the_connection() -> None:
+    async with scripted(timeout=0.5) as (client, peer):
+        await peer.expect(m.Tversion)
+        root = await attached(client, peer)
+        with trio.fail_after(30), pytest.raises(ConnectionError) as info:  # 30: a hang guard
+            await root.getattr()  # the peer never reads it
+        assert info.value.errno == errno.ENOTCONN
+        assert "the server did not answer for 0.5 s" in str(info.value)
+        assert client.closed
+        with pytest.raises(ConnectionError, match="did not answer"):
+            await root.statfs()
+
+
+async def test_a_server_that_never_answers_tversion_is_refused() -> None:
+    ours, theirs = trio.socket.socketpair()
+    with theirs, trio.fail_after(30), pytest.raises(ConnectionError) as info:
+        async with Client.from_stream(trio.SocketStream(ours), timeout=0.5):
+            pass
+    assert info.value.errno == errno.ETIMEDOUT
+    assert "did not answer Tversion" in str(info.value)
+
+
+async def test_an_idle_connection_does_not_time_out(mock_clock: trio.testing.MockClock) -> None:
+    async with scripted(timeout=0.2) as (client, peer):
+        await peer.expect(m.Tversion)
+        root = await attached(client, peer)
+        mock_clock.jump(0.5)  # idle for longer than the timeout
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(root.getattr)
+            msg = await peer.expect(m.Tgetattr)
+            await peer.send(_rgetattr(msg.tag, mode=0))
+        assert not client.closed
+
+
+async def test_replies_to_other_requests_keep_a_slow_one_waiting(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async with scripted(timeout=0.5) as (client, peer):
+        await peer.expect(m.Tversion)
+        root = await attached(client, peer)
+        modes: list[int] = []
+
+        async def getattr_() -> None:
+            modes.append((await root.getattr()).mode)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(getattr_)
+            slow = await peer.expect(m.Tgetattr)
+            for mode in (1, 2, 3):  # 1.2 s in all for the slow one, never 0.5 s of silence
+                mock_clock.jump(0.4)
+                async with trio.open_nursery() as fast:  # answered before the clock moves on
+                    fast.start_soon(getattr_)
+                    msg = await peer.expect(m.Tgetattr)
+                    await peer.send(_rgetattr(msg.tag, mode=mode))
+            await peer.send(_rgetattr(slow.tag, mode=4))
+        assert modes == [1, 2, 3, 4]
+        assert not client.closed
 
 
 async def test_every_message_is_traced(caplog: pytest.LogCaptureFixture) -> None:

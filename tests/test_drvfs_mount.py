@@ -7,6 +7,7 @@ import errno
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,8 +48,22 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
             server.stop()
 
 
-def _errnos_in_child(code: str) -> list[int]:
-    """Run `code` (which prints errnos) in a child process: a hang fails instead of blocking."""
+_ERRNO_OF = """
+import os
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as e:
+        print(e.errno)
+    else:
+        print(0)
+"""
+
+
+def _errnos_in_child(*calls: str) -> list[int]:
+    """The errno (0: success) of each Python expression `calls` evaluates, in a child process:
+    a hang fails the test instead of blocking it."""
+    code = _ERRNO_OF + "".join(f"errno_of(lambda: {call})\n" for call in calls)
     done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     return [int(n) for n in done.stdout.split()]
@@ -177,19 +192,11 @@ def test_server_killed_and_restarted_under_the_mount(mounted: tuple[Path, Server
         assert f.read(4096) == data[:4096]
 
         server.kill()
-        lost = _errnos_in_child(f"""
-import os
-def errno_of(fn):
-    try:
-        fn()
-    except OSError as e:
-        print(e.errno)
-    else:
-        print(0)
-errno_of(lambda: os.listdir({str(mnt)!r}))
-errno_of(lambda: os.stat({str(mnt / "never-seen")!r}))
-errno_of(lambda: open({str(mnt / "new")!r}, "w"))
-""")
+        lost = _errnos_in_child(
+            f"os.listdir({str(mnt)!r})",
+            f"os.stat({str(mnt / 'never-seen')!r})",
+            f"open({str(mnt / 'new')!r}, 'w')",
+        )
         assert lost and all(e in (errno.ENOTCONN, errno.EIO) for e in lost), lost
 
         server.start()
@@ -202,6 +209,27 @@ errno_of(lambda: open({str(mnt / "new")!r}, "w"))
     assert (mnt / "dir" / "f").read_text() == "inside"
     (mnt / "new").write_text("created")
     assert (server.export / "new").read_text() == "created"
+
+
+def test_server_stopped_under_the_mount_times_out_then_reconnects(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, "timeout=2") as (mnt, server, mount):
+        (mnt / "dir").mkdir()
+        (mnt / "dir" / "f").write_text("inside")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)  # silent, the connection stays open
+        try:
+            lost = _errnos_in_child(
+                f"os.stat({str(mnt / 'never-seen')!r})", f"os.listdir({str(mnt)!r})"
+            )
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        assert lost and all(e in (errno.ENOTCONN, errno.EIO) for e in lost), lost
+        assert "the server did not answer for 2 s" in mount.log()
+        assert sorted(os.listdir(mnt)) == ["dir"]  # the next operation reconnects
+        assert (mnt / "dir" / "f").read_text() == "inside"
+        (mnt / "new").write_text("after the stop")
+        assert (server.export / "new").read_text() == "after the stop"
+        assert "reconnected" in mount.log()
 
 
 # ---- mounting and unmounting ----

@@ -23,6 +23,7 @@ def test_defaults() -> None:
     assert opts.fuse == {"default_permissions"}
     assert not opts.read_only and not opts.writeback_cache
     assert opts.msize == DEFAULT_MSIZE == FUSE_IO_SIZE + IOHDRSZ
+    assert opts.timeout == 60
 
 
 def test_server_options_travel_in_the_aname_in_order() -> None:
@@ -44,12 +45,13 @@ def test_ro_goes_to_the_server_and_to_fuse() -> None:
 def test_fuse_and_client_options() -> None:
     opts = parse_options(
         "allow_other,noatime,nosuid,server=unix:/run/9p.sock,attr_timeout=2.5,"
-        "entry_timeout=0,negative_timeout=3,writeback_cache,msize=65536"
+        "entry_timeout=0,negative_timeout=3,writeback_cache,msize=65536,timeout=2"
     )
     assert opts.fuse == {"default_permissions", "allow_other", "noatime", "nosuid"}
     assert opts.server == "unix:/run/9p.sock"
     assert (opts.attr_timeout, opts.entry_timeout, opts.negative_timeout) == (2.5, 0.0, 3.0)
-    assert opts.writeback_cache and opts.msize == 65536
+    assert opts.writeback_cache and opts.msize == 65536 and opts.timeout == 2.0
+    assert parse_options("timeout=0").timeout == 0  # the server may stay silent forever
     assert opts.aname("C") == "C"
 
 
@@ -78,6 +80,8 @@ def test_fstab_noise_is_ignored() -> None:
         ("msize=100", "'msize' must be at least"),
         ("attr_timeout=-1", "'attr_timeout' expects seconds"),
         ("attr_timeout=soon", "'attr_timeout' could not convert"),
+        ("timeout=-1", "'timeout' expects seconds"),
+        ("timeout=", "'timeout' needs a value"),
     ],
 )
 def test_bad_options_are_refused_clearly(text: str, message: str) -> None:

@@ -6,6 +6,11 @@ A request cancelled after it was sent is flushed (Tflush) in the background:
 its tag is reused only after Rflush, and a reply that arrives first is
 honoured as 9P requires (a fid it allocated is clunked). Tclunk and Tremove
 are never flushed: they always complete, so the fid is released.
+
+With a `timeout`, a watchdog task declares the connection lost when requests
+are outstanding and nothing has been received for that long (a stopped or
+partitioned server that keeps the connection open); an idle connection never
+times out.
 """
 
 from __future__ import annotations
@@ -105,7 +110,9 @@ class _Pool:
 class Client:
     """A 9P2000.L connection; use `connect` or `Client.from_stream` to open one."""
 
-    def __init__(self, stream: trio.abc.Stream, reader: FrameReader, msize: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, reader: FrameReader, msize: int, timeout: float | None = None
+    ) -> None:
         self.msize = msize
         self.iosize = msize - IOHDRSZ  # the most data one Tread/Twrite carries
         self.client_id = socket.gethostname()  # default Tlock/Tgetlock client_id
@@ -120,21 +127,35 @@ class Client:
         self._settled = trio.lowlevel.ParkingLot()
         self._closed_reason: str | None = None
         self._tasks = trio.CancelScope()
+        self._timeout = timeout
+        self._heard = trio.current_time()  # the last receive, or when requests began waiting
+        self._busy = trio.lowlevel.ParkingLot()  # the watchdog waits here while nothing is pending
 
     # ---- opening and closing ----
 
     @classmethod
     @asynccontextmanager
     async def from_stream(
-        cls, stream: trio.abc.Stream, *, msize: int = DEFAULT_MSIZE
+        cls, stream: trio.abc.Stream, *, msize: int = DEFAULT_MSIZE, timeout: float | None = None
     ) -> AsyncIterator[Client]:
         """Negotiate 9P2000.L on `stream` and serve requests until the block exits.
 
+        `timeout` (seconds, None: wait forever) bounds the wait for Rversion, and
+        then how long requests may wait while nothing at all comes from the server:
+        past it the connection is lost (every request raises ConnectionError).
         On exit pending requests fail and the stream is closed; nothing is clunked.
         """
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive or None, not {timeout}")
         async with stream:
             reader = FrameReader(stream, msize)
-            client = cls(stream, reader, await _negotiate(stream, reader, msize))
+            with trio.move_on_after(math.inf if timeout is None else timeout) as version:
+                negotiated = await _negotiate(stream, reader, msize)
+            if version.cancelled_caught:
+                raise ConnectionError(
+                    errno.ETIMEDOUT, f"the server did not answer Tversion for {timeout:g} s"
+                )
+            client = cls(stream, reader, negotiated, timeout)
             error: Exception | None = None
             async with trio.open_nursery() as nursery:
                 await nursery.start(client._run)
@@ -178,12 +199,14 @@ class Client:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._receive_loop)
                     nursery.start_soon(self._send_loop)
+                    if self._timeout is not None:
+                        nursery.start_soon(self._watchdog, self._timeout)
                     task_status.started()
             finally:
                 self._fail(_CLOSED)
                 await trio.aclose_forcefully(self._stream)
 
-    # ---- the two tasks ----
+    # ---- the tasks: sender, receiver, watchdog ----
 
     async def _send_loop(self) -> None:
         batch: list[bytes] = []
@@ -215,6 +238,7 @@ class Client:
     async def _receive_loop(self) -> None:
         try:
             while (frame := await self._reader.read()) is not None:
+                self._heard = trio.current_time()
                 reply = m.decode(frame)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("<- %s", reply)
@@ -224,6 +248,17 @@ class Client:
             self._fail(f"protocol error: {e}")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             self._fail(f"cannot receive: {e!r}")
+
+    async def _watchdog(self, timeout: float) -> None:
+        """Fail the connection once requests have waited `timeout` s with nothing received."""
+        while True:
+            while not self._pending:
+                await self._busy.park()
+            deadline = self._heard + timeout
+            if trio.current_time() >= deadline:
+                self._fail(f"the server did not answer for {timeout:g} s")
+                return
+            await trio.sleep_until(deadline)  # then look again: a receive moves the deadline
 
     def _dispatch(self, reply: Message) -> None:
         req = self._pending.get(reply.tag)
@@ -304,9 +339,16 @@ class Client:
         """Queue a request nobody awaits (Tflush, Tclunk); its reply is handled on arrival."""
         req = _Request(msg, msg.encode(), None)
         self._orphans += 1
-        self._pending[msg.tag] = req
+        self._track(req)
         self._outbox.send_nowait(req)
         return req
+
+    def _track(self, req: _Request) -> None:
+        """Hold the tag of a request about to be sent; the first one starts the watchdog's clock."""
+        if not self._pending:
+            self._heard = trio.current_time()
+            self._busy.unpark_all()
+        self._pending[req.msg.tag] = req
 
     def alloc_fid(self) -> int:
         """A fid number for a new Tattach, Twalk or Txattrwalk (freed by its failure or clunk)."""
@@ -371,7 +413,7 @@ class Client:
                 self._fids.give(created)
             raise
         req = _Request(msg, frame, trio.Event())
-        self._pending[tag] = req
+        self._track(req)
         self._outbox.send_nowait(req)
         assert req.waiter is not None
         try:
@@ -423,10 +465,15 @@ async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -
 
 
 @asynccontextmanager
-async def connect(address: str | Address, *, msize: int = DEFAULT_MSIZE) -> AsyncIterator[Client]:
-    """Connect to a 9P2000.L server (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`)."""
+async def connect(
+    address: str | Address, *, msize: int = DEFAULT_MSIZE, timeout: float | None = None
+) -> AsyncIterator[Client]:
+    """Connect to a 9P2000.L server (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`).
+
+    `timeout`: see `Client.from_stream` (it does not bound connecting itself).
+    """
     if isinstance(address, str):
         address = parse_address(address)
     stream = await connect_stream(address)
-    async with Client.from_stream(stream, msize=msize) as client:
+    async with Client.from_stream(stream, msize=msize, timeout=timeout) as client:
         yield client
