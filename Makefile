@@ -9,10 +9,12 @@ TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux
 
 all: test
 
-$(VENV)/.installed: pyproject.toml scripts/system-deps
+$(VENV)/.installed: pyproject.toml scripts/system-deps third_party/pyfuse3/locks.patch
 	scripts/system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	# pyfuse3 with lock handlers (third_party/pyfuse3/README.md), before the project needs one
+	third_party/pyfuse3/install $(VENV)/bin/pip
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 

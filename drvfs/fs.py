@@ -6,13 +6,15 @@ flight. Errors reach the application with the server's errno; a lost
 connection gives ENOTCONN (see `drvfs.remote`), and after a reconnection
 inodes and open files are walked to again by path, and reopened.
 
-No POSIX or BSD locks: pyfuse3 has no getlk/setlk/flock operations, so the
-kernel keeps locks itself, for the processes using this one mount.
+POSIX locks and flock are held on the server (`drvfs.locks`), where the
+installed pyfuse3 has lock handlers (`third_party/pyfuse3`); with a pyfuse3
+without them the kernel keeps locks itself, for this one mount.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import itertools
 import logging
@@ -30,6 +32,7 @@ from ninep.messages import Qid
 from . import convert
 from .handles import DirHandle, Handle, HandleTable, Listed
 from .inodes import InodeTable, Node
+from .locks import Key, LockTable, flock_type
 from .options import MountOptions
 from .remote import Remote, Session
 
@@ -94,6 +97,7 @@ class DrvFs(pyfuse3.Operations):
         self.enable_writeback_cache = options.writeback_cache
         self.inodes = InodeTable(session.root.qid.path)
         self.handles = HandleTable()
+        self.locks = LockTable(lambda h, flags: self._open_node(h.node, flags), self._drop)
         self.nursery = nursery  # for what nobody waits for: clunks, following renames
 
     def init(self) -> None:
@@ -387,9 +391,16 @@ class DrvFs(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
     async def _open_and_stat(self, node: Node, wire: int) -> tuple[Fid, Attr | None]:
-        """Open `node`, and fetch its attributes meanwhile (None with O_TRUNC, or on error)."""
+        """Open `node`, and fetch its attributes meanwhile (None with O_TRUNC, or on error).
+
+        Meanwhile its name is checked to still lead to it (close-to-open
+        consistency): where another client removed or replaced the file since the
+        kernel cached its name, ESTALE makes the kernel look the name up again
+        and retry the open (Linux retries an open that fails so, once).
+        """
         node_fid = await self._fid(node)
         attr: Attr | None = None
+        moved = False
 
         async def stat() -> None:
             nonlocal attr
@@ -398,16 +409,32 @@ class DrvFs(pyfuse3.Operations):
             except OSError as e:
                 log.debug("getattr of %r: %s", node, e)
 
+        async def check() -> None:
+            nonlocal moved
+            parent = node.parent
+            if parent is None:
+                return
+            try:
+                qid = await self._qid_of(await self._fid(parent), node.name)
+            except OSError as e:  # the directory is gone too: the open decides
+                log.debug("checking the name of %r: %s", node, e)
+                return
+            moved = qid is None or self.inodes.ino(qid.path) != node.ino
+
         failure: OSError | None = None
         async with trio.open_nursery() as nursery:
             if not wire & OpenFlag.TRUNC:
                 nursery.start_soon(stat)
+            nursery.start_soon(check)
             try:
                 fid = await self._open_node(node, wire)
             except OSError as e:  # raised below, not wrapped in an ExceptionGroup
                 failure = e
         if failure is not None:
             raise failure
+        if moved:
+            self._drop(fid)
+            raise _stale("/".join(node.path()))
         return fid, attr
 
     @_op
@@ -463,6 +490,7 @@ class DrvFs(pyfuse3.Operations):
     @_op
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh)
+        await self.locks.release(fh)
         try:
             if handle.wrote:  # the kernel's pages hold what was written: they stay valid
                 handle.node.stamp = convert.stamp(await handle.fid.getattr())
@@ -470,6 +498,56 @@ class DrvFs(pyfuse3.Operations):
             handle.node.stamp = None
         finally:
             self._drop(handle.fid)
+
+    # ---- locks (called only by a pyfuse3 with lock handlers) ----
+
+    @_op
+    async def getlk(
+        self, fh: int, owner: int, lock_type: int, start: int, length: int, pid: int
+    ) -> tuple[int, int, int, int]:
+        handle = self.handles.get(fh)
+        opened = await self._open_fid(handle)
+        key: Key = (handle.node.ino, "posix", owner)
+        return await self.locks.get(handle, opened, key, lock_type, (start, length), pid)
+
+    @_op
+    async def setlk(
+        self, fh: int, owner: int, lock_type: int, start: int, length: int, pid: int, sleep: bool
+    ) -> None:
+        handle = self.handles.get(fh)
+        key: Key = (handle.node.ino, "posix", owner)
+        await self._lock(handle, fh, key, lock_type, (start, length), pid, sleep)
+
+    @_op
+    async def flock(self, fh: int, owner: int, op: int) -> None:
+        handle = self.handles.get(fh)
+        lock_type, wait = flock_type(op)
+        key: Key = (handle.node.ino, "flock", owner)
+        await self._lock(handle, fh, key, lock_type, (0, 0), 0, wait)
+
+    async def _lock(
+        self,
+        handle: Handle,
+        fh: int,
+        key: Key,
+        lock_type: int,
+        span: tuple[int, int],
+        pid: int,
+        wait: bool,
+    ) -> None:
+        """Set or clear a lock, keeping the kernel's caches coherent with other clients.
+
+        A lock is how another client's changes are ordered with ours: what the
+        kernel cached of the file before it was granted may be stale, so it is
+        dropped; with the writeback cache, dirty pages reach the server before
+        an unlock lets anyone else in.
+        """
+        unlock = lock_type == fcntl.F_UNLCK
+        if unlock and self.options.writeback_cache:
+            await _invalidate(handle.node.ino)
+        await self.locks.set(handle, fh, key, lock_type, span, pid, wait)
+        if not unlock:
+            await _invalidate(handle.node.ino)
 
     # ---- directories ----
 
@@ -614,6 +692,22 @@ async def _together(*tasks: Callable[[], Awaitable[None]]) -> None:
             nursery.start_soon(run, task)
     if errors:
         raise errors[0]
+
+
+async def _invalidate(ino: int) -> None:
+    """Drop the kernel's cached data and attributes of inode `ino`, writing dirty pages back.
+
+    In a worker thread: with the writeback cache the call waits for the writes,
+    which this event loop must serve meanwhile.
+    """
+
+    def invalidate() -> None:
+        try:
+            pyfuse3.invalidate_inode(ino)
+        except OSError as e:  # ENOENT: the kernel holds nothing of it
+            log.debug("invalidating inode %d: %s", ino, e)
+
+    await trio.to_thread.run_sync(invalidate)
 
 
 async def _clunk(fid: Fid) -> None:

@@ -78,6 +78,10 @@ class LockFlag(IntFlag):
 
     BLOCK = 1
     RECLAIM = 2
+    # This project's extension: a whole-file BSD flock(2) lock, owned by the open
+    # fid, apart from the fid's POSIX locks. Servers that do not know it ignore it
+    # and set a POSIX lock of the same range instead.
+    FLOCK = 1 << 31
 
 
 class LockStatus(IntEnum):

@@ -123,6 +123,21 @@ def test_host_and_mount_see_the_same_files(mounted: tuple[Path, ServerProcess]) 
     assert sorted(os.listdir(mnt)) == sorted(os.listdir(server.export))
 
 
+def test_open_finds_a_file_replaced_or_removed_meanwhile(
+    mounted: tuple[Path, ServerProcess],
+) -> None:
+    mnt, server = mounted
+    (server.export / "f").write_text("old")
+    assert (mnt / "f").read_text() == "old"  # the kernel now caches the name (entry_timeout)
+    (server.export / "f").unlink()
+    (server.export / "f").write_text("new file")  # another inode under the same name
+    assert (mnt / "f").read_text() == "new file"
+    (server.export / "f").unlink()
+    with open(mnt / "f", "a") as f:  # O_CREAT: made again, not written into the removed one
+        f.write("made again")
+    assert (server.export / "f").read_text() == "made again"
+
+
 def test_page_cache_is_kept_while_mtime_and_size_do_not_change(
     mounted: tuple[Path, ServerProcess],
 ) -> None:

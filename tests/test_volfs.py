@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import stat
@@ -850,6 +851,22 @@ async def test_read_locks_share(root: File) -> None:
     with fails(errno.EINVAL):
         await h1.lock(0, lk(LockType.RDLCK, 1 << 63, 1))
     for h in (h1, h2, h3):
+        await h.close()
+    await f.close()
+
+
+async def test_flock_locks_are_apart_from_posix_locks(root: File, export_dir: Path) -> None:
+    f = await make_file(root, "f", b"x")
+    h1, h2 = await f.open(RDWR), await f.open(RDWR)
+    flock, whole = int(LockFlag.FLOCK), lk(LockType.WRLCK, 0, 0)
+    assert await h1.lock(flock, whole) == LockStatus.SUCCESS
+    assert await h2.lock(flock, lk(LockType.RDLCK, 0, 0)) == LockStatus.BLOCKED
+    assert await h2.lock(0, whole) == LockStatus.SUCCESS  # a POSIX lock: another kind
+    with open(export_dir / "f") as host, pytest.raises(BlockingIOError):  # the host sees it
+        fcntl.flock(host, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    assert await h1.lock(flock, lk(LockType.UNLCK, 0, 0)) == LockStatus.SUCCESS
+    assert await h2.lock(flock, lk(LockType.RDLCK, 0, 0)) == LockStatus.SUCCESS
+    for h in (h1, h2):
         await h.close()
     await f.close()
 

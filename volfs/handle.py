@@ -103,7 +103,7 @@ class VolHandle:
         await in_thread(os.fdatasync if datasync else os.fsync, self.fd)
 
     async def lock(self, flags: int, lock: Lock) -> int:
-        return locks.set_lock(self.fd, lock)
+        return locks.set_lock(self.fd, flags, lock)
 
     async def getlock(self, lock: Lock) -> Lock:
         return locks.get_lock(self.fd, lock)

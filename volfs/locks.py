@@ -2,8 +2,10 @@
 
 An OFD lock belongs to the open file description, so two Handles (two fids,
 perhaps two clients) exclude each other, and the lock goes away when the
-Handle's fd is closed. Locks are only tried, never waited for: a conflict is
-`LockStatus.BLOCKED` and the client retries by itself.
+Handle's fd is closed. With this project's `LockFlag.FLOCK`, a Tlock is a
+flock(2) lock of the Handle's fd instead, apart from its POSIX locks. Locks are
+only tried, never waited for: a conflict is `LockStatus.BLOCKED` and the
+client retries by itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import struct
 from dataclasses import replace
 
 from ninep.backend import Lock
-from ninep.constants import LockStatus, LockType
+from ninep.constants import LockFlag, LockStatus, LockType
 
 # struct flock on 64-bit Linux: l_type, l_whence, (pad), l_start, l_len, l_pid, (pad).
 _FLOCK = struct.Struct("hhqqi4x")
@@ -38,10 +40,27 @@ def _flock(lock: Lock) -> bytes:
     return _FLOCK.pack(host_type, os.SEEK_SET, lock.start, lock.length, 0)  # l_pid 0: OFD
 
 
-def set_lock(fd: int, lock: Lock) -> LockStatus:
-    """Set (RDLCK/WRLCK) or clear (UNLCK) `lock` on `fd` without waiting."""
+_FLOCK_OPS: dict[int, int] = {
+    LockType.RDLCK: fcntl.LOCK_SH,
+    LockType.WRLCK: fcntl.LOCK_EX,
+    LockType.UNLCK: fcntl.LOCK_UN,
+}
+
+
+def set_lock(fd: int, flags: int, lock: Lock) -> LockStatus:
+    """Set (RDLCK/WRLCK) or clear (UNLCK) `lock` on `fd` without waiting.
+
+    With `LockFlag.FLOCK` in `flags` it is a whole-file flock(2) lock of `fd`,
+    which neither meets the fd's POSIX locks nor is one, as on Linux.
+    """
     try:
-        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(lock))
+        if flags & LockFlag.FLOCK:
+            op = _FLOCK_OPS.get(lock.type)
+            if op is None:
+                raise OSError(errno.EINVAL, f"unknown lock type {lock.type}")
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
+        else:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(lock))
     except OSError as e:
         if e.errno in (errno.EAGAIN, errno.EACCES):
             return LockStatus.BLOCKED

@@ -1,0 +1,198 @@
+"""POSIX record locks and flock of the mount, held on the server with Tlock/Tgetlock.
+
+A lock on the server belongs to an opened fid (volfs: an open file description
+lock on the host), so each lock owner gets an opened fid of its own for each
+file it locks, its *lock fid*: all that owner's locks on that file are set
+through it, and so they exclude those of every other owner, whether on this
+mount, on another client, or taken by a host process. A POSIX owner is a
+process: when it closes any descriptor of the file, pyfuse3 unlocks the whole
+file, and the lock fid is clunked. A flock or open-file-description owner is an
+open file: what it still holds is unlocked when that file is released.
+
+The server never waits: a conflicting Tlock is answered BLOCKED. F_SETLKW and
+flock without LOCK_NB therefore ask again, 10 ms apart at first, then up to
+1 s apart, as the kernel's own 9p client does. flock locks carry `LockFlag.FLOCK`, so
+that the server keeps them apart from POSIX locks, as Linux does. Locks do not survive a
+reconnection (the server dropped them with the connection); F_GETLK reports
+the conflicting lock's type and range with pid 0, since its holder may be on
+another machine.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+from ninep.client import Fid
+from ninep.constants import LockFlag, LockStatus, LockType, OpenFlag
+
+from .handles import Handle
+
+log = logging.getLogger("drvfs.locks")
+
+FIRST_RETRY = 0.01  # seconds before asking again for a blocked lock; doubled each time
+LAST_RETRY = 1.0
+
+#: fcntl lock types and their wire values.
+_TYPES = {
+    fcntl.F_RDLCK: LockType.RDLCK,
+    fcntl.F_WRLCK: LockType.WRLCK,
+    fcntl.F_UNLCK: LockType.UNLCK,
+}
+_HOST_TYPES = {wire: host for host, wire in _TYPES.items()}
+#: flock operations as whole-file locks.
+_FLOCK_TYPES = {
+    fcntl.LOCK_SH: fcntl.F_RDLCK,
+    fcntl.LOCK_EX: fcntl.F_WRLCK,
+    fcntl.LOCK_UN: fcntl.F_UNLCK,
+}
+
+Kind = Literal["posix", "flock"]
+Key = tuple[int, Kind, int]  # inode, the kind of lock, the kernel's owner
+
+
+@dataclass(eq=False)
+class _Owned:
+    """The lock fid of one owner on one file, and the file handles it locked through."""
+
+    fid: Fid
+    via: set[int] = field(default_factory=set)
+
+
+class LockTable:
+    """The lock fids of the mount.
+
+    `open_node(handle, flags)` opens a new fid of the handle's file;
+    `drop(fid)` clunks one in the background.
+    """
+
+    def __init__(
+        self,
+        open_node: Callable[[Handle, int], Awaitable[Fid]],
+        drop: Callable[[Fid], None],
+    ) -> None:
+        self._open_node = open_node
+        self._drop = drop
+        self._owned: dict[Key, _Owned] = {}
+
+    def __len__(self) -> int:
+        return len(self._owned)
+
+    async def set(
+        self,
+        handle: Handle,
+        fh: int,
+        key: Key,
+        host_type: int,
+        span: tuple[int, int],
+        pid: int,
+        wait: bool,
+    ) -> None:
+        """Set (F_RDLCK, F_WRLCK) or clear (F_UNLCK) `key`'s lock on `span` (start, length)."""
+        wire = _wire_type(host_type)
+        start, length = span
+        if wire == LockType.UNLCK:
+            owned = self._live(key)
+            if owned is not None:
+                await owned.fid.lock(wire, start, length, flags=_kind_flag(key), proc_id=pid)
+                if span == (0, 0):  # the whole file: the owner holds nothing here now
+                    self._forget(key)
+            return
+        owned = await self._fid_for(handle, fh, key)
+        flags = (LockFlag.BLOCK if wait else 0) | _kind_flag(key)
+        delay = FIRST_RETRY
+        while True:
+            status = await owned.fid.lock(wire, start, length, flags=flags, proc_id=pid)
+            if status == LockStatus.SUCCESS:
+                return
+            if status == LockStatus.ERROR:
+                raise OSError(errno.ENOLCK, "the server could not set the lock")
+            if not wait and status == LockStatus.BLOCKED:
+                raise OSError(errno.EAGAIN, "held by another owner")
+            await trio.sleep(delay)  # BLOCKED while waiting, or GRACE: ask again
+            delay = min(delay * 2, LAST_RETRY)
+
+    async def get(
+        self, handle: Handle, opened: Fid, key: Key, host_type: int, span: tuple[int, int], pid: int
+    ) -> tuple[int, int, int, int]:
+        """The lock that conflicts with the one `key` would set: (type, start, length, pid).
+
+        Asked through the owner's lock fid, so its own locks never conflict (else
+        through `opened`, the handle's fid, when it holds none on this file).
+        """
+        owned = self._live(key)
+        fid = opened if owned is None else owned.fid
+        lock = await fid.getlock(_wire_type(host_type), span[0], span[1], proc_id=pid)
+        return _HOST_TYPES[LockType(lock.type)], lock.start, lock.length, 0
+
+    async def release(self, fh: int) -> None:
+        """File handle `fh` is released: unlock what owners hold only through it."""
+        for key, owned in list(self._owned.items()):
+            owned.via.discard(fh)
+            if owned.via or self._owned.get(key) is not owned:
+                continue
+            del self._owned[key]
+            if not owned.fid.client.closed:
+                try:
+                    await owned.fid.lock(LockType.UNLCK, 0, 0, flags=_kind_flag(key))
+                except OSError as e:
+                    log.debug("unlocking %s on release: %s", key, e)
+            self._drop(owned.fid)
+
+    def _live(self, key: Key) -> _Owned | None:
+        owned = self._owned.get(key)
+        if owned is not None and owned.fid.client.closed:  # its connection is gone
+            del self._owned[key]
+            return None
+        return owned
+
+    def _forget(self, key: Key) -> None:
+        owned = self._owned.pop(key)
+        self._drop(owned.fid)
+
+    async def _fid_for(self, handle: Handle, fh: int, key: Key) -> _Owned:
+        owned = self._live(key)
+        if owned is None:
+            fid = await self._open(handle)
+            owned = self._live(key)  # another request of the owner may have opened one
+            if owned is None:
+                owned = self._owned[key] = _Owned(fid)
+            else:
+                self._drop(fid)
+        owned.via.add(fh)
+        return owned
+
+    async def _open(self, handle: Handle) -> Fid:
+        """A lock fid: read-write where allowed, so that any lock type can be set through it."""
+        try:
+            return await self._open_node(handle, int(OpenFlag.RDWR))
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY):
+                raise
+        return await self._open_node(handle, handle.flags & OpenFlag.ACCMODE)
+
+
+def flock_type(op: int) -> tuple[int, bool]:
+    """The whole-file lock type flock operation `op` asks for, and whether it waits."""
+    host_type = _FLOCK_TYPES.get(op & ~fcntl.LOCK_NB)
+    if host_type is None:
+        raise OSError(errno.EINVAL, f"flock operation {op:#x}")
+    return host_type, not op & fcntl.LOCK_NB
+
+
+def _kind_flag(key: Key) -> LockFlag:
+    """flock locks are told apart from POSIX ones on the server (`LockFlag.FLOCK`)."""
+    return LockFlag.FLOCK if key[1] == "flock" else LockFlag(0)
+
+
+def _wire_type(host_type: int) -> LockType:
+    wire = _TYPES.get(host_type)
+    if wire is None:
+        raise OSError(errno.EINVAL, f"lock type {host_type}")
+    return wire
