@@ -39,6 +39,7 @@ demo: setup
 bench: setup
 	$(PY) -m benchmarks.protocol
 	$(PY) -m benchmarks.casefold
+	$(PY) -m benchmarks.drvfs
 
 clean:
 	rm -rf $(VENV) build demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -393,14 +393,13 @@ class DrvFs(pyfuse3.Operations):
     async def _open_and_stat(self, node: Node, wire: int) -> tuple[Fid, Attr | None]:
         """Open `node`, and fetch its attributes meanwhile (None with O_TRUNC, or on error).
 
-        Meanwhile its name is checked to still lead to it (close-to-open
-        consistency): where another client removed or replaced the file since the
-        kernel cached its name, ESTALE makes the kernel look the name up again
-        and retry the open (Linux retries an open that fails so, once).
+        A file another client removed or replaced since the kernel cached its
+        name has no link left (close-to-open consistency, with no request more):
+        ESTALE makes the kernel look the name up again and retry the open
+        (Linux retries an open that fails so, once).
         """
         node_fid = await self._fid(node)
         attr: Attr | None = None
-        moved = False
 
         async def stat() -> None:
             nonlocal attr
@@ -409,33 +408,19 @@ class DrvFs(pyfuse3.Operations):
             except OSError as e:
                 log.debug("getattr of %r: %s", node, e)
 
-        async def check() -> None:
-            nonlocal moved
-            parent = node.parent
-            if parent is None:
-                return
-            try:
-                qid = await self._qid_of(await self._fid(parent), node.name)
-            except OSError as e:  # the directory is gone too: the open decides
-                log.debug("checking the name of %r: %s", node, e)
-                return
-            moved = qid is None or self.inodes.ino(qid.path) != node.ino
-
         failure: OSError | None = None
         async with trio.open_nursery() as nursery:
-            if not wire & OpenFlag.TRUNC:
-                nursery.start_soon(stat)
-            nursery.start_soon(check)
+            nursery.start_soon(stat)
             try:
                 fid = await self._open_node(node, wire)
             except OSError as e:  # raised below, not wrapped in an ExceptionGroup
                 failure = e
         if failure is not None:
             raise failure
-        if moved:
+        if attr is not None and attr.nlink == 0:
             self._drop(fid)
             raise _stale("/".join(node.path()))
-        return fid, attr
+        return fid, None if wire & OpenFlag.TRUNC else attr
 
     @_op
     async def create(

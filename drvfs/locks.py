@@ -7,7 +7,9 @@ through it, and so they exclude those of every other owner, whether on this
 mount, on another client, or taken by a host process. A POSIX owner is a
 process: when it closes any descriptor of the file, pyfuse3 unlocks the whole
 file, and the lock fid is clunked. A flock or open-file-description owner is an
-open file: what it still holds is unlocked when that file is released.
+open file: what it still holds is unlocked when that file is released, which
+FUSE does just after the last close() returns (so another owner may find
+such a lock held a moment longer; one that waits for it gets it then).
 
 The server never waits: a conflicting Tlock is answered BLOCKED. F_SETLKW and
 flock without LOCK_NB therefore ask again, 10 ms apart at first, then up to
