@@ -103,8 +103,9 @@ class LockTable:
             owned = self._live(key)
             if owned is not None:
                 await owned.fid.lock(wire, start, length, flags=_kind_flag(key), proc_id=pid)
-                if span == (0, 0):  # the whole file: the owner holds nothing here now
-                    self._forget(key)
+                if span == (0, 0) and self._owned.get(key) is owned:  # it holds nothing here
+                    del self._owned[key]
+                    self._drop(owned.fid)
             return
         owned = await self._fid_for(handle, fh, key)
         flags = (LockFlag.BLOCK if wait else 0) | _kind_flag(key)
@@ -153,10 +154,6 @@ class LockTable:
             del self._owned[key]
             return None
         return owned
-
-    def _forget(self, key: Key) -> None:
-        owned = self._owned.pop(key)
-        self._drop(owned.fid)
 
     async def _fid_for(self, handle: Handle, fh: int, key: Key) -> _Owned:
         owned = self._live(key)
