@@ -528,8 +528,8 @@ class DrvFs(pyfuse3.Operations):
         an unlock lets anyone else in.
         """
         unlock = lock_type == fcntl.F_UNLCK
-        if unlock and self.options.writeback_cache:
-            await _invalidate(handle.node.ino)
+        if unlock and self.options.writeback_cache and self.locks.holds(key):
+            await _invalidate(handle.node.ino)  # not at each close of a file never locked
         await self.locks.set(handle, fh, key, lock_type, span, pid, wait)
         if not unlock:
             await _invalidate(handle.node.ino)

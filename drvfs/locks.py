@@ -148,6 +148,10 @@ class LockTable:
                     log.debug("unlocking %s on release: %s", key, e)
             self._drop(owned.fid)
 
+    def holds(self, key: Key) -> bool:
+        """Whether `key` has a lock fid (it may hold locks) on a live connection."""
+        return self._live(key) is not None
+
     def _live(self, key: Key) -> _Owned | None:
         owned = self._owned.get(key)
         if owned is not None and owned.fid.client.closed:  # its connection is gone
