@@ -80,14 +80,11 @@ class Staging:
                 os.link(name, host, src_dir_fd=staging, dst_dir_fd=dirfd)
             finally:
                 os.unlink(name, dir_fd=staging)
-        except OSError as e:
+        except BaseException as e:
             os.close(fd)
-            if e.errno == errno.EXDEV:
+            if isinstance(e, OSError) and e.errno == errno.EXDEV:
                 message = "no O_TMPFILE here, and not on the filesystem of the export's root"
                 raise OSError(errno.EOPNOTSUPP, message) from e
-            raise
-        except BaseException:
-            os.close(fd)
             raise
         return fd
 
@@ -117,7 +114,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
 
 
