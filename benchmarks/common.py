@@ -45,7 +45,7 @@ def host_timed(fn: Callable[[], object]) -> float:
 def start_server(export: str, *options: str) -> tuple[subprocess.Popen[bytes], str]:
     """`ninep-server` exporting `export` as "C" (with `options`) on a free port; its address."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ninep", "--export", f"C={export}", "-v",
+        [sys.executable, "-m", "ninep", "--allow-root", "--export", f"C={export}", "-v",
          "--listen", "tcp:127.0.0.1:0", *options],
         stderr=subprocess.PIPE,
     )  # fmt: skip

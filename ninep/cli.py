@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import trio
 
+from .admission import Admission, IPNetwork, host_address, is_loopback
 from .backend import Export
 from .constants import MIN_MSIZE, SERVER_MSIZE
-from .server import Server
+from .identity import Identity, become, lookup_group, lookup_user, root_refusal
+from .server import Listening, Server
 from .transport import DEFAULT_ADDRESS, Address, parse_address
 
 log = logging.getLogger("ninep.server")
@@ -21,10 +26,16 @@ log = logging.getLogger("ninep.server")
 EXAMPLES = """\
 examples:
   ninep-server --export C=/srv/c
-      serve /srv/c as export "C" on tcp:127.0.0.1:5640
-  ninep-server --export C=/srv/c --export D=/srv/d \\
-      --listen tcp:0.0.0.0:564 --listen unix:/run/ninep.sock
+      serve /srv/c as export "C" on tcp:127.0.0.1:5640, as the user running it
+  sudo ninep-server --user alice --export C=/srv/c --listen unix:/run/ninep.sock
+      bind as root, then serve as alice (and alice's groups)
+  ninep-server --export C=/srv/c --listen tcp:0.0.0.0:564 --allow-net 192.168.122.0/24
+      serve the hosts of one network (trusted as NFS trusts AUTH_SYS hosts)
   ninep-server --export C=/srv/c --listen fd:0,1      (one connection on stdin/stdout, for inetd)
+
+who may connect (docs/security.md): root and the serving user, and the uids given
+with --allow-uid (found with SO_PEERCRED on unix sockets and from the owner of the
+peer's socket on loopback TCP); other hosts only from --allow-net networks.
 
 mount from a Linux guest:
   mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,aname=C HOST /mnt/c
@@ -43,6 +54,13 @@ def _msize_arg(text: str) -> int:
     if value < MIN_MSIZE:
         raise argparse.ArgumentTypeError(f"msize must be at least {MIN_MSIZE}")
     return value
+
+
+def _network_arg(text: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _address_arg(text: str) -> Address:
@@ -95,7 +113,47 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--squash-root",
         action="store_true",
-        help="with metadata: uid 0 acts as nobody (65534), not as root",
+        help="in attaches with metadata (--metadata or the attach option): uid 0 acts as "
+        "nobody (65534), not as root. Without metadata there is nothing to squash: the export "
+        "enforces nothing and every client acts as the serving user",
+    )
+    p.add_argument(
+        "--client-groups",
+        action="store_true",
+        help="with metadata: let the client's group membership stand for chgrp by the owner "
+        "and for setgid (for a kernel client mounted with access=client, which has checked)",
+    )
+    p.add_argument(
+        "--user",
+        metavar="NAME",
+        help="after binding the listeners, serve as this user and its groups (needs root)",
+    )
+    p.add_argument(
+        "--allow-root",
+        action="store_true",
+        help="started as root without --user: serve as root on purpose",
+    )
+    p.add_argument(
+        "--allow-uid",
+        metavar="UID",
+        action="append",
+        default=[],
+        help="also serve local connections of this uid or user name (root and the serving "
+        "user always are); repeatable",
+    )
+    p.add_argument(
+        "--allow-net",
+        metavar="CIDR",
+        type=_network_arg,
+        action="append",
+        default=[],
+        help="serve connections from other hosts of this network; needed to --listen on an "
+        "address that is not loopback; repeatable",
+    )
+    p.add_argument(
+        "--socket-group",
+        metavar="GROUP",
+        help="unix sockets are made 0660 with this group (default: 0600)",
     )
     p.add_argument(
         "--msize",
@@ -131,17 +189,78 @@ def backend_options(args: argparse.Namespace) -> dict[str, bool]:
         options["metadata"] = True
     if args.squash_root:
         options["squash_root"] = True
+    if args.client_groups:
+        options["client_groups"] = True
     return options
 
 
-async def run(server: Server, addresses: Sequence[Address]) -> None:
-    """Serve until SIGINT or SIGTERM."""
+@dataclass(frozen=True)
+class Plan:
+    """What to start, checked before anything is bound."""
+
+    args: argparse.Namespace
+    addresses: list[Address]
+    user: Identity | None
+    socket_group: int | None
+    allow_uids: list[int]
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Check the command line as a whole; SystemExit with one line if it cannot start."""
+    addresses = args.listen or [parse_address(DEFAULT_ADDRESS)]
+    try:
+        user = lookup_user(args.user) if args.user is not None else None
+        group = lookup_group(args.socket_group) if args.socket_group is not None else None
+        uids = [lookup_user(u).uid if not u.isdigit() else int(u) for u in args.allow_uid]
+    except ValueError as e:
+        raise SystemExit(f"ninep-server: {e}") from None
+    refusal = root_refusal(user, args.allow_root)
+    if refusal is not None:
+        raise SystemExit(f"ninep-server: {refusal}")
+    for a in addresses:
+        host = host_address(a.host) if a.scheme == "tcp" else None
+        if a.scheme == "tcp" and not args.allow_net and (host is None or not is_loopback(host)):
+            raise SystemExit(
+                f"ninep-server: {a} is not a loopback address: give --allow-net CIDR for the"
+                " hosts to serve there (docs/security.md)"
+            )
+    return Plan(args, addresses, user, group, uids)
+
+
+def open_exports(args: argparse.Namespace) -> dict[str, Export]:
+    """The exports of the command line, opened as the serving identity."""
+    factory = load_backend(args.backend)
+    exports: dict[str, Export] = {}
+    for name, path in args.export:
+        if name in exports:
+            raise SystemExit(f"ninep-server: export {name!r} given twice")
+        try:
+            exports[name] = factory(path, read_only=args.read_only, **backend_options(args))
+        except OSError as e:
+            raise SystemExit(f"ninep-server: cannot export {path}: {e.strerror}") from None
+    return exports
+
+
+async def run(p: Plan) -> None:
+    """Bind, become the serving user, open the exports, serve until SIGINT or SIGTERM."""
+    others = [a for a in p.addresses if a.scheme != "fd"]
+    listening = await Listening.open(others, p.socket_group)
+    try:
+        if p.user is not None:
+            listening.hand_over(p.user.uid)
+            become(p.user)
+        admission = Admission.serving(os.geteuid(), p.allow_uids, p.args.allow_net)
+        server = Server(open_exports(p.args), max_msize=p.args.msize, admission=admission)
+        await _serve(server, listening, [a for a in p.addresses if a.scheme == "fd"])
+    finally:
+        listening.close()
+
+
+async def _serve(server: Server, listening: Listening, fd_addresses: Sequence[Address]) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            fd_addresses = [a for a in addresses if a.scheme == "fd"]
-            others = [a for a in addresses if a.scheme != "fd"]
-            if others:
-                await nursery.start(server.serve, others)
+            if listening.listeners:
+                await nursery.start(server.serve_listening, listening)
             for a in fd_addresses:
                 nursery.start_soon(_serve_fds_then_stop, server, a, nursery.cancel_scope)
             async for signum in signals:
@@ -163,18 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.trace:
         logging.getLogger("ninep.trace").setLevel(logging.DEBUG)
         logging.getLogger().setLevel(min(level, logging.DEBUG))
-    factory = load_backend(args.backend)
-    exports: dict[str, Export] = {}
-    for name, path in args.export:
-        if name in exports:
-            raise SystemExit(f"ninep-server: export {name!r} given twice")
-        try:
-            exports[name] = factory(path, read_only=args.read_only, **backend_options(args))
-        except OSError as e:
-            raise SystemExit(f"ninep-server: cannot export {path}: {e.strerror}") from None
-    server = Server(exports, max_msize=args.msize)
+    checked = plan(args)
     try:
-        trio.run(run, server, args.listen or [parse_address(DEFAULT_ADDRESS)])
+        trio.run(run, checked)
     except OSError as e:
         raise SystemExit(f"ninep-server: {e}") from None
     return 0

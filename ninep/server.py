@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import trio
 
+from .admission import Admission, Peer
 from .backend import Export
 from .constants import MIN_MSIZE, SERVER_MSIZE
 from .session import Session
@@ -17,14 +18,71 @@ from .transport import Address, fd_stream, open_listeners
 log = logging.getLogger("ninep.server")
 
 
-class Server:
-    """Serves a set of named exports to any number of connections."""
+@dataclass
+class Listening:
+    """Bound listeners (tcp, unix) and what they are bound to; `close` undoes it all."""
 
-    def __init__(self, exports: Mapping[str, Export], max_msize: int = SERVER_MSIZE) -> None:
+    listeners: list[trio.SocketListener] = field(default_factory=list)
+    bound: list[Address] = field(default_factory=list)
+    unix_paths: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, addresses: Sequence[Address], socket_group: int | None = None) -> Listening:
+        """Bind every address, or none: if one fails, those bound before it are closed."""
+        done = cls()
+        try:
+            for address in addresses:
+                if address.scheme == "fd":
+                    raise ValueError("serve one fd connection with serve_connection(fd_stream())")
+                new = await open_listeners(address, socket_group)
+                done.listeners += new
+                if address.scheme == "unix":
+                    done.unix_paths.append(address.path)
+                    done.bound.append(address)
+                else:
+                    for listener in new:
+                        host, port = listener.socket.getsockname()[:2]
+                        done.bound.append(Address("tcp", host=host, port=port))
+        except BaseException:
+            done.close()
+            raise
+        return done
+
+    def hand_over(self, uid: int) -> None:
+        """Give the unix socket files to the serving user `uid` (before becoming it)."""
+        for path in self.unix_paths:
+            os.chown(path, uid, -1)
+
+    def close(self) -> None:
+        """Close every listener and remove the unix socket files."""
+        for listener in self.listeners:
+            listener.socket.close()
+        for path in self.unix_paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:  # a directory the serving user may not write
+                log.warning("cannot remove the socket file %s: %s", path, e.strerror)
+
+
+class Server:
+    """Serves a set of named exports to any number of connections.
+
+    `admission` says which peers are served (root and this process's uid by default).
+    """
+
+    def __init__(
+        self,
+        exports: Mapping[str, Export],
+        max_msize: int = SERVER_MSIZE,
+        admission: Admission | None = None,
+    ) -> None:
         if max_msize < MIN_MSIZE:
             raise ValueError(f"msize {max_msize} is below the minimum of {MIN_MSIZE}")
         self.exports = dict(exports)
         self.max_msize = max_msize
+        self.admission = admission or Admission.serving(os.geteuid())
         self.connections = 0
 
     async def serve_connection(self, stream: trio.abc.Stream, peer: str = "") -> None:
@@ -41,11 +99,17 @@ class Server:
 
     async def _serve_socket(self, stream: trio.SocketStream) -> None:
         try:
-            name = stream.socket.getpeername()
-            peer = f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "unix peer"
-        except OSError:
-            peer = ""
-        await self.serve_connection(stream, peer)
+            peer = Peer.of(stream.socket)
+        except OSError as e:  # gone already
+            log.info("connection lost before it was served: %s", e)
+            await trio.aclose_forcefully(stream)
+            return
+        refusal = self.admission.refusal(peer)
+        if refusal is not None:
+            log.warning("%s: refused: %s", peer, refusal)
+            await trio.aclose_forcefully(stream)
+            return
+        await self.serve_connection(stream, str(peer))
 
     async def serve(
         self,
@@ -57,34 +121,25 @@ class Server:
 
         A unix socket file is removed when the server stops.
         """
-        listeners: list[trio.SocketListener] = []
-        bound: list[Address] = []
-        unix_paths: list[str] = []
+        listening = await Listening.open(addresses)
         try:
-            for address in addresses:
-                if address.scheme == "fd":
-                    raise ValueError("serve one fd connection with serve_connection(fd_stream())")
-                new = await open_listeners(address)
-                listeners += new
-                if address.scheme == "unix":
-                    unix_paths.append(address.path)
-                    bound.append(address)
-                else:
-                    for listener in new:
-                        host, port = listener.socket.getsockname()[:2]
-                        bound.append(Address("tcp", host=host, port=port))
-            for b in bound:
-                log.info("listening on %s", b)
-            async with trio.open_nursery() as nursery:
-                for listener in listeners:
-                    nursery.start_soon(trio.serve_listeners, self._serve_socket, [listener])
-                task_status.started(bound)
+            await self.serve_listening(listening, task_status=task_status)
         finally:
-            for listener in listeners:
-                listener.socket.close()
-            for path in unix_paths:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            listening.close()
+
+    async def serve_listening(
+        self,
+        listening: Listening,
+        *,
+        task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve connections on listeners already bound, until cancelled."""
+        for b in listening.bound:
+            log.info("listening on %s", b)
+        async with trio.open_nursery() as nursery:
+            for listener in listening.listeners:
+                nursery.start_soon(trio.serve_listeners, self._serve_socket, [listener])
+            task_status.started(listening.bound)
 
     async def serve_fds(self, fds: tuple[int, int] = (0, 1)) -> None:
         """Serve the one connection carried by a pair of descriptors (stdin/stdout, inetd)."""

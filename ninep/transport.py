@@ -55,19 +55,33 @@ def parse_address(text: str) -> Address:
     raise ValueError(f"address {text!r}: unknown scheme {scheme!r} (tcp, unix or fd)")
 
 
-async def open_listeners(address: Address) -> list[trio.SocketListener]:
-    """Listening sockets for a tcp or unix address (a stale unix socket file is replaced)."""
+async def open_listeners(
+    address: Address, socket_group: int | None = None
+) -> list[trio.SocketListener]:
+    """Listening sockets for a tcp or unix address (a stale unix socket file is replaced).
+
+    A unix socket file is made 0600, or 0660 and given group `socket_group`.
+    """
     if address.scheme == "tcp":
         return await trio.open_tcp_listeners(address.port, host=address.host)
     if address.scheme == "unix":
-        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        sock, bound = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM), False
         try:
             if os.path.exists(address.path):
                 _remove_stale_socket(address.path)
-            await sock.bind(address.path)
+            old_umask = os.umask(0o177 if socket_group is None else 0o117)
+            try:
+                await sock.bind(address.path)
+                bound = True
+            finally:
+                os.umask(old_umask)
+            if socket_group is not None:
+                os.chown(address.path, -1, socket_group)
             sock.listen(128)
         except BaseException:
             sock.close()
+            if bound:
+                os.unlink(address.path)
             raise
         return [trio.SocketListener(sock)]
     raise ValueError(f"cannot listen on {address}")

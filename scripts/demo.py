@@ -29,7 +29,9 @@ def show(*cmd: str, check: bool = True) -> str:
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     cmd = [sys.executable, "-m", "ninep", "--export", f"C={DEMO}", "-v",
-           "--listen", "tcp:127.0.0.1:0"]  # fmt: skip
+           "--listen", "tcp:127.0.0.1:0", "--allow-root"]  # fmt: skip
+    print("# the demo serves as root on purpose (--allow-root); a real setup serves as an")
+    print("# ordinary user: ninep-server --user NAME ... (docs/security.md)")
     print("$ ninep-server", shlex.join(cmd[3:]).replace(str(DEMO), "./demo"), "&")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     assert proc.stderr is not None

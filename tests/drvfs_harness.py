@@ -37,7 +37,7 @@ class ServerProcess:
         self.log: list[str] = []
 
     def start(self) -> None:
-        command = [PYTHON, "-m", "ninep", "--export", f"C={self.export}", "-v",
+        command = [PYTHON, "-m", "ninep", "--allow-root", "--export", f"C={self.export}", "-v",
                    "--listen", self.address]  # fmt: skip
         self.proc = proc = subprocess.Popen(command, stderr=subprocess.PIPE)
         listening = threading.Event()

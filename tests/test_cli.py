@@ -17,7 +17,7 @@ from ninep.constants import GetattrMask
 
 from .rawconn import RawConn
 
-SERVER = [sys.executable, "-m", "ninep"]
+SERVER = [sys.executable, "-m", "ninep", "--allow-root"]  # the tests may run as root
 
 
 async def _listening(proc: trio.Process, count: int) -> list[str]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import os
 import pwd
 import random
 import stat
-import traceback
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -41,6 +39,8 @@ from volfs.access import (
     new_mode,
     open_want,
 )
+
+from .children import as_ids
 
 # ---- a small reference, written from the POSIX text, kept apart from the code ----
 
@@ -268,9 +268,12 @@ def test_root_is_root_unless_squashed() -> None:
         cred_for(0, squash_root=0)
 
 
-def test_an_unknown_uid_gets_no_groups_but_nogroup() -> None:
+def test_an_unknown_uid_is_in_no_group() -> None:
     uid = unknown_uid()
-    assert cred_for(uid) == Cred(uid, NOBODY, frozenset({NOBODY}))
+    cred = cred_for(uid)
+    assert cred == Cred(uid, NOBODY, frozenset())  # nogroup only as new objects' group
+    assert may_access(cred, stat.S_IFREG | 0o006, NOBODY, NOBODY, R_OK | W_OK)  # the other class
+    assert not may_access(cred, stat.S_IFREG | 0o060, NOBODY, NOBODY, R_OK)
 
 
 # ---- against the real kernel ----
@@ -306,28 +309,7 @@ def random_cred(rng: random.Random) -> Cred:
 
 def as_user(cred: Cred, act: Callable[..., object], *args: object) -> object:
     """Run `act(*args)` in a forked child with `cred`'s ids and groups, umask 0; its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 1
-        try:
-            os.close(r)
-            os.setgroups(sorted(cred.gids))
-            os.setgid(cred.gid)
-            os.setuid(cred.uid)
-            os.umask(0)
-            os.write(w, json.dumps(act(*args)).encode())
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
-    return json.loads(data)
+    return as_ids(cred.uid, cred.gid, cred.gids, act, *args)
 
 
 def errno_of(fn: Callable[[], object]) -> int:

@@ -160,6 +160,7 @@ def start_ninep(
         sys.executable,
         "-m",
         "ninep",
+        "--allow-root",  # the harness runs as root; docs/security.md shows --user for a VM
         "--export",
         f"C={export}",
         "--listen",

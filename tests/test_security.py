@@ -1,0 +1,359 @@
+"""Trust (docs/security.md): who may connect, and no client gains host privilege.
+
+Every attacker here is a real process of another uid (a forked child that has
+dropped root), talking to a real `ninep-server` over its sockets; every test
+checks both the refusal and that nothing on the host changed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import trio
+
+from ninep.admission import Admission, Peer, tcp_owner
+from ninep.client import Fid, connect
+from ninep.constants import OpenFlag
+
+from .children import as_ids
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: children of other uids")
+
+SERVER = [sys.executable, "-m", "ninep"]
+ATTACKER = 4242  # a uid the host does not know, as a local user of another account
+FRIEND = 4243  # a uid the server is told to allow
+NOBODY = 65534
+
+
+@dataclass
+class Served:
+    """A running `ninep-server` and where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    tcp: str
+    unix: str
+    export: Path
+    log: list[str]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+
+
+def _start(args: list[str], export: Path, sockdir: Path, host: str = "127.0.0.1") -> Served:
+    """`ninep-server` on TCP (`host`) and a unix socket in `sockdir`; waits until it listens."""
+    unix = f"unix:{sockdir / '9p.sock'}"
+    cmd = [*SERVER, "--export", f"C={export}", "-v", "--listen", f"tcp:{host}:0",
+           "--listen", unix, *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    log: list[str] = []
+    assert proc.stderr is not None
+    while len(found := re.findall(r"listening on (\S+)", "".join(log))) < 2:
+        line = proc.stderr.readline().decode()
+        assert line, "the server did not start:\n" + "".join(log)
+        log.append(line)
+    threading.Thread(target=_drain, args=(proc.stderr, log), daemon=True).start()
+    tcp = next(a for a in found if a.startswith("tcp:"))
+    return Served(proc, tcp, unix, export, log)
+
+
+def _drain(stream: IO[bytes], log: list[str]) -> None:
+    """Keep reading the server's log (a full pipe would stop it)."""
+    log.extend(line.decode() for line in stream)
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A directory every uid may enter (pytest's own are root's alone)."""
+    top = Path(tempfile.mkdtemp(prefix="ninep-security-"))
+    top.chmod(0o755)
+    (top / "c").mkdir()
+    (top / "c").chmod(0o777)
+    (top / "run").mkdir()
+    (top / "run").chmod(0o755)
+    yield top
+    shutil.rmtree(top)
+
+
+@pytest.fixture
+def serve(place: Path) -> Iterator[Callable[..., Served]]:
+    """Start a server with these arguments (it stops at the end of the test)."""
+    started: list[Served] = []
+
+    def start(*args: str) -> Served:
+        started.append(_start(list(args), place / "c", place / "run"))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def _client(address: str, claim: int, work: Callable[[Fid], Awaitable[Any]]) -> Any:
+    """Connect, attach export C claiming uid `claim`, return `work(root)`; 'refused' if cut off."""
+
+    async def main() -> Any:
+        try:
+            async with connect(address) as client:
+                root = await client.attach("C", n_uname=claim)
+                return await work(root)
+        except (ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return "refused"
+
+    return trio.run(main)
+
+
+async def errno_of(call: Awaitable[object]) -> int:
+    """0 if the call succeeds, else its errno."""
+    try:
+        await call
+    except OSError as e:
+        return e.errno or -1
+    return 0
+
+
+def as_attacker(
+    address: str,
+    claim: int,
+    work: Callable[[Fid], Awaitable[Any]],
+    uid: int = ATTACKER,
+    groups: tuple[int, ...] = (),
+) -> Any:
+    """`_client(address, claim, work)` in a process of host uid `uid` (and `groups`)."""
+    return as_ids(uid, uid, groups, _client, address, claim, work)
+
+
+async def _hello(root: Fid) -> str:
+    return "served" if root.qid is not None else "?"
+
+
+# ---- starting ----
+
+
+def test_root_serves_only_on_purpose(place: Path) -> None:
+    out = subprocess.run([*SERVER, "--export", f"C={place / 'c'}"], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "ninep-server: refusing to serve as root: give --user NAME to serve as that user"
+        " (root then only binds the listeners), or --allow-root to serve as root on purpose"
+    ]
+
+
+def test_non_loopback_listen_needs_allow_net(place: Path) -> None:
+    out = subprocess.run(
+        [*SERVER, "--allow-root", "--export", f"C={place / 'c'}", "--listen", "tcp:0.0.0.0:0"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "tcp:0.0.0.0:0 is not a loopback address" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_user_is_one_line(place: Path) -> None:
+    out = subprocess.run(
+        [*SERVER, "--user", "no-such-user-here", "--export", f"C={place / 'c'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == "ninep-server: no user 'no-such-user-here' on this host"
+
+
+def test_user_drops_every_id_and_owns_its_socket(serve: Callable[..., Served], place: Path) -> None:
+    served = serve("--user", "nobody")
+    status = Path(f"/proc/{served.proc.pid}/status").read_text()
+    ids = {k: v.split() for k, v in re.findall(r"^(Uid|Gid|Groups):\s*(.*)$", status, re.M)}
+    assert ids["Uid"] == [str(NOBODY)] * 4 and ids["Gid"] == [str(NOBODY)] * 4
+    assert "0" not in ids["Groups"]
+    sock = os.stat(place / "run" / "9p.sock")
+    assert stat.S_IMODE(sock.st_mode) == 0o600 and sock.st_uid == NOBODY
+
+    async def make_setuid(root: Fid) -> int:
+        f = await root.clone()
+        await f.create("id", OpenFlag.RDWR, 0o4755)
+        return await f.write(0, b"#!/bin/sh\n")
+
+    assert _client(served.tcp, 0, make_setuid) == 10  # root on the host, claiming uid 0
+    host = os.stat(place / "c" / "id")
+    assert host.st_uid == NOBODY and stat.S_IMODE(host.st_mode) & 0o7000 == 0
+
+
+def test_socket_group_makes_the_socket_0660(serve: Callable[..., Served], place: Path) -> None:
+    serve("--allow-root", "--socket-group", str(FRIEND))
+    sock = os.stat(place / "run" / "9p.sock")
+    assert stat.S_IMODE(sock.st_mode) == 0o660 and sock.st_gid == FRIEND
+
+
+# ---- admission ----
+
+
+def test_unlisted_uids_are_refused_on_unix_and_tcp(serve: Callable[..., Served]) -> None:
+    served = serve("--allow-root", "--socket-group", str(ATTACKER), "--allow-uid", str(FRIEND))
+    for address in (served.tcp, served.unix):
+        assert as_attacker(address, ATTACKER, _hello, groups=(ATTACKER,)) == "refused"
+        assert as_attacker(address, FRIEND, _hello, uid=FRIEND, groups=(ATTACKER,)) == "served"
+        assert _client(address, 0, _hello) == "served"  # root
+    assert any(f"uid {ATTACKER} is not allowed" in line for line in served.log)
+
+
+def test_other_hosts_are_served_only_from_allowed_networks(place: Path) -> None:
+    own = _own_address()
+    if own is None:
+        pytest.skip("this host has no non-loopback IPv4 address to connect from")
+    other = "198.51.100.0/24" if own.startswith("192.0.2.") else "192.0.2.0/24"
+    for net, expected in ((other, "refused"), (f"{own}/32", "served")):
+        served = _start(["--allow-root", "--allow-net", net], place / "c", place / "run", own)
+        try:
+            assert _client(served.tcp, 0, _hello) == expected  # from `own`: another host
+        finally:
+            served.stop()
+
+
+def _own_address() -> str | None:
+    """This host's address on its default route, if not loopback."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.254", 9))  # no packet is sent: only a route is chosen
+            address = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_the_owner_of_a_loopback_peer_is_found() -> None:
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family) as listener:
+            listener.bind((host, 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+
+            def connect_and_wait(host: str = host, port: int = port) -> int:
+                with socket.create_connection((host, port)) as c:
+                    c.recv(1)  # until the parent has looked
+                return 0
+
+            child = threading.Thread(
+                target=lambda: as_ids(ATTACKER, ATTACKER, (), connect_and_wait)
+            )
+            child.start()
+            conn, _ = listener.accept()
+            with conn:
+                peer = Peer.of(conn)
+                assert peer.uid == ATTACKER and str(peer).endswith(f"uid {ATTACKER}")
+                conn.send(b"x")
+            child.join()
+
+
+def test_admission_rules() -> None:
+    from ipaddress import ip_address, ip_network
+
+    rules = Admission.serving(1000, [2000], [ip_network("10.0.0.0/8")])
+    assert rules.refusal(Peer(0)) is None and rules.refusal(Peer(1000)) is None
+    assert rules.refusal(Peer(2000, ip_address("127.0.0.1"))) is None
+    assert "uid 3000 is not allowed" in str(rules.refusal(Peer(3000, ip_address("::1"))))
+    assert rules.refusal(Peer(None)) == "its uid could not be found"
+    assert rules.refusal(Peer(None, ip_address("10.1.2.3"))) is None
+    assert "no --allow-net" in str(rules.refusal(Peer(None, ip_address("192.168.1.1"))))
+    assert rules.refusal(Peer(2000, ip_address("::ffff:127.0.0.1"))) is None  # mapped loopback
+    assert tcp_owner((ip_address("127.0.0.1"), 1), (ip_address("127.0.0.1"), 1)) is None
+
+
+# ---- the attacks of issue 10, each refused with nothing changed on the host ----
+
+
+def test_a_claimed_root_makes_no_setuid_host_file(
+    serve: Callable[..., Served], place: Path
+) -> None:
+    served = serve("--allow-root", "--allow-uid", str(ATTACKER))
+    program = Path("/usr/bin/id").read_bytes()
+
+    async def copy_id_setuid(root: Fid) -> int:
+        f = await root.clone()
+        await f.create("id", OpenFlag.RDWR, 0o4755)
+        await f.write(0, program)
+        await root.walk("id")
+        return 0
+
+    assert as_attacker(served.tcp, 0, copy_id_setuid) == 0
+    host = place / "c" / "id"
+    st = os.stat(host)
+    assert stat.S_IMODE(st.st_mode) & 0o7000 == 0 and st.st_uid == 0  # no chown to a claim
+
+    def run_it() -> str:
+        return subprocess.run([str(host), "-u"], capture_output=True, text=True).stdout.strip()
+
+    assert as_ids(ATTACKER, ATTACKER, (), run_it) == str(ATTACKER)
+
+
+def test_no_client_sets_a_security_xattr(serve: Callable[..., Served], place: Path) -> None:
+    served = serve("--allow-root", "--allow-uid", str(ATTACKER))
+    (place / "c" / "setpriv").write_bytes(b"\x7fELF")
+
+    async def set_caps(root: Fid) -> list[int]:
+        f = await root.walk("setpriv")
+        return [
+            await errno_of(f.setxattr(name, b"\x01\x00\x00\x02"))
+            for name in ("security.capability", "trusted.x", "system.posix_acl_access")
+        ]
+
+    assert as_attacker(served.tcp, ATTACKER, set_caps) == [errno.EOPNOTSUPP] * 3
+    assert os.listxattr(place / "c" / "setpriv") == []
+
+
+def test_the_serving_user_bounds_every_client(serve: Callable[..., Served], place: Path) -> None:
+    victim = place / "c" / "root-only"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    served = serve("--user", "nobody")
+
+    async def attack(root: Fid) -> list[int]:
+        f = await root.walk("root-only")
+        return [
+            await errno_of(f.clone()),  # a walk is no access
+            await errno_of(root.read_file("root-only")),
+            await errno_of(f.setattr(size=1)),
+            await errno_of(f.setattr(mode=0o666)),
+        ]
+
+    assert _client(served.tcp, 0, attack) == [0, errno.EACCES, errno.EACCES, errno.EPERM]
+    st = victim.stat()
+    assert victim.read_text() == "secret" and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0
+
+
+def test_metadata_enforces_what_linux_checks(serve: Callable[..., Served], place: Path) -> None:
+    served = serve("--allow-root", "--metadata", "--allow-uid", str(ATTACKER))
+
+    async def make_victim(root: Fid) -> int:
+        await root.write_file("victim", b"keep me", mode=0o644)
+        return 0
+
+    assert _client(served.tcp, 0, make_victim) == 0
+
+    async def attack(root: Fid) -> list[int]:
+        f = await root.walk("victim")
+        return [
+            await errno_of(f.setattr(size=1)),
+            await errno_of(root.mknod("mem", stat.S_IFCHR | 0o666, 1, 1)),
+            await errno_of(root.mknod("pipe", stat.S_IFIFO | 0o666)),
+        ]
+
+    assert as_attacker(served.tcp, ATTACKER, attack) == [errno.EACCES, errno.EPERM, 0]
+    assert (place / "c" / "victim").read_bytes() == b"keep me"
+    assert not (place / "c" / "mem").exists()
+    for name in os.listdir(place / "c"):
+        assert stat.S_ISREG(os.lstat(place / "c" / name).st_mode)  # the fifo too, on the host
