@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -162,6 +163,11 @@ def parser() -> argparse.ArgumentParser:
         help=f"largest message size accepted (default {SERVER_MSIZE}: 1 MiB of data + headers)",
     )
     p.add_argument(
+        "--stats",
+        metavar="PATH",
+        help="serve the server's figures as JSON on this unix socket (python -m ninep.stats PATH)",
+    )
+    p.add_argument(
         "--backend", default="volfs", help="export backend (entry point group ninep.backends)"
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
@@ -251,7 +257,11 @@ async def run(p: Plan) -> None:
             become(p.user)
         admission = Admission.serving(os.geteuid(), p.allow_uids, p.args.allow_net)
         server = Server(open_exports(p.args), max_msize=p.args.msize, admission=admission)
-        await _serve(server, listening, [a for a in p.addresses if a.scheme == "fd"])
+        async with trio.open_nursery() as nursery:
+            if p.args.stats is not None:
+                await nursery.start(server.serve_stats, p.args.stats)
+            await _serve(server, listening, [a for a in p.addresses if a.scheme == "fd"])
+            nursery.cancel_scope.cancel()
     finally:
         listening.close()
 
@@ -274,6 +284,13 @@ async def _serve_fds_then_stop(server: Server, address: Address, scope: trio.Can
     scope.cancel()
 
 
+def raise_descriptor_limit() -> None:
+    """Allow this process as many descriptors as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
@@ -283,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("ninep.trace").setLevel(logging.DEBUG)
         logging.getLogger().setLevel(min(level, logging.DEBUG))
     checked = plan(args)
+    raise_descriptor_limit()
     try:
         trio.run(run, checked)
     except OSError as e:

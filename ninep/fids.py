@@ -65,20 +65,26 @@ class Fid:
 class FidTable:
     """The fids of one connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 1 << 32) -> None:
         self._fids: dict[int, Fid] = {}
+        self.limit = limit  # fids held at once; one more is EMFILE
 
     def __len__(self) -> int:
         return len(self._fids)
 
-    def add(self, num: int, fid: Fid) -> None:
+    async def add(self, num: int, fid: Fid) -> None:
+        """Enter `fid` as `num`; if `num` was taken meanwhile, close `fid` and fail."""
         if num in self._fids:
+            await fid.close()
             raise OSError(errno.EBADF, f"fid {num} is already in use")
         self._fids[num] = fid
 
     def check_free(self, num: int) -> None:
+        """Before making fid `num`: EBADF if it is in use, EMFILE if the table is full."""
         if num in self._fids:
             raise OSError(errno.EBADF, f"fid {num} is already in use")
+        if len(self._fids) >= self.limit:
+            raise OSError(errno.EMFILE, f"this connection holds {self.limit} fids, its limit")
 
     @asynccontextmanager
     async def use(self, num: int) -> AsyncIterator[Fid]:

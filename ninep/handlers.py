@@ -71,7 +71,7 @@ async def _attach(s: Session, msg: Message) -> Message:
         raise OSError(errno.ENOENT, f"no export named {name!r}")
     user = _user(msg.uname, msg.n_uname)
     root = await export.attach(options, user)
-    s.fids.add(msg.fid, Fid(root, user))
+    await s.fids.add(msg.fid, Fid(root, user))
     return m.Rattach(msg.tag, qid=root.qid)
 
 
@@ -115,7 +115,7 @@ async def _walk(s: Session, msg: Message) -> Message:
         elif msg.newfid == msg.fid:
             fid.replace_file(current)
         else:
-            s.fids.add(msg.newfid, Fid(current, fid.user))
+            await s.fids.add(msg.newfid, Fid(current, fid.user))
     return m.Rwalk(msg.tag, qids=qids)
 
 
@@ -342,7 +342,7 @@ async def _xattrwalk(s: Session, msg: Message) -> Message:
         if msg.newfid == msg.fid:
             fid.xattr = state
         else:
-            s.fids.add(msg.newfid, Fid(await fid.file.clone(), fid.user, xattr=state))
+            await s.fids.add(msg.newfid, Fid(await fid.file.clone(), fid.user, xattr=state))
     return m.Rxattrwalk(msg.tag, size=len(value))
 
 

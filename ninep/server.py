@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
+from . import stats
 from .admission import Admission, Peer
 from .backend import Export
 from .constants import MIN_MSIZE, SERVER_MSIZE
+from .limits import Limits
 from .session import Session
 from .transport import Address, fd_stream, open_listeners
 
@@ -77,25 +82,58 @@ class Server:
         exports: Mapping[str, Export],
         max_msize: int = SERVER_MSIZE,
         admission: Admission | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if max_msize < MIN_MSIZE:
             raise ValueError(f"msize {max_msize} is below the minimum of {MIN_MSIZE}")
         self.exports = dict(exports)
         self.max_msize = max_msize
         self.admission = admission or Admission.serving(os.geteuid())
+        self.limits = limits or Limits()
         self.connections = 0
+        self._sessions: set[Session] = set()
+        self._closed_requests: Counter[str] = Counter()
+
+    def stats(self) -> dict[str, Any]:
+        """The server's figures: in total, and per open connection (`ninep.stats`)."""
+        connections = [session.figures() for session in self._sessions]
+        return {
+            "total": stats.total(connections, self._closed_requests),
+            "connections": connections,
+        }
 
     async def serve_connection(self, stream: trio.abc.Stream, peer: str = "") -> None:
         """Serve one connection until it closes; a misbehaving client is cut off alone."""
         self.connections += 1
         peer = peer or f"connection {self.connections}"
         log.info("%s: connected", peer)
+        session = Session(self.exports, stream, self.max_msize, peer, self.limits)
+        self._sessions.add(session)
         try:
-            await Session(self.exports, stream, self.max_msize, peer).run()
+            await session.run()
         except Exception:
             log.exception("%s: session failed", peer)
         finally:
+            self._sessions.discard(session)
+            self._closed_requests.update(session.stats.requests)
             log.info("%s: closed", peer)
+
+    async def serve_stats(
+        self, path: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Answer each connection to unix socket `path` with the figures (JSON); until cancelled."""
+        listening = await Listening.open([Address("unix", path=path)])
+        try:
+            task_status.started()
+
+            async def answer(stream: trio.SocketStream) -> None:
+                async with stream:
+                    if self.admission.refusal(Peer.of(stream.socket)) is None:
+                        await stream.send_all(json.dumps(self.stats()).encode())
+
+            await trio.serve_listeners(answer, listening.listeners)
+        finally:
+            listening.close()
 
     async def _serve_socket(self, stream: trio.SocketStream) -> None:
         try:

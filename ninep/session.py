@@ -1,4 +1,4 @@
-"""One connection: version negotiation, concurrent requests and flush; handlers in handlers.py."""
+"""One connection: version negotiation, bounded concurrent requests, flush (handlers.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import errno
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -14,7 +15,9 @@ from .backend import Export
 from .constants import IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
 from .fids import FidTable
 from .handlers import HANDLERS
+from .limits import BIG, Limits
 from .messages import Message, ProtocolError
+from .stats import ConnectionStats
 from .transport import FrameReader
 
 log = logging.getLogger("ninep.server")
@@ -25,28 +28,57 @@ trace = logging.getLogger("ninep.trace")
 class _InFlight:
     scope: trio.CancelScope
     done: trio.Event
+    big: bool
+
+
+def _is_big(msg: Message) -> bool:
+    """Whether `msg` moves more than `BIG` bytes of data (its own, or its reply's)."""
+    if msg.kind is m.Twrite:
+        return len(msg.data) > BIG
+    return msg.kind in (m.Tread, m.Treaddir) and msg.count > BIG
 
 
 class Session:
-    """Serves one connection until it closes or misbehaves."""
+    """Serves one connection until it closes or misbehaves.
+
+    Requests are read and queued, and started while the connection is within
+    its `Limits`; past them (a full queue) the connection is not read at all,
+    so what it holds stays bounded whatever it sends. A Tflush skips the queue.
+    """
 
     def __init__(
-        self, exports: Mapping[str, Export], stream: trio.abc.Stream, max_msize: int, peer: str
+        self,
+        exports: Mapping[str, Export],
+        stream: trio.abc.Stream,
+        max_msize: int,
+        peer: str,
+        limits: Limits | None = None,
     ) -> None:
         self.exports = exports
         self.stream = stream
         self.max_msize = max_msize
         self.msize = 0  # 0 until Tversion
         self.peer = peer
-        self.fids = FidTable()
+        self.limits = limits or Limits()
+        self.fids = FidTable(self.limits.fids)
+        self.stats = ConnectionStats(peer)
         self._inflight: dict[int, _InFlight] = {}
+        self._queue: dict[int, Message] = {}  # read and not started, oldest first
+        self._big = 0  # big requests in flight
+        self._room = trio.Event()  # set when the queue shrinks
+        self._nursery: trio.Nursery | None = None
         self._send_lock = trio.Lock()
 
+    def figures(self) -> dict[str, Any]:
+        """This connection's statistics (`ninep.stats`)."""
+        return {**self.stats.as_dict(), "fids": len(self.fids)}
+
     async def run(self) -> None:
-        """Read frames and serve each request in its own task."""
+        """Read frames, queue them, and serve each request in its own task."""
         reader = FrameReader(self.stream, self.max_msize)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 try:
                     while (frame := await reader.read()) is not None:
                         msg = m.decode(frame)
@@ -56,12 +88,10 @@ class Session:
                             await self._abort_all()
                             await self._send(self._version(msg))
                             reader.max_size = self.msize or self.max_msize
-                        elif msg.tag in self._inflight:
+                        elif msg.tag in self._inflight or msg.tag in self._queue:
                             raise ProtocolError(f"tag {msg.tag} is already in flight")
                         else:
-                            entry = _InFlight(trio.CancelScope(), trio.Event())
-                            self._inflight[msg.tag] = entry
-                            nursery.start_soon(self._serve, msg, entry)
+                            await self._accept(msg)
                 except ProtocolError as e:
                     log.warning("%s: protocol error, closing the connection: %s", self.peer, e)
                 except trio.BrokenResourceError as e:
@@ -72,8 +102,44 @@ class Session:
                 await self.fids.clear()
                 await trio.aclose_forcefully(self.stream)
 
+    async def _accept(self, msg: Message) -> None:
+        """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
+        self.stats.requests[msg.kind.name] += 1
+        reserve = self.limits.in_flight + self.limits.read_ahead
+        if msg.kind is m.Tflush and len(self._inflight) < reserve:
+            self._start(msg)  # a flush never waits behind what it may have to cancel
+            return
+        self._queue[msg.tag] = msg
+        self._start_queued()
+        while len(self._queue) >= self.limits.read_ahead:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    def _start_queued(self) -> None:
+        """Start queued requests, oldest first, while the limits allow."""
+        while self._queue:
+            msg = next(iter(self._queue.values()))
+            big = _is_big(msg)
+            if len(self._inflight) >= self.limits.in_flight or (
+                big and self._big >= self.limits.big_in_flight
+            ):
+                break
+            del self._queue[msg.tag]
+            self._start(msg, big)
+        self.stats.queued = len(self._queue)
+        self._room.set()
+
+    def _start(self, msg: Message, big: bool = False) -> None:
+        assert self._nursery is not None
+        entry = _InFlight(trio.CancelScope(), trio.Event(), big)
+        self._inflight[msg.tag] = entry
+        self._big += big
+        self.stats.started(len(self._inflight))
+        self._nursery.start_soon(self._serve, msg, entry)
+
     async def _abort_all(self) -> None:
         """Tversion: abort every outstanding request and clunk every fid."""
+        self._queue.clear()
         for entry in list(self._inflight.values()):
             entry.scope.cancel()
         for entry in list(self._inflight.values()):
@@ -102,11 +168,14 @@ class Session:
             pass  # the reader notices and closes the connection
         finally:
             self._release(msg.tag, entry)
+            self._big -= entry.big  # only now: a big reply is held until it is sent
+            self._start_queued()
 
     def _release(self, tag: int, entry: _InFlight) -> None:
         """The request is over: its tag is free, and a Tflush waiting for it may answer."""
         if self._inflight.get(tag) is entry:
             del self._inflight[tag]
+            self.stats.in_flight = len(self._inflight)
             entry.done.set()
 
     async def _handle(self, msg: Message) -> Message:
@@ -142,6 +211,9 @@ class Session:
 
     async def flush(self, oldtag: int) -> None:
         """Cancel request `oldtag` if still running, and wait until it is answered or gone."""
+        if self._queue.pop(oldtag, None) is not None:
+            self._start_queued()  # never started: it is gone, unanswered
+            return
         entry = self._inflight.get(oldtag)
         if entry is not None:
             entry.scope.cancel()

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from ninep import messages as m
 from ninep.backend import Export, File, Handle, User
 from ninep.constants import NOFID, SERVER_MSIZE, GetattrMask, OpenFlag
+from ninep.limits import Limits
 from ninep.server import Server
 from volfs.export import open_export
 
@@ -198,13 +200,16 @@ class _GatedExport:
         return cast(File, _GatedFile(await self.inner.attach(options, user), self.gate))
 
 
-@pytest.fixture
-async def gated(export_dir: Path) -> AsyncIterator[tuple[RawConn, _Gate]]:
-    """A connection to a server whose export holds reads until the gate opens."""
+@asynccontextmanager
+async def gated_server(
+    export_dir: Path, limits: Limits | None = None
+) -> AsyncIterator[tuple[Server, RawConn, _Gate]]:
+    """A server whose export holds reads until the gate opens, and a connection to it
+    with file "f" open as fid 1."""
     (export_dir / "f").write_bytes(b"contents")
     gate = _Gate()
     export = _GatedExport(open_export(str(export_dir)), gate)
-    server = Server({"C": cast(Export, export)})
+    server = Server({"C": cast(Export, export)}, limits=limits)
     ours, theirs = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.serve_connection, theirs)
@@ -212,8 +217,15 @@ async def gated(export_dir: Path) -> AsyncIterator[tuple[RawConn, _Gate]]:
         await conn.handshake()
         await conn.call(m.Twalk(1, fid=0, newfid=1, wnames=["f"]))
         await conn.call(m.Tlopen(1, fid=1, flags=OpenFlag.RDONLY))
-        yield conn, gate
+        yield server, conn, gate
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def gated(export_dir: Path) -> AsyncIterator[tuple[RawConn, _Gate]]:
+    """A connection to a server whose export holds reads until the gate opens."""
+    async with gated_server(export_dir) as (_, conn, gate):
+        yield conn, gate
 
 
 async def test_a_slow_read_does_not_hold_up_a_getattr(gated: tuple[RawConn, _Gate]) -> None:
