@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import logging
 import os
@@ -20,7 +21,7 @@ from .backend import Export
 from .constants import MIN_MSIZE, SERVER_MSIZE
 from .identity import Identity, become, lookup_group, lookup_user, root_refusal
 from .server import Listening, Server
-from .transport import DEFAULT_ADDRESS, Address, parse_address
+from .transport import DEFAULT_ADDRESS, Address, ListenError, parse_address
 
 log = logging.getLogger("ninep.server")
 
@@ -241,10 +242,19 @@ def open_exports(args: argparse.Namespace) -> dict[str, Export]:
         if name in exports:
             raise SystemExit(f"ninep-server: export {name!r} given twice")
         try:
+            _check_readable_directory(path)
             exports[name] = factory(path, read_only=args.read_only, **backend_options(args))
         except OSError as e:
             raise SystemExit(f"ninep-server: cannot export {path}: {e.strerror}") from None
     return exports
+
+
+def _check_readable_directory(path: str) -> None:
+    """OSError unless `path` is a directory this process may list and enter."""
+    with os.scandir(path):
+        pass
+    if not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
 
 
 async def run(p: Plan) -> None:
@@ -303,6 +313,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_descriptor_limit()
     try:
         trio.run(run, checked)
-    except OSError as e:
-        raise SystemExit(f"ninep-server: {e}") from None
+    except BaseException as e:  # one line for the user; -vv shows the traceback
+        inner = _unwrap(e)
+        if isinstance(inner, SystemExit | KeyboardInterrupt):
+            raise inner from None
+        if args.verbose >= 2 and not isinstance(inner, ListenError):
+            raise
+        raise SystemExit(f"ninep-server: {_describe(inner)}") from None
     return 0
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups of one, else `e`."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    return str(e) or type(e).__name__

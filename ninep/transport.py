@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import stat
 from dataclasses import dataclass
 
 import trio
@@ -55,53 +57,81 @@ def parse_address(text: str) -> Address:
     raise ValueError(f"address {text!r}: unknown scheme {scheme!r} (tcp, unix or fd)")
 
 
+class ListenError(Exception):
+    """An address the server cannot listen on, and why (one line for the user)."""
+
+    def __init__(self, address: Address, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+
+
+def _reason(e: BaseException) -> str:
+    """The reason an OSError gives, from inside an exception group too."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e)
+
+
 async def open_listeners(
     address: Address, socket_group: int | None = None
 ) -> list[trio.SocketListener]:
     """Listening sockets for a tcp or unix address (a stale unix socket file is replaced).
 
     A unix socket file is made 0600, or 0660 and given group `socket_group`.
+    ListenError says why an address cannot be listened on.
     """
-    if address.scheme == "tcp":
-        return await trio.open_tcp_listeners(address.port, host=address.host)
-    if address.scheme == "unix":
-        sock, bound = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM), False
-        try:
-            if os.path.exists(address.path):
-                _remove_stale_socket(address.path)
-            old_umask = os.umask(0o177 if socket_group is None else 0o117)
-            try:
-                await sock.bind(address.path)
-                bound = True
-            finally:
-                os.umask(old_umask)
-            if socket_group is not None:
-                os.chown(address.path, -1, socket_group)
-            sock.listen(128)
-        except BaseException:
-            sock.close()
-            if bound:
-                os.unlink(address.path)
-            raise
-        return [trio.SocketListener(sock)]
+    try:
+        if address.scheme == "tcp":
+            return await trio.open_tcp_listeners(address.port, host=address.host)
+        if address.scheme == "unix":
+            return [await _unix_listener(address.path, socket_group)]
+    except ListenError:
+        raise
+    except (OSError, BaseExceptionGroup) as e:
+        raise ListenError(address, _reason(e)) from e
     raise ValueError(f"cannot listen on {address}")
 
 
-def _remove_stale_socket(path: str) -> None:
-    import socket
-    import stat
+async def _unix_listener(path: str, socket_group: int | None) -> trio.SocketListener:
+    sock, bound = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM), False
+    try:
+        if os.path.lexists(path):
+            _remove_stale_socket(Address("unix", path=path))
+        old_umask = os.umask(0o177 if socket_group is None else 0o117)
+        try:
+            await sock.bind(path)
+            bound = True
+        finally:
+            os.umask(old_umask)
+        if socket_group is not None:
+            os.chown(path, -1, socket_group)
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        if bound:
+            os.unlink(path)
+        raise
+    return trio.SocketListener(sock)
 
-    if not stat.S_ISSOCK(os.lstat(path).st_mode):
-        raise OSError(f"{path} exists and is not a socket")
+
+def _remove_stale_socket(address: Address) -> None:
+    """Remove the socket file of a server that is gone; ListenError if it is not that."""
+    if not stat.S_ISSOCK(os.lstat(address.path).st_mode):
+        raise ListenError(address, "the path exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(path)
+        probe.connect(address.path)
     except ConnectionRefusedError:
-        os.unlink(path)
+        os.unlink(address.path)
         return
+    except OSError as e:
+        raise ListenError(
+            address, f"cannot tell whether a server listens there: {e.strerror}"
+        ) from e
     finally:
         probe.close()
-    raise OSError(f"{path}: another server is listening there")
+    raise ListenError(address, "another server is listening there")
 
 
 async def connect(address: Address) -> trio.abc.Stream:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from ninep import messages as m
@@ -95,3 +97,106 @@ def test_missing_export_directory_is_a_clear_error(tmp_path: Path) -> None:
     bad = subprocess.run([*SERVER, "--export", f"C={missing}"], capture_output=True, text=True)
     assert bad.returncode == 1 and f"cannot export {missing}" in bad.stderr
     assert not os.path.exists(missing)
+
+
+# ---- start-up failures: one line, exit 1, nothing left listening (issue 17) ----
+
+
+def _fails_to_start(*args: str, prefix: tuple[str, ...] = ()) -> str:
+    """Run the server expecting it not to start; its one line of stderr."""
+    out = subprocess.run([*prefix, *SERVER, *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    return out.stderr.strip()
+
+
+def _free_after(port: int, sock_path: Path) -> None:
+    """The failed server left nothing behind: the port binds again, no socket file."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    assert not sock_path.exists()
+
+
+def test_an_address_in_use_is_one_line_and_closes_the_others(tmp_path: Path) -> None:
+    sock = tmp_path / "first.sock"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _fails_to_start("--export", f"C={tmp_path}", "--listen", f"unix:{sock}",
+                               "--listen", f"tcp:127.0.0.1:{port}")  # fmt: skip
+    assert line == f"ninep-server: cannot listen on tcp:127.0.0.1:{port}: Address already in use"
+    _free_after(port, sock)
+
+
+def test_a_privileged_port_is_one_line(tmp_path: Path) -> None:
+    first = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    if first == 0:
+        pytest.skip("net.ipv4.ip_unprivileged_port_start is 0: every port is unprivileged")
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_BIND_SERVICE")
+    # as root without CAP_NET_BIND_SERVICE: what an unprivileged user gets
+    drop = ("setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service")
+    sock = tmp_path / "first.sock"
+    line = _fails_to_start("--export", f"C={tmp_path}", "--listen", f"unix:{sock}",
+                           "--listen", f"tcp:127.0.0.1:{first - 1}", prefix=drop)  # fmt: skip
+    assert line == f"ninep-server: cannot listen on tcp:127.0.0.1:{first - 1}: Permission denied"
+    assert not sock.exists()
+
+
+def test_a_live_servers_socket_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "live.sock"
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(str(path))
+        live.listen()
+        line = _fails_to_start("--export", f"C={tmp_path}", "--listen", f"unix:{path}")
+        assert path.exists()
+    assert line == f"ninep-server: cannot listen on unix:{path}: another server is listening there"
+
+
+def test_a_socket_that_cannot_be_probed_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to make a socket the server may not probe")
+    path = tmp_path / "other.sock"
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(str(path))
+        other.listen()
+        os.chmod(path, 0o600)
+        os.chown(path, 4242, 4242)
+        drop = ("setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                "--inh-caps=-dac_override,-dac_read_search")  # fmt: skip
+        line = _fails_to_start("--export", f"C={tmp_path}", "--listen", f"unix:{path}",
+                               prefix=drop)  # fmt: skip
+        assert path.exists()
+    assert line == (
+        f"ninep-server: cannot listen on unix:{path}: cannot tell whether a server listens"
+        " there: Permission denied"
+    )
+
+
+def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(str(path))  # never listened: nothing answers there
+    proc = subprocess.Popen(
+        [*SERVER, "--export", f"C={tmp_path}", "-v", "--listen", f"unix:{path}"],
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        assert b"listening on" in proc.stderr.readline()
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
+    assert not path.exists()
+
+
+def test_an_export_is_checked_as_the_serving_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start with --user")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    line = _fails_to_start("--user", "nobody", "--export", f"C={private}",
+                           "--listen", "tcp:127.0.0.1:0")  # fmt: skip
+    assert line == f"ninep-server: cannot export {private}: Permission denied"
