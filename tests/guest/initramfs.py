@@ -37,6 +37,16 @@ GUEST_TOOLS: tuple[str, ...] = (
 #: Host data trees copied as they are (only those that exist).
 GUEST_DATA: tuple[str, ...] = ("/usr/share/git-core/templates",)
 
+#: The guest's users and groups (tests/test_guest_identity.py, workloads/identity.sh):
+#: ``member`` (uid 1000) is also in ``guestonly`` (gid 3000), a group no host
+#: knows; ``stranger`` has uid 65533, a uid no host knows (65534 is nobody).
+GUEST_PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "member:x:1000:1000:in a guest-only group:/tmp:/bin/sh\n"
+    "stranger:x:65533:65533:a uid the host does not know:/tmp:/bin/sh\n"
+)
+GUEST_GROUP = "root:x:0:\nmember:x:1000:\nguestonly:x:3000:member\nstranger:x:65533:\n"
+
 #: Where /init finds the modules and their load order inside the guest.
 MODULE_DIR = "/usr/lib/modules/guest"
 MODULE_LIST = "/etc/guest/modules"
@@ -222,8 +232,8 @@ def build_base(kernel: Kernel, busybox: Path) -> Archive:
         arc.add_file(f"{MODULE_DIR}/{module}.ko", ko)
         names.append(module)
     arc.add_file(MODULE_LIST, ("\n".join(names) + "\n").encode())
-    arc.add_file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-    arc.add_file("/etc/group", b"root:x:0:\n")
+    arc.add_file("/etc/passwd", GUEST_PASSWD.encode())
+    arc.add_file("/etc/group", GUEST_GROUP.encode())
     arc.add_file("/etc/hostname", b"guest\n")
     arc.add_file("/init", (HERE / "init.sh").read_bytes(), 0o755)
     arc.add_file("/etc/guest/lib.sh", (HERE / "workloads" / "lib.sh").read_bytes())

@@ -154,13 +154,18 @@ def start_diod(export: Path, log: Path, port: int | None = None) -> Server:
 def start_ninep(
     export: Path, log: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
 ) -> Server:
-    """Start the project's server (``python -m ninep``) exporting ``export`` as ``C``."""
+    """Start the project's server (``python -m ninep``) exporting ``export`` as ``C``.
+
+    The harness runs as root: the server serves as root on purpose (``--allow-root``)
+    unless ``extra_args`` give ``--user NAME``, the way docs/security.md runs it for a VM.
+    """
     port = port or free_port()
+    as_root = () if "--user" in extra_args else ("--allow-root",)
     command = [
         sys.executable,
         "-m",
         "ninep",
-        "--allow-root",  # the harness runs as root; docs/security.md shows --user for a VM
+        *as_root,
         "--export",
         f"C={export}",
         "--listen",
