@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m benchmarks.protocol
 	$(PY) -m benchmarks.casefold
 	$(PY) -m benchmarks.drvfs
+	$(PY) -m benchmarks.load
 
 clean:
 	rm -rf $(VENV) build demo .mypy_cache .ruff_cache .pytest_cache .hypothesis
