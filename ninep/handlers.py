@@ -54,7 +54,9 @@ def _user(uname: str, n_uname: int) -> User:
 
 @handles(m.Tauth)
 async def _auth(s: Session, msg: Message) -> Message:
-    raise OSError(errno.EOPNOTSUPP, "authentication is not required")
+    # ENOENT, as diod answers: diod's clients (diodcat, diodls, mount.diod) read it
+    # as "attach without authentication" and give up on any other errno
+    raise OSError(errno.ENOENT, "authentication is not required")
 
 
 @handles(m.Tattach)
@@ -90,8 +92,10 @@ async def _walk(s: Session, msg: Message) -> Message:
     if msg.newfid != msg.fid:
         s.fids.check_free(msg.newfid)
     async with s.fids.use(msg.fid) as fid:
-        if fid.handle is not None or fid.xattr is not None:
-            raise OSError(errno.EBADF, "cannot walk from an open fid")
+        if fid.xattr is not None:
+            raise OSError(errno.EBADF, "cannot walk from an attribute fid")
+        if fid.handle is not None and msg.newfid == msg.fid:  # as QEMU; to a new fid is fine
+            raise OSError(errno.EINVAL, "an open fid cannot walk itself")
         current = await fid.file.clone()
         qids = []
         try:

@@ -49,7 +49,7 @@ async def test_requests_before_version_are_refused(server_address: str) -> None:
 @pytest.mark.parametrize(
     ("request_", "code"),
     [
-        (m.Tauth(2, afid=5, uname="root", aname="C", n_uname=0), errno.EOPNOTSUPP),
+        (m.Tauth(2, afid=5, uname="root", aname="C", n_uname=0), errno.ENOENT),
         (m.Tattach(2, fid=7, afid=NOFID, uname="", aname="nope", n_uname=0), errno.ENOENT),
         (m.Tattach(2, fid=7, afid=NOFID, uname="", aname="C;bogus=1", n_uname=0), errno.EINVAL),
         (m.Tattach(2, fid=0, afid=NOFID, uname="", aname="C", n_uname=0), errno.EBADF),
@@ -316,3 +316,17 @@ async def test_closing_the_connection_releases_every_fid(
     with trio.fail_after(10):
         while len(os.listdir("/proc/self/fd")) > before:
             await trio.sleep(0.01)
+
+
+async def test_an_open_fid_walks_to_a_new_fid_but_not_itself(
+    server_address: str, export_dir: Path
+) -> None:
+    (export_dir / "f").write_bytes(b"data")
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    await conn.call(m.Twalk(1, fid=0, newfid=1, wnames=[]))
+    assert (await conn.call(m.Tlopen(1, fid=1, flags=OpenFlag.RDONLY))).kind is m.Rlopen
+    walked = await conn.call(m.Twalk(1, fid=1, newfid=2, wnames=["f"]))  # as diodls -l does
+    assert walked.kind is m.Rwalk and len(walked.qids) == 1
+    itself = await conn.call(m.Twalk(1, fid=1, newfid=1, wnames=["f"]))
+    assert (itself.kind, itself.ecode) == (m.Rlerror, errno.EINVAL)
