@@ -89,9 +89,9 @@ async def test_a_client_that_never_reads_is_held_to_its_bound(
     assert server.stats()["total"]["fids"] == 0
 
 
-async def test_a_flush_skips_the_queue(export_dir: Path) -> None:
+async def test_a_flush_skips_the_queue() -> None:
     limits = Limits(in_flight=2, big_in_flight=1, read_ahead=4)
-    async with gated_server(export_dir, limits) as (server, conn, gate):
+    async with gated_server(limits) as (server, conn, gate):
         for tag in (10, 11):  # both slots held by reads waiting at the gate
             await conn.send(m.Tread(tag, fid=1, offset=0, count=8))
         await gate.entered.wait()
