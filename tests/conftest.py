@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
 from hypothesis import settings
 
-from ninep.backend import File, User
+from ninep.backend import Export, File, User
 from ninep.server import Server
 from ninep.transport import Address
 from volfs.export import VolExport, open_export
@@ -45,17 +46,24 @@ async def root(export: VolExport) -> AsyncIterator[File]:
     await node.close()
 
 
+@asynccontextmanager
+async def serving(export: Export, transport: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An in-process server of `export` as "C" on `transport` (tcp or unix); its address."""
+    if transport == "tcp":
+        address = Address("tcp", host="127.0.0.1", port=0)
+    else:
+        address = Address("unix", path=str(tmp_path / "9p.sock"))
+    server = Server({"C": export})
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(server.serve, [address])
+        yield str(bound[0])
+        nursery.cancel_scope.cancel()
+
+
 @pytest.fixture(params=["tcp", "unix"])
 async def server_address(
     request: pytest.FixtureRequest, export_dir: Path, tmp_path: Path
 ) -> AsyncIterator[str]:
     """The address of a running server exporting `export_dir` as "C"."""
-    if request.param == "tcp":
-        address = Address("tcp", host="127.0.0.1", port=0)
-    else:
-        address = Address("unix", path=str(tmp_path / "9p.sock"))
-    server = Server({"C": open_export(str(export_dir))})
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(server.serve, [address])
-        yield str(bound[0])
-        nursery.cancel_scope.cancel()
+    async with serving(open_export(str(export_dir)), request.param, tmp_path) as address:
+        yield address

@@ -24,8 +24,8 @@ from ninep.backend import Export, File, Handle, User
 from ninep.constants import NOFID, SERVER_MSIZE, GetattrMask, OpenFlag
 from ninep.limits import Limits
 from ninep.server import Server
-from ninep.transport import Address
 
+from .conftest import serving
 from .memfs import MemExport
 from .rawconn import RawConn
 
@@ -43,15 +43,8 @@ async def server_address(
     request: pytest.FixtureRequest, mem_export: MemExport, tmp_path: Path
 ) -> AsyncIterator[str]:
     """The address of a running server exporting `mem_export` as "C"."""
-    if request.param == "tcp":
-        address = Address("tcp", host="127.0.0.1", port=0)
-    else:
-        address = Address("unix", path=str(tmp_path / "9p.sock"))
-    server = Server({"C": cast(Export, mem_export)})
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(server.serve, [address])
-        yield str(bound[0])
-        nursery.cancel_scope.cancel()
+    async with serving(cast(Export, mem_export), request.param, tmp_path) as address:
+        yield address
 
 
 async def test_version_clamps_msize(server_address: str) -> None:
