@@ -1,17 +1,22 @@
 """The connection to the server, opened again on demand after it is lost.
 
-A `Session` is one connection and its root fid. While the server is away every
-request fails at once with ENOTCONN: the next request after a failure tries to
-connect again (requests arriving during that attempt share its outcome), so a
-restarted server is picked up by the first operation that needs it. A server
-that stops answering without closing the connection is lost the same way after
-`timeout` seconds (see `ninep.client.Client.from_stream`).
+A `Session` is one connection and its root fid. An operation that finds no
+live session starts a connection attempt, or shares the one under way, and
+waits for it while the server may still be silent: up to `timeout`
+(CONNECT_TIMEOUT without one) of silence, counted from the attempt's start or,
+after a connection lost to the server's silence (`ninep.client`), from when
+the server last answered; at least GRACE. So a stopped server costs an
+operation about `timeout` however many requests the kernel chains after the
+loss. A refused or reset attempt ends at once (the next operation tries
+again); an unanswered one carries on in the background while operations fail
+with ENOTCONN, and its session serves them as soon as the server answers.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import math
 from dataclasses import dataclass, field
 
 import trio
@@ -21,7 +26,8 @@ from ninep.messages import ProtocolError
 
 log = logging.getLogger("drvfs.remote")
 
-CONNECT_TIMEOUT = 10.0  # seconds for connecting, Tversion and Tattach
+CONNECT_TIMEOUT = 10.0  # seconds an operation waits for an attempt, without a timeout
+GRACE = 1.0  # seconds an operation waits at least (a resumed server answering the attempt)
 
 
 @dataclass(eq=False)
@@ -42,6 +48,16 @@ class Session:
         return fid.client is self.client
 
 
+@dataclass(eq=False)
+class _Attempt:
+    """One connection attempt, in the background; operations wait for it until `deadline`."""
+
+    deadline: float  # when the server has been silent too long for anyone to wait on
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    over: trio.Event = field(default_factory=trio.Event)  # connected or failed
+    error: str = ""  # why it failed
+
+
 class Remote:
     """Connects to `address`, attaches `aname` as user `uid`, reconnects when needed."""
 
@@ -59,10 +75,11 @@ class Remote:
         self.uid = uid
         self.msize = msize
         self.timeout = timeout or None  # None (or 0): wait for the server forever
+        self._patience = self.timeout or CONNECT_TIMEOUT
+        self._grace = min(GRACE, self._patience / 4)
         self._nursery = nursery
         self._session: Session | None = None
-        self._attempt: trio.Event | None = None  # set when the current attempt is over
-        self._error = ""  # why the last attempt failed
+        self._attempt: _Attempt | None = None  # the attempt under way
         self._count = 0
 
     @property
@@ -75,63 +92,85 @@ class Remote:
         s = self._session
         if s is not None and s.alive:
             return s
-        if self._attempt is not None:  # someone is connecting: share the outcome
-            await self._attempt.wait()
-            s = self._session
-            if s is not None and s.alive:
-                return s
-            raise ConnectionError(errno.ENOTCONN, self._error)
-        return await self._connect()
+        attempt = self._attempt or self._start()
+        with trio.move_on_at(max(attempt.deadline, trio.current_time() + self._grace)):
+            await attempt.over.wait()
+        s = self._session
+        if s is not None and s.alive:
+            return s
+        error = attempt.error or (
+            f"the 9P server at {self.address} has answered nothing for {self._patience:g} s"
+        )
+        raise ConnectionError(errno.ENOTCONN, error)
 
-    async def _connect(self) -> Session:
+    def _start(self) -> _Attempt:
+        """Start a connection attempt; the server's silence counts from now, or from before
+        the loss of a connection it stopped answering."""
+        since = trio.current_time()
         if self._session is not None:
             self._session.done.set()
+            silent = self._session.client.silent_since
+            since = since if silent is None else silent
             self._session = None
-        self._attempt = attempt = trio.Event()
+        self._attempt = attempt = _Attempt(since + self._patience)
+        self._nursery.start_soon(self._hold, attempt)
+        return attempt
+
+    async def _hold(self, attempt: _Attempt) -> None:
+        """Connect, attach, publish the session and keep it until it is done."""
         try:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                s: Session = await self._nursery.start(self._hold, self._count + 1)
-        except _AttachRefused as e:
-            self._error = f"the 9P server at {self.address} refused {self.aname!r}: {e.strerror}"
-            log.warning("%s", self._error)
-            raise ConnectionError(errno.ENOTCONN, self._error) from None
-        except (OSError, ProtocolError, trio.TooSlowError) as e:
-            self._error = f"cannot reach the 9P server at {self.address}: {_describe(e)}"
-            log.warning("%s", self._error)
-            raise ConnectionError(errno.ENOTCONN, self._error) from None
+            with attempt.scope:
+                await self._connect(attempt)
         finally:
-            self._attempt = None
-            attempt.set()
+            if self._attempt is attempt:
+                self._attempt = None
+            attempt.over.set()
+
+    async def _connect(self, attempt: _Attempt) -> None:
+        where = self.address
+        try:
+            async with connect(
+                self.address, msize=self.msize, timeout=self.timeout, version_timeout=math.inf
+            ) as client:
+                s = Session(client, await self._attach(client), self._count + 1)
+                self._connected(s, attempt)
+                await s.done.wait()
+        except _AttachRefused as e:
+            self._failed(attempt, f"the 9P server at {where} refused {self.aname!r}: {e.strerror}")
+        except (OSError, ProtocolError) as e:
+            self._failed(attempt, f"cannot reach the 9P server at {where}: {_describe(e)}")
+        except Exception as e:
+            log.exception("connection %d to %s failed", self._count + 1, where)
+            self._failed(attempt, f"connecting to {where}: {e!r}")
+
+    async def _attach(self, client: Client) -> Fid:
+        try:
+            return await client.attach(self.aname, n_uname=self.uid)
+        except OSError as e:
+            if client.closed:
+                raise
+            raise _AttachRefused(e.errno, e.strerror) from None
+
+    def _connected(self, s: Session, attempt: _Attempt) -> None:
         self._count = s.number
         self._session = s
+        self._attempt = None
+        attempt.over.set()
         if s.number > 1:
             log.warning("reconnected to %s", self.address)
-        return s
 
-    async def _hold(self, number: int, *, task_status: trio.TaskStatus[Session]) -> None:
-        """Open a connection, hand its session over, and keep it until it is done."""
-        started = False
-        try:
-            async with connect(self.address, msize=self.msize, timeout=self.timeout) as client:
-                try:
-                    root = await client.attach(self.aname, n_uname=self.uid)
-                except OSError as e:
-                    if client.closed:
-                        raise
-                    raise _AttachRefused(e.errno, e.strerror) from None
-                s = Session(client, root, number)
-                task_status.started(s)
-                started = True
-                await s.done.wait()
-        except Exception:
-            if not started:
-                raise
-            log.exception("connection %d ended with an error", number)
+    def _failed(self, attempt: _Attempt, error: str) -> None:
+        if attempt.over.is_set():  # a session that was up: its loss is logged by the client
+            return
+        attempt.error = error
+        log.warning("%s", error)
 
     def close(self) -> None:
-        """Close the current connection (if any)."""
+        """Close the current connection (if any) and give up an attempt under way."""
         if self._session is not None:
             self._session.done.set()
+        if self._attempt is not None:
+            self._attempt.scope.cancel()
 
 
 class _AttachRefused(OSError):
@@ -139,8 +178,6 @@ class _AttachRefused(OSError):
 
 
 def _describe(e: BaseException) -> str:
-    if isinstance(e, trio.TooSlowError):
-        return "timed out"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return str(e) or type(e).__name__

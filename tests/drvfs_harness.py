@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 PYTHON = sys.executable
+REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60  # seconds for a process to start or stop; a hang fails the test
 
 
@@ -36,10 +37,13 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: list[str] = []
 
+    def command(self) -> list[str]:
+        """The server's command line (run from the repository)."""
+        return [PYTHON, "-m", "ninep", "--allow-root", "--export", f"C={self.export}", "-v",
+                "--listen", self.address]  # fmt: skip
+
     def start(self) -> None:
-        command = [PYTHON, "-m", "ninep", "--allow-root", "--export", f"C={self.export}", "-v",
-                   "--listen", self.address]  # fmt: skip
-        self.proc = proc = subprocess.Popen(command, stderr=subprocess.PIPE)
+        self.proc = proc = subprocess.Popen(self.command(), stderr=subprocess.PIPE, cwd=REPO)
         listening = threading.Event()
         threading.Thread(target=self._drain, args=(proc, listening), daemon=True).start()
         if not listening.wait(TIMEOUT) or proc.poll() is not None:
@@ -149,9 +153,10 @@ def short_dir() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def drvfs_mount(
-    tmp_path: Path, options: str = ""
+    tmp_path: Path, options: str = "", server_class: type[ServerProcess] = ServerProcess
 ) -> Iterator[tuple[Path, ServerProcess, MountProcess]]:
-    """Serve a fresh export and mount it; yields (mountpoint, server, mount).
+    """Serve a fresh export (with a `server_class` process) and mount it; yields
+    (mountpoint, server, mount).
 
     On exit the mount is gone and both processes have ended, whatever happened.
     """
@@ -159,7 +164,7 @@ def drvfs_mount(
     export.mkdir()
     mountpoint.mkdir()
     with short_dir() as sockets:
-        server = ServerProcess(export, sockets / "9p.sock")
+        server = server_class(export, sockets / "9p.sock")
         mount = MountProcess(server.address, mountpoint, tmp_path / "drvfs.log", options)
         try:
             server.start()

@@ -76,6 +76,14 @@ async def scripted(
         yield c, peer
 
 
+@asynccontextmanager
+async def watched(timeout: float) -> AsyncIterator[tuple[Client, Peer, Fid]]:
+    """A client with a `timeout` (its watchdog on), and its root fid, attached through the peer."""
+    async with scripted(timeout=timeout) as (client, peer):
+        await peer.expect(m.Tversion)
+        yield client, peer, await attached(client, peer)
+
+
 async def attached(client: Client, peer: Peer) -> Fid:
     """The root fid, attached through the peer."""
     async with trio.open_nursery() as nursery:
@@ -410,16 +418,17 @@ async def test_reply_with_an_unknown_tag_closes_the_connection() -> None:
 
 
 async def test_a_server_that_stops_answering_fails_the_connection() -> None:
-    async with scripted(timeout=0.5) as (client, peer):
-        await peer.expect(m.Tversion)
-        root = await attached(client, peer)
+    async with watched(0.5) as (client, peer, root):
         with trio.fail_after(30), pytest.raises(ConnectionError) as info:  # 30: a hang guard
-            await root.getattr()  # the peer never reads it
+            await root.getattr()  # the peer never answers it, nor the probe that follows
         assert info.value.errno == errno.ENOTCONN
         assert "the server did not answer for 0.5 s" in str(info.value)
-        assert client.closed
+        assert client.closed and client.silent_since is not None
         with pytest.raises(ConnectionError, match="did not answer"):
             await root.statfs()
+        await peer.expect(m.Tgetattr)
+        probe = await peer.expect(m.Tflush)
+        assert probe.oldtag == NOTAG  # a tag no request uses: nothing is cancelled
 
 
 async def test_a_server_that_never_answers_tversion_is_refused() -> None:
@@ -432,9 +441,7 @@ async def test_a_server_that_never_answers_tversion_is_refused() -> None:
 
 
 async def test_an_idle_connection_does_not_time_out(mock_clock: trio.testing.MockClock) -> None:
-    async with scripted(timeout=0.2) as (client, peer):
-        await peer.expect(m.Tversion)
-        root = await attached(client, peer)
+    async with watched(0.2) as (client, peer, root):
         mock_clock.jump(0.5)  # idle for longer than the timeout
         await trio.testing.wait_all_tasks_blocked()
         async with trio.open_nursery() as nursery:
@@ -447,9 +454,7 @@ async def test_an_idle_connection_does_not_time_out(mock_clock: trio.testing.Moc
 async def test_replies_to_other_requests_keep_a_slow_one_waiting(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    async with scripted(timeout=0.5) as (client, peer):
-        await peer.expect(m.Tversion)
-        root = await attached(client, peer)
+    async with watched(2.0) as (client, peer, root):
         modes: list[int] = []
 
         async def getattr_() -> None:
@@ -458,15 +463,32 @@ async def test_replies_to_other_requests_keep_a_slow_one_waiting(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(getattr_)
             slow = await peer.expect(m.Tgetattr)
-            for mode in (1, 2, 3):  # 1.2 s in all for the slow one, never 0.5 s of silence
-                mock_clock.jump(0.4)
+            for mode in range(1, 7):  # 2.4 s in all for the slow one, never 0.5 s of silence
+                mock_clock.jump(0.4)  # short of a probe (a quarter of the timeout)
                 async with trio.open_nursery() as fast:  # answered before the clock moves on
                     fast.start_soon(getattr_)
                     msg = await peer.expect(m.Tgetattr)
                     await peer.send(_rgetattr(msg.tag, mode=mode))
-            await peer.send(_rgetattr(slow.tag, mode=4))
-        assert modes == [1, 2, 3, 4]
+            await peer.send(_rgetattr(slow.tag, mode=7))
+        assert modes == [1, 2, 3, 4, 5, 6, 7]
         assert not client.closed
+
+
+async def test_a_slow_request_on_a_live_server_is_not_cut_short(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async with watched(0.5) as (client, peer, root):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(root.fsync)
+            slow = await peer.expect(m.Tfsync)
+            for _ in range(10):  # 2 s in all: the server answers each probe, so it is alive
+                mock_clock.jump(0.2)
+                probe = await peer.expect(m.Tflush)
+                assert probe.oldtag == NOTAG
+                await peer.send(m.Rflush(probe.tag))
+                await trio.testing.wait_all_tasks_blocked()  # received before the clock moves
+            await peer.send(m.Rfsync(slow.tag))
+        assert not client.closed and client.tags_in_use == 0
 
 
 async def test_every_message_is_traced(caplog: pytest.LogCaptureFixture) -> None:

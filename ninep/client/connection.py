@@ -7,10 +7,14 @@ its tag is reused only after Rflush, and a reply that arrives first is
 honoured as 9P requires (a fid it allocated is clunked). Tclunk and Tremove
 are never flushed: they always complete, so the fid is released.
 
-With a `timeout`, a watchdog task declares the connection lost when requests
-are outstanding and nothing has been received for that long (a stopped or
-partitioned server that keeps the connection open); an idle connection never
-times out.
+With a `timeout`, a watchdog task watches a server that is quiet while
+requests wait: after a quarter of `timeout` with nothing received it sends a
+probe, a Tflush of a tag not in use (every server answers it at once, without
+touching its backend; ours starts it ahead of queued requests), and again a
+quarter after each answer. A server that answers nothing at all for `timeout`
+(stopped, or partitioned with the connection open) is lost; a slow request on
+a live server is not, since its probes are answered. An idle connection is
+never probed and never times out.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ log = logging.getLogger("ninep.client")
 
 _BATCH_BYTES = 1 << 16  # small frames queued together leave in one send
 _CLOSED = "the client is closed"  # the reason of a connection closed on purpose
+_PROBES = 4  # a quiet server is probed after each quarter of the timeout
 
 
 class _State(enum.Enum):
@@ -130,30 +135,39 @@ class Client:
         self._timeout = timeout
         self._heard = trio.current_time()  # the last receive, or when requests began waiting
         self._busy = trio.lowlevel.ParkingLot()  # the watchdog waits here while nothing is pending
+        self._probe: _Request | None = None  # the last probe sent
+        self.silent_since: float | None = None  # lost to silence: when the server was last heard
 
     # ---- opening and closing ----
 
     @classmethod
     @asynccontextmanager
     async def from_stream(
-        cls, stream: trio.abc.Stream, *, msize: int = DEFAULT_MSIZE, timeout: float | None = None
+        cls,
+        stream: trio.abc.Stream,
+        *,
+        msize: int = DEFAULT_MSIZE,
+        timeout: float | None = None,
+        version_timeout: float | None = None,
     ) -> AsyncIterator[Client]:
         """Negotiate 9P2000.L on `stream` and serve requests until the block exits.
 
-        `timeout` (seconds, None: wait forever) bounds the wait for Rversion, and
-        then how long requests may wait while nothing at all comes from the server:
-        past it the connection is lost (every request raises ConnectionError).
+        `timeout` (seconds, None: wait forever): how long requests may wait while
+        nothing at all comes from the server; past it the connection is lost
+        (every request raises ConnectionError). `version_timeout` bounds the wait
+        for Rversion (None: `timeout`; math.inf: however long, the caller bounds it).
         On exit pending requests fail and the stream is closed; nothing is clunked.
         """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive or None, not {timeout}")
+        bound = version_timeout if version_timeout is not None else timeout
         async with stream:
             reader = FrameReader(stream, msize)
-            with trio.move_on_after(math.inf if timeout is None else timeout) as version:
+            with trio.move_on_after(math.inf if bound is None else bound) as version:
                 negotiated = await _negotiate(stream, reader, msize)
             if version.cancelled_caught:
                 raise ConnectionError(
-                    errno.ETIMEDOUT, f"the server did not answer Tversion for {timeout:g} s"
+                    errno.ETIMEDOUT, f"the server did not answer Tversion for {bound:g} s"
                 )
             client = cls(stream, reader, negotiated, timeout)
             error: Exception | None = None
@@ -250,15 +264,35 @@ class Client:
             self._fail(f"cannot receive: {e!r}")
 
     async def _watchdog(self, timeout: float) -> None:
-        """Fail the connection once requests have waited `timeout` s with nothing received."""
+        """Probe a server quiet while requests wait; lose it after `timeout` s of silence."""
+        interval = timeout / _PROBES
         while True:
             while not self._pending:
                 await self._busy.park()
-            deadline = self._heard + timeout
-            if trio.current_time() >= deadline:
+            quiet = trio.current_time() - self._heard
+            if quiet >= timeout:
+                self.silent_since = self._heard
                 self._fail(f"the server did not answer for {timeout:g} s")
                 return
-            await trio.sleep_until(deadline)  # then look again: a receive moves the deadline
+            if quiet < interval:
+                await trio.sleep_until(self._heard + interval)
+                continue  # a receive may have moved the clock: look again
+            if self._probe is None or self._probe.state is _State.DONE:
+                self._probe = self._send_probe()
+            answered = self._probe.waiter if self._probe is not None else None
+            with trio.move_on_at(self._heard + timeout):  # then look again
+                await (answered.wait() if answered is not None else trio.sleep_forever())
+
+    def _send_probe(self) -> _Request | None:
+        """Ask the server for a sign of life: a Tflush of NOTAG, which no request ever uses."""
+        tag = self._tags.take()
+        if tag is None:  # every tag in flight: any reply is the sign of life
+            return None
+        msg = m.Tflush(tag, oldtag=NOTAG)
+        probe = _Request(msg, msg.encode(), trio.Event())  # the watchdog awaits it: no orphan
+        self._track(probe)
+        self._outbox.send_nowait(probe)
+        return probe
 
     def _dispatch(self, reply: Message) -> None:
         req = self._pending.get(reply.tag)
@@ -466,14 +500,20 @@ async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -
 
 @asynccontextmanager
 async def connect(
-    address: str | Address, *, msize: int = DEFAULT_MSIZE, timeout: float | None = None
+    address: str | Address,
+    *,
+    msize: int = DEFAULT_MSIZE,
+    timeout: float | None = None,
+    version_timeout: float | None = None,
 ) -> AsyncIterator[Client]:
     """Connect to a 9P2000.L server (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`).
 
-    `timeout`: see `Client.from_stream` (it does not bound connecting itself).
+    `timeout`, `version_timeout`: see `Client.from_stream` (neither bounds connecting itself).
     """
     if isinstance(address, str):
         address = parse_address(address)
     stream = await connect_stream(address)
-    async with Client.from_stream(stream, msize=msize, timeout=timeout) as client:
+    async with Client.from_stream(
+        stream, msize=msize, timeout=timeout, version_timeout=version_timeout
+    ) as client:
         yield client
