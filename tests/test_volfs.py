@@ -35,6 +35,7 @@ from volfs.export import VolExport, open_export
 from volfs.options import AttachOptions, parse_options
 
 ROOT = User("root", 0)
+SERVER = (os.geteuid(), os.getegid())  # the owner of every host object the export makes
 RDWR = int(OpenFlag.RDWR)
 DT_DIR, DT_REG, DT_LNK, DT_FIFO, DT_SOCK = 4, 8, 10, 1, 12
 
@@ -576,7 +577,7 @@ async def test_create(root: File, export_dir: Path, export: VolExport) -> None:
     await h.write(0, b"kept")
     await h.close()
     st = os.lstat(export_dir / "n")
-    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o777, 0, 4321)  # no umask
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o777, *SERVER)  # no umask
     with fails(errno.EEXIST):
         await root.create("n", excl, 0o644, 0)
     g, h = await root.create("n", int(OpenFlag.RDWR | OpenFlag.CREAT), 0o600, 0)  # opens it
@@ -587,8 +588,8 @@ async def test_create(root: File, export_dir: Path, export: VolExport) -> None:
         await x.close()
     user = await export.attach("", User("someone", 1000))
     f, h = await user.create("mine", RDWR, 0o640, 1001)
-    st = os.lstat(export_dir / "mine")
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o640)
+    st = os.lstat(export_dir / "mine")  # never chowned to the claimed uid and gid
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (*SERVER, 0o640)
     await h.close()
     await f.close()
     await user.close()
@@ -599,7 +600,7 @@ async def test_mkdir(root: File, export_dir: Path) -> None:
     st = os.lstat(export_dir / "d")
     assert qid == host_qid(export_dir / "d")
     assert qid.type == QidType.DIR
-    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o1777, 77)
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o777, SERVER[1])  # no sticky bit
     with fails(errno.EEXIST):
         await root.mkdir("d", 0o755, 0)
 
@@ -609,7 +610,7 @@ async def test_symlink_and_readlink(root: File, export_dir: Path) -> None:
     assert qid == host_qid(export_dir / "s")
     assert qid.type == QidType.SYMLINK
     assert os.readlink(export_dir / "s") == "/anywhere/at/all"
-    assert os.lstat(export_dir / "s").st_gid == 88
+    assert (os.lstat(export_dir / "s").st_uid, os.lstat(export_dir / "s").st_gid) == SERVER
     s = await root.walk("s")
     assert await s.readlink() == "/anywhere/at/all"
     await s.close()
@@ -631,10 +632,10 @@ def _host_allows_devices(tmp_path: Path) -> bool:
 
 
 async def test_mknod(root: File, export_dir: Path, tmp_path: Path) -> None:
-    qid = await root.mknod("r", stat.S_IFREG | 0o640, 0, 0, 55)
+    qid = await root.mknod("r", stat.S_IFREG | 0o6640, 0, 0, 55)
     st = os.lstat(export_dir / "r")
     assert qid == host_qid(export_dir / "r")
-    assert (st.st_mode, st.st_gid) == (stat.S_IFREG | 0o640, 55)
+    assert (st.st_mode, st.st_gid) == (stat.S_IFREG | 0o640, SERVER[1])  # no setuid, setgid
     with fails(errno.EEXIST):
         await root.mknod("r", stat.S_IFIFO | 0o644, 0, 0, 0)
     for kind in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):

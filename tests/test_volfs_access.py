@@ -9,6 +9,7 @@ import pwd
 import random
 import stat
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -27,14 +28,17 @@ from volfs.access import (
     check_chmod,
     check_chown,
     check_delete,
+    check_mknod,
     chmod_mode,
     chown_mode,
     cred_for,
+    kill_privs,
     may_access,
     may_chmod,
     may_chown,
     may_delete,
     may_link,
+    may_mknod,
     new_file_gid,
     new_mode,
     open_want,
@@ -194,6 +198,41 @@ def test_new_objects_in_setgid_directories() -> None:
     assert new_mode(BOB, stat.S_IFDIR | 0o775, 2000, REG | 0o2755) == REG | 0o2755
 
 
+def test_client_groups_lets_the_clients_membership_decision_stand() -> None:
+    trusting = replace(BOB, client_groups=True)  # BOB is in no group 2000 on the host
+    assert not may_chown(BOB, 1001, 1001, new_gid=2000)
+    assert may_chown(trusting, 1001, 1001, new_gid=2000)  # the owner's chgrp
+    assert not may_chown(trusting, 1000, 1000, new_gid=2000)  # still only the owner's
+    assert not may_chown(trusting, 1001, 1001, new_uid=1000)  # and never giving away
+    assert chmod_mode(trusting, REG | 0o2755, 2000) == REG | 0o2755
+    parent = stat.S_IFDIR | 0o2775
+    assert new_mode(trusting, parent, 2000, REG | 0o2755) == REG | 0o2755
+    assert kill_privs(trusting, REG | 0o2644, 2000) == REG | 0o2644
+    assert not may_access(trusting, REG | 0o070, 1000, 2000, R_OK)  # access: the host's groups
+
+
+def test_a_write_or_truncate_drops_privileges_as_linux() -> None:
+    assert kill_privs(BOB, REG | 0o6755, 1001) == REG | 0o755  # setuid; setgid with group x
+    assert kill_privs(BOB, REG | 0o2745, 1001) == REG | 0o2745  # a member, no group x: kept
+    assert kill_privs(BOB, REG | 0o2745, 2000) == REG | 0o745  # not a member
+    assert kill_privs(ROOT, REG | 0o6755, 1001) == REG | 0o6755  # CAP_FSETID
+    assert kill_privs(BOB, stat.S_IFDIR | 0o2775, 2000) == stat.S_IFDIR | 0o2775
+    assert kill_privs(BOB, REG | 0o1777, 2000) == REG | 0o1777
+
+
+def test_devices_need_root() -> None:
+    for kind in (stat.S_IFCHR, stat.S_IFBLK):
+        assert not may_mknod(BOB, kind | 0o666, os.makedev(1, 1))
+        assert may_mknod(ROOT, kind | 0o666, os.makedev(1, 1))
+    assert may_mknod(BOB, stat.S_IFCHR | 0o600, 0)  # a whiteout
+    assert not may_mknod(BOB, stat.S_IFBLK | 0o600, 0)
+    for kind in (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFREG):
+        assert may_mknod(BOB, kind | 0o644, os.makedev(1, 1))
+    with pytest.raises(PermissionError) as info:
+        check_mknod(BOB, stat.S_IFCHR | 0o666, os.makedev(1, 1), "'mem'")
+    assert info.value.errno == errno.EPERM and "CAP_MKNOD" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("flags", "want"),
     [
@@ -279,7 +318,7 @@ def test_an_unknown_uid_is_in_no_group() -> None:
 # ---- against the real kernel ----
 
 CAPS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4}
-CAPS |= {"CAP_SETGID": 6, "CAP_SETUID": 7}
+CAPS |= {"CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_MKNOD": 27}
 
 
 def _missing_caps() -> list[str]:
@@ -514,3 +553,42 @@ def test_chown_mode_matches_the_kernel(arena: int) -> None:
         after = os.stat(name, dir_fd=arena).st_mode
         kind = stat.S_IFDIR if is_dir else stat.S_IFREG
         assert after == chown_mode(kind | mode), (i, oct(mode))
+
+
+def write_or_truncate(arena: int, name: str, truncate: bool) -> None:
+    """Write a byte to `name`, or truncate it to 1 byte, as the current process."""
+    if truncate:
+        os.truncate(f"/proc/self/fd/{arena}/{name}", 1)
+        return
+    fd = os.open(name, os.O_WRONLY, dir_fd=arena)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+@needs_root
+def test_kill_privs_matches_the_kernel(arena: int) -> None:
+    rng = random.Random(11)
+    for i in range(N_CASES * 2):
+        special = rng.choice([stat.S_ISUID, stat.S_ISGID, stat.S_ISUID | stat.S_ISGID, 0])
+        mode = rng.randrange(0o1000) | 0o222 | special  # anyone may write it
+        gid, truncate = rng.choice(GIDS), rng.random() < 0.5
+        cred = ROOT if i % 7 == 0 else random_cred(rng)
+        name = f"w{i}"
+        make(arena, name, False, mode, rng.choice(UIDS), gid)
+        as_user(cred, write_or_truncate, arena, name, truncate)
+        after = os.stat(name, dir_fd=arena).st_mode
+        assert after == kill_privs(cred, REG | mode, gid), (i, cred, oct(mode), gid, truncate)
+
+
+@needs_root
+def test_may_mknod_matches_the_kernel(arena: int) -> None:
+    kinds = [stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFREG]
+    devices = [os.makedev(1, 1), os.makedev(0, 0), os.makedev(8, 1)]
+    for i, (kind, rdev, cred) in enumerate(itertools.product(kinds, devices, [ROOT, BOB])):
+        name = f"n{i}"
+        make_it = partial(os.mknod, name, kind | 0o600, rdev, dir_fd=arena)
+        got = as_user(cred, errno_of, make_it)
+        assert got == (0 if may_mknod(cred, kind | 0o600, rdev) else errno.EPERM), (i, cred)
+        assert os.path.lexists(f"/proc/self/fd/{arena}/{name}") is (got == 0)

@@ -31,10 +31,11 @@ from volfs.metadata import (
     ident_of,
     is_internal,
     load,
+    load_mode,
     makedev,
     store,
-    visible,
 )
+from volfs.xattrs import listed
 
 LOGGER = "volfs.metadata"
 UID, GID, MODE, RDEV = (f"user.virtfs.{f}" for f in ("uid", "gid", "mode", "rdev"))
@@ -271,7 +272,9 @@ def test_internal_names_are_the_whole_virtfs_namespace() -> None:
     assert is_internal("user.virtfs.system.posix_acl_access")  # QEMU's mapped ACLs too
     for name in ("user.virtfs", "user.other", "trusted.virtfs.uid", "security.selinux"):
         assert not is_internal(name)
-    assert visible(["user.a", MODE, "security.x", "user.virtfs.x"]) == ["user.a", "security.x"]
+    names = ["user.a", MODE, "security.x", "user.virtfs.x", "trusted.y", "system.z"]
+    names += ["user.volfs.case_sensitive", "user.wsl_case_sensitive", "user.b"]
+    assert listed(names) == ["user.a", "user.b"]  # only user. names, less the export's own
 
 
 # ---- on a real host file ----
@@ -321,6 +324,15 @@ def test_store_checks_every_value_before_writing(opath: int) -> None:
 
 def test_load_of_a_bare_file_is_empty(opath: int) -> None:
     assert load(proc_path(opath), os.stat(opath).st_mode) == Metadata()
+    assert load_mode(proc_path(opath), REG) is None
+
+
+def test_load_mode_reads_the_mode_alone(opath: int) -> None:
+    path = proc_path(opath)
+    store(path, uid=7, mode=REG | 0o4755)
+    assert load_mode(path, REG) == REG | 0o4755
+    store(path, mode=DIR | 0o755)  # contradicts the host: ignored, as by `load`
+    assert load_mode(path, REG) is None
 
 
 def test_load_drops_a_bad_field_on_disk_and_logs_it(

@@ -3,9 +3,10 @@
 The host's permissions say nothing about a stored mode, so the export decides
 for the attached user as Linux decides for a process: `fs/namei.c`
 (generic_permission, may_delete), `fs/attr.c` (setattr_prepare: chown_ok,
-chgrp_ok, the setgid bit on chmod) and `inode_init_owner` / `mode_strip_sgid`
-for new objects. Root (uid 0, unless squashed) holds CAP_DAC_OVERRIDE,
-CAP_FOWNER, CAP_CHOWN and CAP_FSETID; everyone else gets the owner, group or
+chgrp_ok, the setgid bit on chmod, setattr_should_drop_suidgid on write and
+truncate), `vfs_mknod` and `inode_init_owner` / `mode_strip_sgid` for new
+objects. Root (uid 0, unless squashed) holds CAP_DAC_OVERRIDE, CAP_FOWNER,
+CAP_CHOWN, CAP_FSETID and CAP_MKNOD; everyone else gets the owner, group or
 other class. Modes are full st_modes (type bits included).
 
 `may_*` answer with a boolean; `check_*` raise OSError with the errno Linux gives.
@@ -30,25 +31,39 @@ NOBODY: Final = 65534  # the overflow uid and gid: nobody, nogroup
 
 @dataclass(frozen=True, slots=True)
 class Cred:
-    """Who acts: uid, primary gid (for new objects), and every group (`gid` included)."""
+    """Who acts: uid, primary gid (for new objects), and the groups the user is a member of.
+
+    `client_groups`: the client has already decided group membership (a kernel
+    client mounted with access=client), so chgrp by the owner and the setgid
+    rules take any group as the user's; access checks still use `gids` alone.
+    """
 
     uid: int
     gid: int
     gids: frozenset[int]
+    client_groups: bool = False
 
     @property
     def root(self) -> bool:
         """Whether this is root: every permission check passes (bar execute, see may_access)."""
         return self.uid == 0
 
+    def in_group_or_capable(self, gid: int) -> bool:
+        """Whether the user may chgrp to, or keep setgid for, group `gid` (Linux's name).
 
-def cred_for(uid: int, squash_root: bool | int = False) -> Cred:
+        Root, a member of `gid`, or anyone when the client decides membership.
+        """
+        return self.root or self.client_groups or gid in self.gids
+
+
+def cred_for(uid: int, squash_root: bool | int = False, client_groups: bool = False) -> Cred:
     """The credentials of attached uid `uid`, from the host's user and group databases.
 
     `squash_root`: False keeps uid 0 as root; True maps it to nobody (65534); an
     int maps it to that uid. Groups are the user's in the host's databases; a
-    uid the host does not know gets the group nogroup only (no membership is
-    invented: Tattach carries a uid, never groups).
+    uid the host does not know is in no group (no membership is invented:
+    Tattach carries a uid, never groups) and makes new objects with gid nogroup.
+    `client_groups`: see `Cred`.
     """
     if uid == 0 and squash_root is not False:
         uid = NOBODY if squash_root is True else int(squash_root)
@@ -57,9 +72,9 @@ def cred_for(uid: int, squash_root: bool | int = False) -> Cred:
     try:
         entry = pwd.getpwuid(uid)
     except KeyError:
-        return Cred(uid, NOBODY, frozenset({NOBODY}))
+        return Cred(uid, NOBODY, frozenset(), client_groups)
     groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
-    return Cred(uid, entry.pw_gid, frozenset(groups) | {entry.pw_gid})
+    return Cred(uid, entry.pw_gid, frozenset(groups) | {entry.pw_gid}, client_groups)
 
 
 def may_access(cred: Cred, mode: int, uid: int, gid: int, want: int) -> bool:
@@ -118,13 +133,16 @@ def may_chown(
     """Whether `cred` may set owner `new_uid` and group `new_gid` (None: unchanged).
 
     Root may set anything. The owner may "set" the owner it already has, and
-    set the group to the current one or to any group of his own.
+    set the group to the current one or to any group of his own (any group at
+    all with `client_groups`).
     """
     if cred.root:
         return True
     owner = cred.uid == cur_uid
     uid_ok = new_uid is None or (owner and new_uid == cur_uid)
-    gid_ok = new_gid is None or (owner and (new_gid == cur_gid or new_gid in cred.gids))
+    gid_ok = new_gid is None or (
+        owner and (new_gid == cur_gid or cred.in_group_or_capable(new_gid))
+    )
     return uid_ok and gid_ok
 
 
@@ -134,7 +152,7 @@ def chmod_mode(cred: Cred, mode: int, file_gid: int) -> int:
     `file_gid` is the file's group after the request (a chown in the same
     Tsetattr counts).
     """
-    if cred.root or file_gid in cred.gids:
+    if cred.in_group_or_capable(file_gid):
         return mode
     return mode & ~stat.S_ISGID
 
@@ -149,6 +167,29 @@ def chown_mode(mode: int) -> int:
         return mode
     both = stat.S_ISGID | stat.S_IXGRP
     return mode & ~(stat.S_ISUID | (stat.S_ISGID if mode & both == both else 0))
+
+
+def kill_privs(cred: Cred, mode: int, gid: int) -> int:
+    """The mode after a write or truncate by `cred` of an object of full mode `mode`, group `gid`.
+
+    As Linux (setattr_should_drop_suidgid): for anyone but root, a regular
+    file loses setuid, and setgid where group execute is set or the writer is
+    not in its group.
+    """
+    if cred.root or not stat.S_ISREG(mode):
+        return mode
+    sgid = mode & stat.S_IXGRP or not cred.in_group_or_capable(gid)
+    return mode & ~(stat.S_ISUID | (stat.S_ISGID if sgid else 0))
+
+
+def may_mknod(cred: Cred, mode: int, rdev: int) -> bool:
+    """Whether `cred` may make a node of full mode `mode` and device `rdev` (Linux's vfs_mknod).
+
+    A character or block device needs root (CAP_MKNOD), bar a whiteout
+    (character device 0:0); fifos, sockets and regular files do not.
+    """
+    device = stat.S_ISBLK(mode) or (stat.S_ISCHR(mode) and rdev != 0)
+    return cred.root or not device
 
 
 def may_link(cred: Cred, mode: int, uid: int, gid: int) -> bool:
@@ -182,7 +223,7 @@ def new_mode(cred: Cred, parent_mode: int, parent_gid: int, mode: int) -> int:
     if stat.S_ISDIR(mode):
         return mode | stat.S_ISGID
     both = stat.S_ISGID | stat.S_IXGRP
-    if mode & both == both and not (cred.root or parent_gid in cred.gids):
+    if mode & both == both and not cred.in_group_or_capable(parent_gid):
         return mode & ~stat.S_ISGID
     return mode
 
@@ -252,6 +293,15 @@ def check_chown(
         f"{_who(cred)} may not change {what} (owner {cur_uid}, group {cur_gid}) to owner"
         f" {'unchanged' if new_uid is None else new_uid},"
         f" group {'unchanged' if new_gid is None else new_gid}",
+    )
+
+
+def check_mknod(cred: Cred, mode: int, rdev: int, what: str) -> None:
+    """EPERM unless `may_mknod`."""
+    check(
+        may_mknod(cred, mode, rdev),
+        errno.EPERM,
+        f"{_who(cred)} may not make device node {what}: only root may (CAP_MKNOD)",
     )
 
 

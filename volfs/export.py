@@ -6,6 +6,7 @@ import errno
 import os
 import weakref
 from dataclasses import replace
+from typing import Any
 
 from ninep.backend import File, User
 
@@ -18,6 +19,9 @@ from .options import parse_options
 from .policy import Policy
 from .stored import Staging
 
+_EXPORT_FLAGS = ("read_only", "metadata", "client_groups")
+"""Attach options that an export can turn on for every attach (keywords of VolExport)."""
+
 
 class VolExport:
     """A host directory as a 9P export; holds an O_PATH fd on its root.
@@ -26,6 +30,11 @@ class VolExport:
     hold are escaped, as on a Windows drive under WSL (docs/names.md);
     `case_sensitive` makes it a plain POSIX tree. `escape` defaults to on for a
     case-insensitive export and off for a case-sensitive one.
+
+    `metadata` and `client_groups` turn those attach options on for every
+    attach (`volfs.options`). `squash_root` makes uid 0 act as nobody (65534)
+    where metadata is on; without metadata there is nothing to squash: the
+    claimed uid only shapes the owner shown.
     """
 
     def __init__(
@@ -37,11 +46,13 @@ class VolExport:
         escape: bool | None = None,
         metadata: bool = False,
         squash_root: bool = False,
+        client_groups: bool = False,
     ) -> None:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.read_only = read_only
-        self.metadata = metadata  # every attach has `metadata` on
-        self.squash_root = squash_root  # uid 0 acts as nobody (65534)
+        self.metadata = metadata
+        self.client_groups = client_groups
+        self.squash_root = squash_root  # metadata on: uid 0 acts as nobody (65534)
         self.case_sensitive = case_sensitive
         self.escape = not case_sensitive if escape is None else escape
         self.show = swap if self.escape else identity  # host name -> shown, and back
@@ -52,11 +63,8 @@ class VolExport:
 
     async def attach(self, options: str, user: User) -> File:
         """The root for `user`; `options` are the attach options (see `volfs.options`)."""
-        opts = parse_options(options)
-        if self.read_only:
-            opts = replace(opts, read_only=True)
-        if self.metadata:
-            opts = replace(opts, metadata=True)
+        forced: dict[str, Any] = {flag: True for flag in _EXPORT_FLAGS if getattr(self, flag)}
+        opts = replace(parse_options(options), **forced)
         if not self._finalizer.alive:
             raise OSError(errno.EBADF, "export is closed")
         names = Names(
@@ -66,8 +74,9 @@ class VolExport:
             indexes=self.indexes,
         )
         fd = os.open(".", os.O_PATH | os.O_CLOEXEC, dir_fd=self._fd)
-        policy = Policy(opts, cred_for(user.uid, self.squash_root))
-        return Node.root(Tree(self, opts, user, names, policy, self.staging), fd)
+        squash = self.squash_root and opts.metadata
+        policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups))
+        return Node.root(Tree(self, opts, names, policy, self.staging), fd)
 
     def close(self) -> None:
         """Release the root fd (Files already attached keep working)."""

@@ -27,7 +27,9 @@ class VolHandle:
     `.` and `..` included; entry i has cookie i + 1, so offsets stay valid
     however the directory changes meanwhile. Names are listed as `show` maps them;
     with `stored_types`, a regular host file is listed with the type of its mode
-    attribute (a stored symlink or special file: metadata on).
+    attribute (a stored symlink or special file: metadata on). `before_write` is
+    called with the fd before each write (the policy's `write_guard`: metadata
+    that a write changes, such as setuid).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class VolHandle:
         show: Callable[[str], str] = str,
         stored_types: bool = False,
         hidden: frozenset[str] = frozenset(),
+        before_write: Callable[[int], None] | None = None,
     ) -> None:
         self._fd = fd
         self._regular = stat.S_ISREG(mode)
@@ -49,6 +52,7 @@ class VolHandle:
         self._show = show
         self._stored_types = stored_types  # list the types kept in attributes (metadata on)
         self._hidden = hidden  # host names not listed
+        self._before_write = before_write
         self._listing: list[Dirent] | None = None
         self._listing_lock = trio.Lock()
 
@@ -71,6 +75,8 @@ class VolHandle:
         if self._read_only:
             raise OSError(errno.EROFS, "read-only export")
         fd = self.fd
+        if self._before_write is not None:
+            self._before_write(fd)
         with bad_values_are_einval():
             if self._stream:
                 return await in_thread(os.write, fd, data)

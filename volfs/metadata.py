@@ -19,7 +19,7 @@ import logging
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple
 
@@ -76,11 +76,6 @@ class Effective(NamedTuple):
 def is_internal(name: str) -> bool:
     """Whether xattr `name` is internal: not listed, read, written or removed by clients."""
     return name.startswith(PREFIX)
-
-
-def visible(names: Iterable[str]) -> list[str]:
-    """The xattr names of `names` that clients may see."""
-    return [name for name in names if not is_internal(name)]
 
 
 def ident_of(st: os.stat_result) -> Ident:
@@ -209,6 +204,24 @@ def effective(st: os.stat_result, md: Metadata) -> Effective:
         gid=st.st_gid if md.gid is None else md.gid,
         rdev=st.st_rdev if md.rdev is None else md.rdev,
     )
+
+
+_NOT_THERE: Final = (errno.ENODATA, errno.ENOTSUP, errno.ENOENT)
+
+
+def load_mode(path: str, host_mode: int) -> int | None:
+    """The valid stored mode of the object at `path`, by one getxattr.
+
+    None if it is absent (or bad, or the object is gone, or the filesystem has
+    no user xattrs).
+    """
+    try:
+        raw = os.getxattr(path, XATTRS["mode"])
+    except OSError as e:
+        if e.errno not in _NOT_THERE:
+            raise
+        return None
+    return decode({XATTRS["mode"]: raw}, host_mode).mode
 
 
 def load(path: str, host_mode: int, ident: Ident | None = None) -> Metadata:

@@ -22,7 +22,6 @@ atomically by `volfs.stored`.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -31,11 +30,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 
-from ninep.backend import Attr, File, Handle, SetAttr, StatFs, User
+from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
 from ninep.messages import Qid
 
-from . import caseflag, metadata, stored
+from . import caseflag, metadata, stored, xattrs
 from .attrs import attr_of, statfs_of, time_ns
 from .dirindex import Change
 from .handle import VolHandle
@@ -43,7 +42,7 @@ from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
 from .metadata import Effective, Metadata
 from .names import Names, check_name, check_new_name, lookup
 from .options import AttachOptions
-from .policy import Policy, is_special
+from .policy import Policy, host_perms, is_special
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,6 @@ class Tree:
 
     export: object  # objects of different exports never meet (EXDEV)
     options: AttachOptions
-    user: User
     names: Names
     policy: Policy
     staging: stored.Staging
@@ -97,6 +95,7 @@ class Node:
         self._entry = entry
         self._qid = qid
         self._closed = False
+        self._opened_for_write = False  # as a fid: Tsetattr on it is then an ftruncate
 
     @classmethod
     def root(cls, tree: Tree, fd: int) -> Node:
@@ -175,21 +174,24 @@ class Node:
             self._closed = True
             self._entry.release()
 
-    def _settle(self, mode: int | None, gid: int) -> None:
-        """Give a new object the attaching user, group `gid` and exactly `mode` (no umask)."""
-        path = proc_path(self._fd)
-        with contextlib.suppress(PermissionError):  # a server not run as root keeps ownership
-            os.chown(path, self._tree.user.uid, gid)
-        if mode is not None:
-            os.chmod(path, mode & 0o7777)
+    def _settle(self, mode: int) -> None:
+        """Give a new host object the permissions of `mode` exactly (no umask; `host_perms`).
 
-    def _made(self, host: str, mode: int | None, gid: int, case_flag: bool = False) -> Qid:
-        """Settle the object just made as host name `host` here; its qid."""
+        Its owner stays the server's: no host object is ever chowned to a client's claim.
+        """
+        os.chmod(proc_path(self._fd), host_perms(mode))
+
+    def _made(self, host: str, mode: int | None, case_flag: bool = False) -> Qid:
+        """Settle the object just made as host name `host` here; its qid.
+
+        `mode` is the mode asked for; None for a symlink, whose mode is fixed.
+        """
         node = self._adopt(lookup(self._fd, host), host)
         try:
             if case_flag:
                 caseflag.store(node._fd, True)
-            node._settle(mode, gid)
+            if mode is not None:
+                node._settle(mode)
             return node.qid
         finally:
             node._release()
@@ -240,7 +242,8 @@ class Node:
         self._writable()
         valid, path = attr.valid, proc_path(self._fd)
         if self._policy.metadata:
-            md, valid = self._policy.stored_setattr(self._view(), attr, "the file")
+            opened = self._opened_for_write
+            md, valid = self._policy.stored_setattr(self._view(), attr, "the file", opened)
             with bad_values_are_einval():
                 stored.store(self._fd, md)
         else:  # WSL: chown is ignored, chmod only makes the file read-only or writable
@@ -282,11 +285,15 @@ class Node:
         self._policy.check_open(shown, flags)
         if flags & OpenFlag.ACCMODE != OpenFlag.RDONLY or flags & OpenFlag.TRUNC:
             self._writable()
+        self._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
+        regular, is_dir = stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode)
+        guard = self._policy.write_guard() if regular else None
+        if guard is not None and flags & OpenFlag.TRUNC:
+            guard(self._fd)  # O_TRUNC truncates: as a write, it drops setuid and setgid
         host_flags = host_open_flags(flags)
         if stat.S_ISFIFO(st.st_mode):
             host_flags |= os.O_NONBLOCK  # else opening waits for the other end
         path = proc_path(self._fd)
-        regular, is_dir = stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode)
         if (regular or is_dir) and not flags & OpenFlag.TRUNC:
             fd = os.open(path, host_flags)
         else:
@@ -301,6 +308,7 @@ class Node:
             show=show,
             stored_types=self._policy.metadata,
             hidden=self._names.hidden(self._is_root),
+            before_write=guard,
         )
 
     def _parent_qid(self) -> Qid:
@@ -324,7 +332,7 @@ class Node:
         host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
         with self._names.changing(self._fd) as change:
             try:
-                fd = os.open(host, host_flags, mode & 0o7777, dir_fd=self._fd)
+                fd = os.open(host, host_flags, host_perms(mode), dir_fd=self._fd)
             except FileExistsError:  # made by someone else meanwhile
                 if flags & OpenFlag.EXCL:
                     raise
@@ -339,12 +347,12 @@ class Node:
             os.close(fd)
             raise
         try:
-            node._settle(mode, gid)
+            node._settle(mode)
         except BaseException:
             os.close(fd)
             node._release()
             raise
-        return node, VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None)
+        return node, node._new_handle(fd, flags)
 
     def _create_stored(
         self, host: str, flags: int, mode: int, gid: int, parent: Effective
@@ -364,7 +372,13 @@ class Node:
         except BaseException:
             os.close(fd)
             raise
-        return node, VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None)
+        return node, node._new_handle(fd, flags)
+
+    def _new_handle(self, fd: int, flags: int) -> VolHandle:
+        """The handle on this regular file, just made and opened as `fd` with client `flags`."""
+        self._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
+        guard = self._policy.write_guard()
+        return VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None, before_write=guard)
 
     def _make_stored(self, host: str, md: Metadata, content: bytes = b"") -> Qid:
         """A symlink or special file as a regular host file with `md`; its qid."""
@@ -407,9 +421,9 @@ class Node:
         case_flag = self._names.new_dir_flag(self._fd, self._is_root)
         if not self._policy.metadata:
             with changing as change:
-                os.mkdir(host, mode & 0o7777, dir_fd=self._fd)
+                os.mkdir(host, host_perms(mode), dir_fd=self._fd)
                 change.added.append(host)
-            return self._made(host, mode, gid, case_flag)
+            return self._made(host, mode, case_flag)
         md = self._policy.new_object(parent, stat.S_IFDIR | mode & 0o7777, gid)
         with changing as change:
             os.mkdir(host, 0o700, dir_fd=self._fd)
@@ -435,7 +449,7 @@ class Node:
         with changing as change, bad_values_are_einval():
             os.symlink(target, host, dir_fd=self._fd)
             change.added.append(host)
-        return self._made(host, None, gid)
+        return self._made(host, None)
 
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
         self._writable()
@@ -450,13 +464,14 @@ class Node:
             if kind in (stat.S_IFCHR, stat.S_IFBLK):
                 with bad_values_are_einval():
                     md = Metadata(md.uid, md.gid, md.mode, metadata.makedev(major, minor))
+            self._policy.check_mknod(md, repr(name))
             return self._make_stored(host, md)
         if kind != stat.S_IFREG:
             raise OSError(errno.EPERM, "only regular files can be made without metadata")
         with changing as change, bad_values_are_einval():
-            os.mknod(host, stat.S_IFREG | mode & 0o7777, dir_fd=self._fd)
+            os.mknod(host, stat.S_IFREG | host_perms(mode), dir_fd=self._fd)
             change.added.append(host)
-        return self._made(host, mode, gid)
+        return self._made(host, mode)
 
     async def link(self, target: File, name: str) -> None:
         self._writable()
@@ -581,21 +596,22 @@ class Node:
             await in_thread(partial(os.unlink, host, dir_fd=dirfd))
 
     async def getxattr(self, name: str) -> bytes:
+        xattrs.check_namespace(name)
         if caseflag.is_client_name(name):
             return self._names.flag_value(self._fd, self._is_root)
-        if caseflag.is_hidden(name) or metadata.is_internal(name):
+        if xattrs.reserved(name):
             raise OSError(errno.ENODATA, f"no attribute {name!r}")
         with bad_values_are_einval():
             return os.getxattr(proc_path(self._fd), name)
 
     async def listxattr(self) -> list[str]:
-        names = metadata.visible(os.listxattr(proc_path(self._fd)))
-        return [n for n in names if not caseflag.is_hidden(n)]
+        return xattrs.listed(os.listxattr(proc_path(self._fd)))
 
     async def setxattr(self, name: str, value: bytes, flags: int) -> None:
         self._writable()
         if flags & ~(XATTR_CREATE | XATTR_REPLACE):
             raise OSError(errno.EINVAL, f"unknown setxattr flags {flags:#x}")
+        xattrs.check_namespace(name)
         if caseflag.is_client_name(name):
             await self._names.set_flag(self._fd, self._is_root, value)
             return
@@ -606,6 +622,7 @@ class Node:
 
     async def removexattr(self, name: str) -> None:
         self._writable()
+        xattrs.check_namespace(name)
         if caseflag.is_client_name(name):  # back to the default: case-insensitive
             await self._names.set_flag(self._fd, self._is_root, caseflag.render(False))
             return
@@ -616,5 +633,5 @@ class Node:
 
     @staticmethod
     def _not_hidden(name: str) -> None:
-        if caseflag.is_hidden(name) or metadata.is_internal(name):
+        if xattrs.reserved(name):
             raise OSError(errno.EPERM, f"{name!r} is reserved by the export")

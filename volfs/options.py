@@ -31,6 +31,8 @@ class AttachOptions:
     read_only: bool = False
     case: CaseOption = CaseOption.OFF
     metadata: bool = False  # POSIX metadata in extended attributes (docs/metadata.md)
+    client_groups: bool = False  # metadata on: the client decides group membership for
+    # chgrp by the owner and setgid (a kernel client with access=client; docs/metadata.md)
     uid: int | None = None  # metadata off: the owner shown (None: the attaching uid)
     gid: int | None = None  # metadata off: the group shown (None: the attaching uid's)
     umask: int | None = None  # metadata off: permission bits taken from every object
@@ -82,6 +84,7 @@ _PARSERS: dict[str, Callable[[AttachOptions, str, str | None], AttachOptions]] =
     "ro": _flag("read_only"),
     "case": _case,
     "metadata": _flag("metadata"),
+    "client_groups": _flag("client_groups"),
     "uid": _number("uid", 10, _ID_MAX),
     "gid": _number("gid", 10, _ID_MAX),
     "umask": _number("umask", 8, 0o777),

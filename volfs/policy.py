@@ -7,6 +7,11 @@ of `uid=` and `gid=` (the attaching user's by default) and 0777 less `umask`
 and `fmask` or `dmask`; the host's own permissions apply (no checks here).
 Every check of node.py goes through a `Policy`; node.py never reads the
 metadata attributes itself.
+
+Whatever a client asks, the host objects it makes or changes never carry
+setuid, setgid or sticky bits (`host_perms`), and are never chowned: the
+server acts on the host as one identity, and a client's claims shape only what
+that client is shown.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 
 from ninep.backend import SetAttr
 from ninep.constants import SetattrMask
@@ -27,6 +33,13 @@ from .metadata import Effective, Metadata
 from .options import AttachOptions
 
 SPECIAL_TYPES = frozenset((stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK))
+PRIVS = stat.S_ISUID | stat.S_ISGID
+
+
+def host_perms(asked: int) -> int:
+    """The host permission bits a client's request for mode `asked` may give: never setuid,
+    setgid or sticky."""
+    return asked & 0o777
 
 
 class Policy:
@@ -64,10 +77,11 @@ class Policy:
     @staticmethod
     def wsl_host_mode(host_mode: int, asked: int) -> int:
         """WSL's chmod without metadata: no write bit makes the host file read-only, any
-        write bit makes it writable again; the other bits are not kept."""
+        write bit makes it writable again; the other bits are not kept, and setuid,
+        setgid and sticky bits go (`host_perms`)."""
         if asked & 0o222:
-            return host_mode & 0o7777 | 0o200
-        return host_mode & 0o7777 & ~0o222
+            return host_perms(host_mode) | 0o200
+        return host_perms(host_mode) & ~0o222
 
     def qid(self, fd: int, st: os.stat_result) -> Qid:
         """The qid of the object: its type as shown (a stored symlink is a SYMLINK)."""
@@ -104,6 +118,11 @@ class Policy:
         if self.metadata and shown.uid != self.cred.uid:
             self.check(shown, W_OK, "the file")
 
+    def check_mknod(self, md: Metadata, what: str) -> None:
+        """Making node `what` with the fields `md`: a device needs root (EPERM)."""
+        if self.metadata and md.mode is not None:
+            access.check_mknod(self.cred, md.mode, md.rdev or 0, what)
+
     def check_link(self, shown: Effective) -> None:
         """Making a hard link to the object shown so: the protected_hardlinks rule."""
         if self.metadata:
@@ -118,27 +137,53 @@ class Policy:
             mode=access.new_mode(c, parent.mode, parent.gid, mode),
         )
 
-    def stored_setattr(self, shown: Effective, attr: SetAttr, what: str) -> tuple[Metadata, int]:
+    def stored_setattr(
+        self, shown: Effective, attr: SetAttr, what: str, opened_for_write: bool = False
+    ) -> tuple[Metadata, int]:
         """Check a Tsetattr; the fields to store and the SetattrMask bits left for the host.
 
         chmod and chown change the attributes only; sizes and times go to the host.
+        A size change needs write permission, as truncate(2) (EACCES), unless the
+        fid is opened for writing (ftruncate(2), which Linux does not check); it
+        drops setuid and setgid as a write does.
         """
         v, c = attr.valid, self.cred
         uid = attr.uid if v & SetattrMask.UID else None
         gid = attr.gid if v & SetattrMask.GID else None
-        mode = None
+        after_gid = shown.gid if gid is None else gid
+        mode = shown.mode
         if uid is not None or gid is not None:
             access.check_chown(c, shown.uid, shown.gid, uid, gid, what)
-            dropped = access.chown_mode(shown.mode)  # setuid and setgid go, as on Linux
-            mode = dropped if dropped != shown.mode else None
+            mode = access.chown_mode(mode)  # setuid and setgid go, as on Linux
+        if v & SetattrMask.SIZE:
+            if not opened_for_write:
+                self.check(shown, W_OK, what)
+            mode = access.kill_privs(c, mode, after_gid)
         if v & SetattrMask.MODE:
             access.check_chmod(c, shown.uid, what)
-            after_gid = shown.gid if gid is None else gid
             perm = access.chmod_mode(c, attr.mode & 0o7777, after_gid)
             mode = stat.S_IFMT(shown.mode) | perm
         self._check_times(shown, attr, what)
         rest = v & ~(SetattrMask.UID | SetattrMask.GID | SetattrMask.MODE)
-        return Metadata(uid=uid, gid=gid, mode=mode), rest
+        stored = v & SetattrMask.MODE or mode != shown.mode
+        return Metadata(uid=uid, gid=gid, mode=mode if stored else None), rest
+
+    def write_guard(self) -> Callable[[int], None] | None:
+        """What is called with a regular file's fd (any kind) before each write to it or
+        truncation by open; None where that changes no metadata (metadata off, or root)."""
+        return self._drop_privs if self.metadata and not self.cred.root else None
+
+    def _drop_privs(self, fd: int) -> None:
+        """Before the user writes to regular file `fd`: drop setuid and setgid as Linux does
+        (`access.kill_privs`). One getxattr where the stored mode has neither bit."""
+        path = proc_path(fd)
+        mode = metadata.load_mode(path, stat.S_IFREG)
+        if not (os.stat(fd).st_mode if mode is None else mode) & PRIVS:
+            return
+        shown = self.view(fd, os.stat(fd))
+        kept = access.kill_privs(self.cred, shown.mode, shown.gid)
+        if kept != shown.mode:
+            metadata.store(path, mode=kept)
 
     def _check_times(self, shown: Effective, attr: SetAttr, what: str) -> None:
         v = attr.valid

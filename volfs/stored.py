@@ -131,14 +131,7 @@ def listed_types(dirfd: int, entries: list[tuple[str, int, int]]) -> list[tuple[
     out = []
     for name, ino, kind in entries:
         if kind == stat.S_IFREG:
-            path = os.path.join(proc_path(dirfd), name)
-            try:
-                raw = {metadata.XATTRS["mode"]: os.getxattr(path, metadata.XATTRS["mode"])}
-            except OSError as e:
-                if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
-                    raise
-                raw = {}
-            mode = metadata.decode(raw, stat.S_IFREG).mode
+            mode = metadata.load_mode(os.path.join(proc_path(dirfd), name), stat.S_IFREG)
             if mode is not None and stat.S_IFMT(mode):
                 kind = stat.S_IFMT(mode)
         out.append((name, ino, kind))
