@@ -30,7 +30,21 @@ from .test_volfs_meta_export import attach, make_file
 meta = test_volfs_meta_export.meta  # the fixture: metadata on, a sticky world-writable `shared`
 
 RDWR, WRONLY = int(OpenFlag.RDWR), int(OpenFlag.WRONLY)
-ALICE = 1000  # known to the host's user database (see `alice`)
+
+
+def _plain_user() -> int:
+    """A uid every Debian host knows, in its primary group only (uid 1000 as a fallback)."""
+    for name in ("daemon", "bin", "sys", "games", "man", "lp", "mail", "news", "uucp"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if set(os.getgrouplist(name, entry.pw_gid)) == {entry.pw_gid}:
+            return entry.pw_uid
+    return 1000
+
+
+ALICE = _plain_user()  # known to the host's user database (see `alice`)
 STRANGER_GID = 4242  # a group the host's database does not know
 PRIVS = 0o7000  # setuid, setgid, sticky
 SERVER = os.geteuid()
