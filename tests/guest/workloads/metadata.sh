@@ -2,7 +2,8 @@
 # --metadata; tests/test_guest_metadata.py boots it on its own and then checks
 # that the host tree holds only regular files and directories with the
 # expected attributes; a second boot (metadata_again.sh) finds them again.
-# The guest mounts with access=user (the default): one attach per guest uid.
+# The guest mounts with access=client (the default for 9p2000.L): its kernel checks
+# permissions itself and attaches once per guest uid.
 
 M="$W/meta"
 mkdir -p "$M"
