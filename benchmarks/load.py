@@ -98,7 +98,7 @@ async def flood(address: str, stats_path: str, reads: int, getattrs: int) -> Non
     """Pipelined requests that are never read, for up to 10 s; the server's figures."""
     before = stats.read(stats_path)["total"]
     stream = await connect_stream(parse_address(address))
-    frames = [
+    frames: list[m.Message] = [
         m.Tversion(0xFFFF, msize=MIB + 4096, version="9P2000.L"),
         m.Tattach(1, fid=0, afid=NOFID, uname="", aname="C", n_uname=0),
         m.Twalk(2, fid=0, newfid=1, wnames=["big"]),

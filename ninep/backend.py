@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .messages import Qid
+from .messages import Attr, Qid, SetAttr, StatFs
+
+__all__ = ["Attr", "Dirent", "Export", "File", "Handle", "Lock", "SetAttr", "StatFs", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,62 +26,6 @@ class User:
 
     name: str
     uid: int
-
-
-@dataclass(slots=True)
-class Attr:
-    """Attributes of a file; field names are Rgetattr's."""
-
-    valid: int
-    qid: Qid
-    mode: int
-    uid: int
-    gid: int
-    nlink: int
-    rdev: int
-    size: int
-    blksize: int
-    blocks: int
-    atime_sec: int
-    atime_nsec: int
-    mtime_sec: int
-    mtime_nsec: int
-    ctime_sec: int
-    ctime_nsec: int
-    btime_sec: int = 0
-    btime_nsec: int = 0
-    gen: int = 0
-    data_version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SetAttr:
-    """A Tsetattr request: which fields (`valid`, SetattrMask bits) and their values."""
-
-    valid: int
-    mode: int = 0
-    uid: int = 0
-    gid: int = 0
-    size: int = 0
-    atime_sec: int = 0
-    atime_nsec: int = 0
-    mtime_sec: int = 0
-    mtime_nsec: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class StatFs:
-    """Filesystem figures; field names are Rstatfs's."""
-
-    type: int
-    bsize: int
-    blocks: int
-    bfree: int
-    bavail: int
-    files: int
-    ffree: int
-    fsid: int
-    namelen: int
 
 
 @dataclass(frozen=True, slots=True)

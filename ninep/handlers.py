@@ -6,10 +6,10 @@ import errno
 import logging
 import pwd
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import messages as m
-from .backend import Handle, Lock, SetAttr, User
+from .backend import Handle, Lock, User
 from .constants import MAXWELEM, NOFID, NONUNAME, OpenFlag
 from .fids import XATTR_SIZE_MAX, Fid, XattrState
 from .messages import Message
@@ -19,14 +19,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ninep.server")
 
-Handler = Callable[["Session", Message], Awaitable[Message]]
+Handler = Callable[["Session", Any], Awaitable[Message]]
 HANDLERS: dict[int, Handler] = {}
+T = TypeVar("T", bound=Message)
 
 
-def handles(kind: m.Kind) -> Callable[[Handler], Handler]:
-    """Register the decorated coroutine as the handler of `kind`."""
+def handles(
+    kind: type[T],
+) -> Callable[
+    [Callable[[Session, T], Awaitable[Message]]], Callable[[Session, T], Awaitable[Message]]
+]:
+    """Register the decorated coroutine as the handler of requests of `kind`."""
 
-    def register(fn: Handler) -> Handler:
+    def register(
+        fn: Callable[[Session, T], Awaitable[Message]],
+    ) -> Callable[[Session, T], Awaitable[Message]]:
         HANDLERS[kind.id] = fn
         return fn
 
@@ -53,14 +60,14 @@ def _user(uname: str, n_uname: int) -> User:
 
 
 @handles(m.Tauth)
-async def _auth(s: Session, msg: Message) -> Message:
+async def _auth(s: Session, msg: m.Tauth) -> Message:
     # ENOENT, as diod answers: diod's clients (diodcat, diodls, mount.diod) read it
     # as "attach without authentication" and give up on any other errno
     raise OSError(errno.ENOENT, "authentication is not required")
 
 
 @handles(m.Tattach)
-async def _attach(s: Session, msg: Message) -> Message:
+async def _attach(s: Session, msg: m.Tattach) -> Message:
     if msg.afid != NOFID:
         raise OSError(errno.EINVAL, "no authentication fid expected")
     s.fids.check_free(msg.fid)
@@ -78,14 +85,14 @@ async def _attach(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tflush)
-async def _flush(s: Session, msg: Message) -> Message:
+async def _flush(s: Session, msg: m.Tflush) -> Message:
     if msg.oldtag != msg.tag:
         await s.flush(msg.oldtag)
     return m.Rflush(msg.tag)
 
 
 @handles(m.Twalk)
-async def _walk(s: Session, msg: Message) -> Message:
+async def _walk(s: Session, msg: m.Twalk) -> Message:
     names: list[str] = msg.wnames
     if len(names) > MAXWELEM:
         raise OSError(errno.EINVAL, f"walk of {len(names)} names; at most {MAXWELEM}")
@@ -124,7 +131,7 @@ async def _walk(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tclunk)
-async def _clunk(s: Session, msg: Message) -> Message:
+async def _clunk(s: Session, msg: m.Tclunk) -> Message:
     async with s.fids.use(msg.fid) as fid:
         s.fids.pop(msg.fid)
         x = fid.xattr
@@ -139,7 +146,7 @@ async def _clunk(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tremove)
-async def _remove(s: Session, msg: Message) -> Message:
+async def _remove(s: Session, msg: m.Tremove) -> Message:
     async with s.fids.use(msg.fid) as fid:
         s.fids.pop(msg.fid)
         await fid.file.remove()
@@ -147,25 +154,24 @@ async def _remove(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tgetattr)
-async def _getattr(s: Session, msg: Message) -> Message:
+async def _getattr(s: Session, msg: m.Tgetattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
         attr = await fid.file.getattr(msg.request_mask)
-    return m.Rgetattr(msg.tag, **{k: getattr(attr, k) for k in m.Rgetattr.fields})
+    return m.Rgetattr(msg.tag, attr=attr)
 
 
 @handles(m.Tsetattr)
-async def _setattr(s: Session, msg: Message) -> Message:
-    fields = {k: v for k, v in msg.fields.items() if k != "fid"}
+async def _setattr(s: Session, msg: m.Tsetattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        await fid.file.setattr(SetAttr(**fields))
+        await fid.file.setattr(msg.attr)
     return m.Rsetattr(msg.tag)
 
 
 @handles(m.Tstatfs)
-async def _statfs(s: Session, msg: Message) -> Message:
+async def _statfs(s: Session, msg: m.Tstatfs) -> Message:
     async with s.fids.use(msg.fid) as fid:
         st = await fid.file.statfs()
-    return m.Rstatfs(msg.tag, **{k: getattr(st, k) for k in m.Rstatfs.fields})
+    return m.Rstatfs(msg.tag, statfs=st)
 
 
 def _check_unopened(fid: Fid) -> None:
@@ -174,7 +180,7 @@ def _check_unopened(fid: Fid) -> None:
 
 
 @handles(m.Tlopen)
-async def _lopen(s: Session, msg: Message) -> Message:
+async def _lopen(s: Session, msg: m.Tlopen) -> Message:
     async with s.fids.use(msg.fid) as fid:
         _check_unopened(fid)
         fid.handle = await fid.file.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
@@ -182,7 +188,7 @@ async def _lopen(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tlcreate)
-async def _lcreate(s: Session, msg: Message) -> Message:
+async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
     async with s.fids.use(msg.fid) as fid:
         _check_unopened(fid)
         file, handle = await fid.file.create(_check_name(msg.name), msg.flags, msg.mode, msg.gid)
@@ -192,56 +198,56 @@ async def _lcreate(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tsymlink)
-async def _symlink(s: Session, msg: Message) -> Message:
+async def _symlink(s: Session, msg: m.Tsymlink) -> Message:
     async with s.fids.use(msg.fid) as fid:
         qid = await fid.file.symlink(_check_name(msg.name), msg.symtgt, msg.gid)
     return m.Rsymlink(msg.tag, qid=qid)
 
 
 @handles(m.Tmknod)
-async def _mknod(s: Session, msg: Message) -> Message:
+async def _mknod(s: Session, msg: m.Tmknod) -> Message:
     async with s.fids.use(msg.dfid) as fid:
         qid = await fid.file.mknod(_check_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid)
     return m.Rmknod(msg.tag, qid=qid)
 
 
 @handles(m.Tmkdir)
-async def _mkdir(s: Session, msg: Message) -> Message:
+async def _mkdir(s: Session, msg: m.Tmkdir) -> Message:
     async with s.fids.use(msg.dfid) as fid:
         qid = await fid.file.mkdir(_check_name(msg.name), msg.mode, msg.gid)
     return m.Rmkdir(msg.tag, qid=qid)
 
 
 @handles(m.Trename)
-async def _rename(s: Session, msg: Message) -> Message:
+async def _rename(s: Session, msg: m.Trename) -> Message:
     async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
         await fid.file.rename(dfid.file, _check_name(msg.name))
     return m.Rrename(msg.tag)
 
 
 @handles(m.Trenameat)
-async def _renameat(s: Session, msg: Message) -> Message:
+async def _renameat(s: Session, msg: m.Trenameat) -> Message:
     async with s.fids.use(msg.olddirfid) as old, s.fids.use(msg.newdirfid) as new:
         await old.file.renameat(_check_name(msg.oldname), new.file, _check_name(msg.newname))
     return m.Rrenameat(msg.tag)
 
 
 @handles(m.Tunlinkat)
-async def _unlinkat(s: Session, msg: Message) -> Message:
+async def _unlinkat(s: Session, msg: m.Tunlinkat) -> Message:
     async with s.fids.use(msg.dirfid) as fid:
         await fid.file.unlinkat(_check_name(msg.name), msg.flags)
     return m.Runlinkat(msg.tag)
 
 
 @handles(m.Tlink)
-async def _link(s: Session, msg: Message) -> Message:
+async def _link(s: Session, msg: m.Tlink) -> Message:
     async with s.fids.use(msg.dfid) as dfid, s.fids.use(msg.fid) as fid:
         await dfid.file.link(fid.file, _check_name(msg.name))
     return m.Rlink(msg.tag)
 
 
 @handles(m.Treadlink)
-async def _readlink(s: Session, msg: Message) -> Message:
+async def _readlink(s: Session, msg: m.Treadlink) -> Message:
     async with s.fids.use(msg.fid) as fid:
         target = await fid.file.readlink()
     return m.Rreadlink(msg.tag, target=target)
@@ -255,7 +261,7 @@ def _opened(fid: Fid) -> Handle:
 
 
 @handles(m.Tread)
-async def _read(s: Session, msg: Message) -> Message:
+async def _read(s: Session, msg: m.Tread) -> Message:
     count = s.iosize(msg.count)
     async with s.fids.use(msg.fid) as fid:
         if fid.xattr is not None and not fid.xattr.writing:
@@ -267,7 +273,7 @@ async def _read(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Twrite)
-async def _write(s: Session, msg: Message) -> Message:
+async def _write(s: Session, msg: m.Twrite) -> Message:
     async with s.fids.use(msg.fid) as fid:
         x = fid.xattr
         if x is not None and x.writing:
@@ -282,7 +288,7 @@ async def _write(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Treaddir)
-async def _readdir(s: Session, msg: Message) -> Message:
+async def _readdir(s: Session, msg: m.Treaddir) -> Message:
     room = s.iosize(msg.count)
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
@@ -297,19 +303,19 @@ async def _readdir(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tfsync)
-async def _fsync(s: Session, msg: Message) -> Message:
+async def _fsync(s: Session, msg: m.Tfsync) -> Message:
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
         await handle.fsync(bool(msg.datasync))
     return m.Rfsync(msg.tag)
 
 
-def _lock(msg: Message) -> Lock:
+def _lock(msg: m.Tlock | m.Tgetlock) -> Lock:
     return Lock(msg.type, msg.start, msg.length, msg.proc_id, msg.client_id)
 
 
 @handles(m.Tlock)
-async def _lock_(s: Session, msg: Message) -> Message:
+async def _lock_(s: Session, msg: m.Tlock) -> Message:
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
         status = await handle.lock(msg.flags, _lock(msg))
@@ -317,7 +323,7 @@ async def _lock_(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Tgetlock)
-async def _getlock(s: Session, msg: Message) -> Message:
+async def _getlock(s: Session, msg: m.Tgetlock) -> Message:
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
         lk = await handle.getlock(_lock(msg))
@@ -332,7 +338,7 @@ async def _getlock(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Txattrwalk)
-async def _xattrwalk(s: Session, msg: Message) -> Message:
+async def _xattrwalk(s: Session, msg: m.Txattrwalk) -> Message:
     if msg.newfid != msg.fid:
         s.fids.check_free(msg.newfid)
     async with s.fids.use(msg.fid) as fid:
@@ -351,7 +357,7 @@ async def _xattrwalk(s: Session, msg: Message) -> Message:
 
 
 @handles(m.Txattrcreate)
-async def _xattrcreate(s: Session, msg: Message) -> Message:
+async def _xattrcreate(s: Session, msg: m.Txattrcreate) -> Message:
     if msg.attr_size > XATTR_SIZE_MAX:
         raise OSError(errno.E2BIG, f"xattr value of {msg.attr_size} bytes is too large")
     if not msg.name or "\0" in msg.name:
@@ -362,4 +368,6 @@ async def _xattrcreate(s: Session, msg: Message) -> Message:
     return m.Rxattrcreate(msg.tag)
 
 
-assert set(HANDLERS) == {k.id for k in m.KINDS.values() if k.name[0] == "T" and k is not m.Tversion}
+assert set(HANDLERS) == {
+    k.id for k in m.KINDS.values() if issubclass(k, m.Request) and k is not m.Tversion
+}

@@ -1,16 +1,30 @@
-"""Every 9P2000.L message, declared once with `construct`; the same declaration builds and parses.
+"""Every 9P2000.L message, declared once: a typed class whose annotations give the codec.
 
-A message on the wire is ``size[4] type[1] tag[2] body``. Each `Kind` below
-declares one message type and its body; `Message` is one decoded or
-to-be-encoded message; `decode` and `Message.encode` are the only codec entry
+A message on the wire is ``size[4] type[1] tag[2] body``. Each class below
+declares one message type (`@message(number)`): its annotated fields are both
+its Python attributes (checked by mypy) and its body's layout (`U32` is an
+int encoded as a little-endian u32, and so on), from which the `construct`
+codec is compiled. `decode` and `Message.encode` are the only codec entry
 points, and a frame that does not parse exactly raises `ProtocolError`.
+A T-message is a `Request[R]`: `R` is its answer unless the answer is Rlerror.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    NamedTuple,
+    TypeVar,
+    dataclass_transform,
+    get_type_hints,
+)
 
 from construct import (
     Adapter,
@@ -89,177 +103,496 @@ dirent = Struct("qid" / qid, "offset" / u64, "type" / u8, "name" / string)
 _dirents = Struct("entries" / GreedyRange(dirent), Terminated).compile()
 
 
-class Kind:
-    """One message type: its name, type number and body layout."""
+# ---- the wire types: a field's annotation names its Python type and its encoding ----
 
-    def __init__(self, name: str, id: int, *fields: Construct) -> None:
-        self.name = name
-        self.id = id
-        self.layout = fields
-        self.fields: tuple[str, ...] = tuple(f.name for f in fields)
-        self.body = Struct(*fields, Terminated).compile()
-
-    def __call__(self, tag: int = NOTAG, **fields: Any) -> Message:
-        return Message(self, tag, fields)
-
-    def __repr__(self) -> str:
-        return self.name
+U8 = Annotated[int, u8]
+U16 = Annotated[int, u16]
+U32 = Annotated[int, u32]
+U64 = Annotated[int, u64]
+Str = Annotated[str, string]
+Data = Annotated[bytes, data]
+QidField = Annotated[Qid, qid]
+Names = Annotated[list[str], names]
+Qids = Annotated[list[Qid], qids]
 
 
-KINDS: dict[int, Kind] = {}
+def _layout(cls: type) -> tuple[Construct, ...]:
+    """The construct fields of dataclass `cls`, from its annotations (`tag` is the header's)."""
+    hints = get_type_hints(cls, include_extras=True)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name == "tag":
+            continue
+        wire = [a for a in getattr(hints[f.name], "__metadata__", ()) if isinstance(a, Construct)]
+        assert len(wire) == 1, f"{cls.__name__}.{f.name} has no wire type"
+        out.append(f.name / wire[0])
+    return tuple(out)
 
 
-def _declare(name: str, id: int, *fields: Construct) -> Kind:
-    kind = Kind(name, id, *fields)
-    assert id not in KINDS, name
-    KINDS[id] = kind
-    return kind
+class _Record(Adapter):  # type: ignore[misc]
+    """A dataclass whose fields lie inline on the wire (Rgetattr's attributes, ...)."""
+
+    def __init__(self, cls: type) -> None:
+        super().__init__(Struct(*_layout(cls)))
+        self.cls = cls
+        self.names = tuple(f.name for f in dataclasses.fields(cls))
+
+    def _decode(self, obj: Any, context: Any, path: Any) -> Any:
+        return self.cls(**{n: obj[n] for n in self.names})
+
+    def _encode(self, obj: Any, context: Any, path: Any) -> dict[str, Any]:
+        return {n: getattr(obj, n) for n in self.names}
 
 
-# The whole protocol, in type-number order.  R-messages are their T-message + 1.
-Rlerror = _declare("Rlerror", 7, "ecode" / u32)
-Tstatfs = _declare("Tstatfs", 8, "fid" / u32)
-Rstatfs = _declare(
-    "Rstatfs", 9,
-    "type" / u32, "bsize" / u32, "blocks" / u64, "bfree" / u64, "bavail" / u64,
-    "files" / u64, "ffree" / u64, "fsid" / u64, "namelen" / u32,
-)  # fmt: skip
-Tlopen = _declare("Tlopen", 12, "fid" / u32, "flags" / u32)
-Rlopen = _declare("Rlopen", 13, "qid" / qid, "iounit" / u32)
-Tlcreate = _declare(
-    "Tlcreate", 14, "fid" / u32, "name" / string, "flags" / u32, "mode" / u32, "gid" / u32
-)
-Rlcreate = _declare("Rlcreate", 15, "qid" / qid, "iounit" / u32)
-Tsymlink = _declare("Tsymlink", 16, "fid" / u32, "name" / string, "symtgt" / string, "gid" / u32)
-Rsymlink = _declare("Rsymlink", 17, "qid" / qid)
-Tmknod = _declare(
-    "Tmknod", 18,
-    "dfid" / u32, "name" / string, "mode" / u32, "major" / u32, "minor" / u32, "gid" / u32,
-)  # fmt: skip
-Rmknod = _declare("Rmknod", 19, "qid" / qid)
-Trename = _declare("Trename", 20, "fid" / u32, "dfid" / u32, "name" / string)
-Rrename = _declare("Rrename", 21)
-Treadlink = _declare("Treadlink", 22, "fid" / u32)
-Rreadlink = _declare("Rreadlink", 23, "target" / string)
-Tgetattr = _declare("Tgetattr", 24, "fid" / u32, "request_mask" / u64)
-Rgetattr = _declare(
-    "Rgetattr", 25,
-    "valid" / u64, "qid" / qid, "mode" / u32, "uid" / u32, "gid" / u32,
-    "nlink" / u64, "rdev" / u64, "size" / u64, "blksize" / u64, "blocks" / u64,
-    "atime_sec" / u64, "atime_nsec" / u64, "mtime_sec" / u64, "mtime_nsec" / u64,
-    "ctime_sec" / u64, "ctime_nsec" / u64, "btime_sec" / u64, "btime_nsec" / u64,
-    "gen" / u64, "data_version" / u64,
-)  # fmt: skip
-Tsetattr = _declare(
-    "Tsetattr", 26,
-    "fid" / u32, "valid" / u32, "mode" / u32, "uid" / u32, "gid" / u32, "size" / u64,
-    "atime_sec" / u64, "atime_nsec" / u64, "mtime_sec" / u64, "mtime_nsec" / u64,
-)  # fmt: skip
-Rsetattr = _declare("Rsetattr", 27)
-Txattrwalk = _declare("Txattrwalk", 30, "fid" / u32, "newfid" / u32, "name" / string)
-Rxattrwalk = _declare("Rxattrwalk", 31, "size" / u64)
-Txattrcreate = _declare(
-    "Txattrcreate", 32, "fid" / u32, "name" / string, "attr_size" / u64, "flags" / u32
-)
-Rxattrcreate = _declare("Rxattrcreate", 33)
-Treaddir = _declare("Treaddir", 40, "fid" / u32, "offset" / u64, "count" / u32)
-Rreaddir = _declare("Rreaddir", 41, "data" / data)
-Tfsync = _declare("Tfsync", 50, "fid" / u32, "datasync" / u32)
-Rfsync = _declare("Rfsync", 51)
-Tlock = _declare(
-    "Tlock", 52,
-    "fid" / u32, "type" / u8, "flags" / u32, "start" / u64, "length" / u64,
-    "proc_id" / u32, "client_id" / string,
-)  # fmt: skip
-Rlock = _declare("Rlock", 53, "status" / u8)
-Tgetlock = _declare(
-    "Tgetlock", 54,
-    "fid" / u32, "type" / u8, "start" / u64, "length" / u64, "proc_id" / u32,
-    "client_id" / string,
-)  # fmt: skip
-Rgetlock = _declare(
-    "Rgetlock", 55,
-    "type" / u8, "start" / u64, "length" / u64, "proc_id" / u32, "client_id" / string,
-)  # fmt: skip
-Tlink = _declare("Tlink", 70, "dfid" / u32, "fid" / u32, "name" / string)
-Rlink = _declare("Rlink", 71)
-Tmkdir = _declare("Tmkdir", 72, "dfid" / u32, "name" / string, "mode" / u32, "gid" / u32)
-Rmkdir = _declare("Rmkdir", 73, "qid" / qid)
-Trenameat = _declare(
-    "Trenameat", 74,
-    "olddirfid" / u32, "oldname" / string, "newdirfid" / u32, "newname" / string,
-)  # fmt: skip
-Rrenameat = _declare("Rrenameat", 75)
-Tunlinkat = _declare("Tunlinkat", 76, "dirfid" / u32, "name" / string, "flags" / u32)
-Runlinkat = _declare("Runlinkat", 77)
-Tversion = _declare("Tversion", 100, "msize" / u32, "version" / string)
-Rversion = _declare("Rversion", 101, "msize" / u32, "version" / string)
-Tauth = _declare("Tauth", 102, "afid" / u32, "uname" / string, "aname" / string, "n_uname" / u32)
-Rauth = _declare("Rauth", 103, "aqid" / qid)
-Tattach = _declare(
-    "Tattach", 104,
-    "fid" / u32, "afid" / u32, "uname" / string, "aname" / string, "n_uname" / u32,
-)  # fmt: skip
-Rattach = _declare("Rattach", 105, "qid" / qid)
-Tflush = _declare("Tflush", 108, "oldtag" / u16)
-Rflush = _declare("Rflush", 109)
-Twalk = _declare("Twalk", 110, "fid" / u32, "newfid" / u32, "wnames" / names)
-Rwalk = _declare("Rwalk", 111, "qids" / qids)
-Tread = _declare("Tread", 116, "fid" / u32, "offset" / u64, "count" / u32)
-Rread = _declare("Rread", 117, "data" / data)
-Twrite = _declare("Twrite", 118, "fid" / u32, "offset" / u64, "data" / data)
-Rwrite = _declare("Rwrite", 119, "count" / u32)
-Tclunk = _declare("Tclunk", 120, "fid" / u32)
-Rclunk = _declare("Rclunk", 121)
-Tremove = _declare("Tremove", 122, "fid" / u32)
-Rremove = _declare("Rremove", 123)
-
-_header = struct.Struct("<IBH")
+# ---- records that backends and clients use as they are ----
 
 
+@dataclass(slots=True)
+class Attr:
+    """Attributes of a file: the body of Rgetattr."""
+
+    valid: U64
+    qid: QidField
+    mode: U32
+    uid: U32
+    gid: U32
+    nlink: U64
+    rdev: U64
+    size: U64
+    blksize: U64
+    blocks: U64
+    atime_sec: U64
+    atime_nsec: U64
+    mtime_sec: U64
+    mtime_nsec: U64
+    ctime_sec: U64
+    ctime_nsec: U64
+    btime_sec: U64 = 0
+    btime_nsec: U64 = 0
+    gen: U64 = 0
+    data_version: U64 = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetAttr:
+    """What a Tsetattr changes: which fields (`valid`, SetattrMask bits) and their values."""
+
+    valid: U32
+    mode: U32 = 0
+    uid: U32 = 0
+    gid: U32 = 0
+    size: U64 = 0
+    atime_sec: U64 = 0
+    atime_nsec: U64 = 0
+    mtime_sec: U64 = 0
+    mtime_nsec: U64 = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatFs:
+    """Filesystem figures: the body of Rstatfs."""
+
+    type: U32
+    bsize: U32
+    blocks: U64
+    bfree: U64
+    bavail: U64
+    files: U64
+    ffree: U64
+    fsid: U64
+    namelen: U32
+
+
+AttrRecord = Annotated[Attr, _Record(Attr)]
+SetAttrRecord = Annotated[SetAttr, _Record(SetAttr)]
+StatFsRecord = Annotated[StatFs, _Record(StatFs)]
+
+
+# ---- messages ----
+
+
+@dataclass(eq=False, slots=True)
 class Message:
-    """One message: its kind, tag and fields (read as attributes: ``msg.fid``)."""
+    """One message: its tag and its fields (the class is its kind: ``type(msg)``)."""
 
-    __slots__ = ("fields", "kind", "tag")
+    tag: int = NOTAG
 
-    def __init__(self, kind: Kind, tag: int, fields: dict[str, Any]) -> None:
-        self.kind = kind
-        self.tag = tag
-        self.fields = fields
+    id: ClassVar[int]  # the type number on the wire
+    field_names: ClassVar[tuple[str, ...]]
+    layout: ClassVar[tuple[Construct, ...]]
+    body: ClassVar[Any]  # the compiled construct of the body
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(f"{self.kind.name} has no field {name!r}") from None
+    @property
+    def kind(self) -> type[Message]:
+        return type(self)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The fields by name (not the tag)."""
+        return {n: getattr(self, n) for n in self.field_names}
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Message)
-            and (self.kind, self.tag) == (other.kind, other.tag)
-            and {k: self.fields[k] for k in self.kind.fields}
-            == {k: other.fields[k] for k in other.kind.fields}
-        )
+        if not isinstance(other, Message) or type(other) is not type(self):
+            return False
+        return (self.tag, self.fields) == (other.tag, other.fields)
 
     def __hash__(self) -> int:
-        return hash((self.kind.id, self.tag))
+        return hash((self.id, self.tag))
 
     def encode(self) -> bytes:
         """The whole frame, size prefix included."""
         try:
-            body: bytes = self.kind.body.build(self.fields)
-        except (ConstructError, KeyError, TypeError, ValueError, struct.error) as e:
-            raise ValueError(f"cannot encode {self.kind.name}: {e}") from e
-        return _header.pack(HEADER_SIZE + len(body), self.kind.id, self.tag) + body
+            body: bytes = self.body.build(self.fields)
+        except (ConstructError, KeyError, TypeError, ValueError, AttributeError, struct.error) as e:
+            raise ValueError(f"cannot encode {type(self).__name__}: {e}") from e
+        return _header.pack(HEADER_SIZE + len(body), self.id, self.tag) + body
 
     def __str__(self) -> str:
         """The conventional trace form: ``Twalk tag 1 fid 0 newfid 1 wnames ['a']``."""
-        parts = [self.kind.name, "tag", str(self.tag)]
-        for name in self.kind.fields:
-            parts += [name, _show(self.fields[name])]
+        parts = [type(self).__name__, "tag", str(self.tag)]
+        for name in self.field_names:
+            value = getattr(self, name)
+            if dataclasses.is_dataclass(value):  # a record: its fields, as on the wire
+                for f in dataclasses.fields(value):
+                    parts += [f.name, _show(getattr(value, f.name))]
+            else:
+                parts += [name, _show(value)]
         return " ".join(parts)
 
     __repr__ = __str__
+
+
+R = TypeVar("R", bound=Message)
+
+
+class Request(Message, Generic[R]):
+    """A T-message whose answer, unless Rlerror, is an `R`."""
+
+    __slots__ = ()
+
+
+#: Every message type by its number; a message type (a class) is a "kind".
+Kind = type[Message]
+KINDS: dict[int, Kind] = {}
+M = TypeVar("M", bound=Message)
+
+
+@dataclass_transform(kw_only_default=True, eq_default=False)
+def message(id: int) -> Callable[[type[M]], type[M]]:
+    """Declare message type number `id`: its fields are the class's annotated attributes."""
+
+    def declare(cls: type[M]) -> type[M]:
+        made = dataclass(eq=False, slots=True, kw_only=True)(cls)
+        made.id = id
+        made.layout = _layout(made)
+        made.field_names = tuple(f.name for f in made.layout)
+        made.body = Struct(*made.layout, Terminated).compile()
+        assert id not in KINDS, cls.__name__
+        KINDS[id] = made
+        return made
+
+    return declare
+
+
+# The whole protocol, in type-number order.  R-messages are their T-message + 1.
+# fmt: off
+@message(7)
+class Rlerror(Message):
+    ecode: U32
+
+@message(8)
+class Tstatfs(Request["Rstatfs"]):
+    fid: U32
+
+@message(9)
+class Rstatfs(Message):
+    statfs: StatFsRecord
+
+@message(12)
+class Tlopen(Request["Rlopen"]):
+    fid: U32
+    flags: U32
+
+@message(13)
+class Rlopen(Message):
+    qid: QidField
+    iounit: U32
+
+@message(14)
+class Tlcreate(Request["Rlcreate"]):
+    fid: U32
+    name: Str
+    flags: U32
+    mode: U32
+    gid: U32
+
+@message(15)
+class Rlcreate(Message):
+    qid: QidField
+    iounit: U32
+
+@message(16)
+class Tsymlink(Request["Rsymlink"]):
+    fid: U32
+    name: Str
+    symtgt: Str
+    gid: U32
+
+@message(17)
+class Rsymlink(Message):
+    qid: QidField
+
+@message(18)
+class Tmknod(Request["Rmknod"]):
+    dfid: U32
+    name: Str
+    mode: U32
+    major: U32
+    minor: U32
+    gid: U32
+
+@message(19)
+class Rmknod(Message):
+    qid: QidField
+
+@message(20)
+class Trename(Request["Rrename"]):
+    fid: U32
+    dfid: U32
+    name: Str
+
+@message(21)
+class Rrename(Message):
+    pass
+
+@message(22)
+class Treadlink(Request["Rreadlink"]):
+    fid: U32
+
+@message(23)
+class Rreadlink(Message):
+    target: Str
+
+@message(24)
+class Tgetattr(Request["Rgetattr"]):
+    fid: U32
+    request_mask: U64
+
+@message(25)
+class Rgetattr(Message):
+    attr: AttrRecord
+
+@message(26)
+class Tsetattr(Request["Rsetattr"]):
+    fid: U32
+    attr: SetAttrRecord
+
+@message(27)
+class Rsetattr(Message):
+    pass
+
+@message(30)
+class Txattrwalk(Request["Rxattrwalk"]):
+    fid: U32
+    newfid: U32
+    name: Str
+
+@message(31)
+class Rxattrwalk(Message):
+    size: U64
+
+@message(32)
+class Txattrcreate(Request["Rxattrcreate"]):
+    fid: U32
+    name: Str
+    attr_size: U64
+    flags: U32
+
+@message(33)
+class Rxattrcreate(Message):
+    pass
+
+@message(40)
+class Treaddir(Request["Rreaddir"]):
+    fid: U32
+    offset: U64
+    count: U32
+
+@message(41)
+class Rreaddir(Message):
+    data: Data
+
+@message(50)
+class Tfsync(Request["Rfsync"]):
+    fid: U32
+    datasync: U32
+
+@message(51)
+class Rfsync(Message):
+    pass
+
+@message(52)
+class Tlock(Request["Rlock"]):
+    fid: U32
+    type: U8
+    flags: U32
+    start: U64
+    length: U64
+    proc_id: U32
+    client_id: Str
+
+@message(53)
+class Rlock(Message):
+    status: U8
+
+@message(54)
+class Tgetlock(Request["Rgetlock"]):
+    fid: U32
+    type: U8
+    start: U64
+    length: U64
+    proc_id: U32
+    client_id: Str
+
+@message(55)
+class Rgetlock(Message):
+    type: U8
+    start: U64
+    length: U64
+    proc_id: U32
+    client_id: Str
+
+@message(70)
+class Tlink(Request["Rlink"]):
+    dfid: U32
+    fid: U32
+    name: Str
+
+@message(71)
+class Rlink(Message):
+    pass
+
+@message(72)
+class Tmkdir(Request["Rmkdir"]):
+    dfid: U32
+    name: Str
+    mode: U32
+    gid: U32
+
+@message(73)
+class Rmkdir(Message):
+    qid: QidField
+
+@message(74)
+class Trenameat(Request["Rrenameat"]):
+    olddirfid: U32
+    oldname: Str
+    newdirfid: U32
+    newname: Str
+
+@message(75)
+class Rrenameat(Message):
+    pass
+
+@message(76)
+class Tunlinkat(Request["Runlinkat"]):
+    dirfid: U32
+    name: Str
+    flags: U32
+
+@message(77)
+class Runlinkat(Message):
+    pass
+
+@message(100)
+class Tversion(Request["Rversion"]):
+    msize: U32
+    version: Str
+
+@message(101)
+class Rversion(Message):
+    msize: U32
+    version: Str
+
+@message(102)
+class Tauth(Request["Rauth"]):
+    afid: U32
+    uname: Str
+    aname: Str
+    n_uname: U32
+
+@message(103)
+class Rauth(Message):
+    aqid: QidField
+
+@message(104)
+class Tattach(Request["Rattach"]):
+    fid: U32
+    afid: U32
+    uname: Str
+    aname: Str
+    n_uname: U32
+
+@message(105)
+class Rattach(Message):
+    qid: QidField
+
+@message(108)
+class Tflush(Request["Rflush"]):
+    oldtag: U16
+
+@message(109)
+class Rflush(Message):
+    pass
+
+@message(110)
+class Twalk(Request["Rwalk"]):
+    fid: U32
+    newfid: U32
+    wnames: Names
+
+@message(111)
+class Rwalk(Message):
+    qids: Qids
+
+@message(116)
+class Tread(Request["Rread"]):
+    fid: U32
+    offset: U64
+    count: U32
+
+@message(117)
+class Rread(Message):
+    data: Data
+
+@message(118)
+class Twrite(Request["Rwrite"]):
+    fid: U32
+    offset: U64
+    data: Data
+
+@message(119)
+class Rwrite(Message):
+    count: U32
+
+@message(120)
+class Tclunk(Request["Rclunk"]):
+    fid: U32
+
+@message(121)
+class Rclunk(Message):
+    pass
+
+@message(122)
+class Tremove(Request["Rremove"]):
+    fid: U32
+
+@message(123)
+class Rremove(Message):
+    pass
+# fmt: on
+
+_header = struct.Struct("<IBH")
 
 
 def _show(value: Any) -> str:
@@ -290,8 +623,8 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     try:
         body = kind.body.parse(bytes(frame[HEADER_SIZE:]))
     except (ConstructError, UnicodeError, struct.error) as e:
-        raise ProtocolError(f"malformed {kind.name} body: {e}") from e
-    return Message(kind, tag, {name: body[name] for name in kind.fields})
+        raise ProtocolError(f"malformed {kind.__name__} body: {e}") from e
+    return kind(tag, **{name: body[name] for name in kind.field_names})
 
 
 def encode_dirents(entries: list[tuple[Qid, int, int, str]]) -> bytes:

@@ -33,9 +33,9 @@ class _InFlight:
 
 def _is_big(msg: Message) -> bool:
     """Whether `msg` moves more than `BIG` bytes of data (its own, or its reply's)."""
-    if msg.kind is m.Twrite:
+    if isinstance(msg, m.Twrite):
         return len(msg.data) > BIG
-    return msg.kind in (m.Tread, m.Treaddir) and msg.count > BIG
+    return isinstance(msg, m.Tread | m.Treaddir) and msg.count > BIG
 
 
 class Session:
@@ -84,7 +84,7 @@ class Session:
                         msg = m.decode(frame)
                         if trace.isEnabledFor(logging.DEBUG):
                             trace.debug(">>> %s", msg)
-                        if msg.kind is m.Tversion:
+                        if isinstance(msg, m.Tversion):
                             await self._abort_all()
                             await self._send(self._version(msg))
                             reader.max_size = self.msize or self.max_msize
@@ -104,9 +104,9 @@ class Session:
 
     async def _accept(self, msg: Message) -> None:
         """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
-        self.stats.requests[msg.kind.name] += 1
+        self.stats.requests[type(msg).__name__] += 1
         reserve = self.limits.in_flight + self.limits.read_ahead
-        if msg.kind is m.Tflush and len(self._inflight) < reserve:
+        if isinstance(msg, m.Tflush) and len(self._inflight) < reserve:
             self._start(msg)  # a flush never waits behind what it may have to cancel
             return
         self._queue[msg.tag] = msg
@@ -146,7 +146,7 @@ class Session:
             await entry.done.wait()
         await self.fids.clear()
 
-    def _version(self, msg: Message) -> Message:
+    def _version(self, msg: m.Tversion) -> Message:
         version = msg.version
         if not (version == VERSION or version.startswith(VERSION + ".")):
             return m.Rversion(
@@ -179,16 +179,16 @@ class Session:
             entry.done.set()
 
     async def _handle(self, msg: Message) -> Message:
-        handler = HANDLERS.get(msg.kind.id)
+        handler = HANDLERS.get(msg.id)
         try:
             if handler is None:
-                raise OSError(errno.EOPNOTSUPP, f"{msg.kind.name} is not a request")
+                raise OSError(errno.EOPNOTSUPP, f"{type(msg).__name__} is not a request")
             if not self.msize:
                 raise OSError(errno.EPROTO, "Tversion must come first")
             return await handler(self, msg)
         except OSError as e:
             code = e.errno or errno.EIO
-            log.debug("%s: %s failed: %s", self.peer, msg.kind.name, e)
+            log.debug("%s: %s failed: %s", self.peer, type(msg).__name__, e)
         except Exception:
             log.exception("%s: %s crashed", self.peer, msg)
             code = errno.EIO

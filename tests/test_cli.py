@@ -57,7 +57,7 @@ async def test_serves_tcp_and_unix_then_stops_on_sigterm(tmp_path: Path) -> None
             walk = await conn.call(m.Twalk(1, fid=0, newfid=1, wnames=["hello.txt"]))
             assert walk.kind is m.Rwalk and len(walk.qids) == 1
             attr = await conn.call(m.Tgetattr(2, fid=1, request_mask=GetattrMask.BASIC))
-            assert attr.size == 2
+            assert attr.attr.size == 2
             await conn.aclose()
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(30):
@@ -76,7 +76,7 @@ def test_serves_one_connection_on_stdin_stdout(tmp_path: Path) -> None:
         theirs.close()
         ours.sendall(m.Tversion(0xFFFF, msize=8192, version="9P2000.L").encode())
         reply = m.decode(ours.recv(8192))
-        assert (reply.kind, reply.msize) == (m.Rversion, 8192)
+        assert isinstance(reply, m.Rversion) and reply.msize == 8192
         ours.shutdown(socket.SHUT_WR)
         assert proc.wait(timeout=30) == 0
 

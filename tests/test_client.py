@@ -15,12 +15,14 @@ import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import trio
 import trio.testing
 
 from ninep import messages as m
+from ninep.backend import Attr
 from ninep.client import NOW, Client, Fid, connect
 from ninep.constants import (
     AT_REMOVEDIR,
@@ -37,6 +39,8 @@ from ninep.constants import (
 )
 from ninep.messages import Qid
 from ninep.transport import FrameReader
+
+M = TypeVar("M", bound=m.Message)
 
 MSIZE = 65536
 
@@ -55,11 +59,11 @@ class Peer:
     async def send(self, *replies: m.Message) -> None:
         await self.stream.send_all(b"".join(r.encode() for r in replies))
 
-    async def expect(self, kind: m.Kind) -> m.Message:
+    async def expect(self, kind: type[M]) -> M:
         frame = await self.reader.read()
         assert frame is not None, "the client closed the connection"
         msg = m.decode(frame)
-        assert msg.kind is kind, f"expected {kind}, got {msg}"
+        assert isinstance(msg, kind), f"expected {kind.__name__}, got {msg}"
         return msg
 
 
@@ -153,8 +157,8 @@ async def test_replies_out_of_order_reach_their_requests() -> None:
 
 
 def _rgetattr(tag: int, mode: int) -> m.Message:
-    fields = dict.fromkeys(m.Rgetattr.fields, 0)
-    return m.Rgetattr(tag, **{**fields, "qid": _qid(1), "mode": mode})
+    attr = Attr(0, _qid(1), mode, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return m.Rgetattr(tag, attr=attr)
 
 
 async def test_tags_and_fids_are_reused_after_their_reply() -> None:
@@ -224,7 +228,7 @@ async def test_cancelled_request_is_flushed_and_its_tag_held_until_rflush() -> N
         assert client.tags_in_use == 0
 
 
-async def _cancelled_walk(root: Fid, peer: Peer) -> tuple[m.Message, m.Message]:
+async def _cancelled_walk(root: Fid, peer: Peer) -> tuple[m.Twalk, m.Tflush]:
     """Start a walk, cancel it once sent; return the Twalk and the Tflush the peer saw."""
     scope = trio.CancelScope()
 
@@ -718,7 +722,7 @@ class _CancelWhenSent(logging.Handler):
 
     def __init__(self, scope: trio.CancelScope, kind: m.Kind, nth: int) -> None:
         super().__init__(logging.DEBUG)
-        self.scope, self.prefix, self.left = scope, f"-> {kind.name} ", nth
+        self.scope, self.prefix, self.left = scope, f"-> {kind.__name__} ", nth
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith(self.prefix):

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ninep import messages as m
-from ninep.backend import Export, File, Handle, User
+from ninep.backend import Export, File, Handle, SetAttr, User
 from ninep.constants import NOFID, SERVER_MSIZE, GetattrMask, OpenFlag
 from ninep.limits import Limits
 from ninep.server import Server
@@ -83,7 +83,7 @@ async def test_requests_before_version_are_refused(server_address: str) -> None:
         (m.Tmkdir(2, dfid=0, name="a\0b", mode=0o755, gid=0), errno.EINVAL),
         (m.Rclunk(2), errno.EOPNOTSUPP),
     ],
-    ids=lambda v: v.kind.name if isinstance(v, m.Message) else errno.errorcode[v],
+    ids=lambda v: v.kind.__name__ if isinstance(v, m.Message) else errno.errorcode[v],
 )
 async def test_bad_requests_get_the_right_errno(
     server_address: str, request_: m.Message, code: int
@@ -134,8 +134,7 @@ def test_mutated_frames_never_disturb_other_connections(data: st.DataObject) -> 
         m.Twalk(1, fid=0, newfid=1, wnames=["x", "y"]).encode(),
         m.Tlcreate(2, fid=0, name="f", flags=OpenFlag.RDWR, mode=0o644, gid=0).encode(),
         m.Twrite(3, fid=0, offset=0, data=b"hello").encode(),
-        m.Tsetattr(4, fid=0, valid=0, mode=0, uid=0, gid=0, size=0, atime_sec=0,
-                   atime_nsec=0, mtime_sec=0, mtime_nsec=0).encode(),
+        m.Tsetattr(4, fid=0, attr=SetAttr(0)).encode(),
         m.Txattrwalk(5, fid=0, newfid=2, name="").encode(),
     ]  # fmt: skip
     frame = bytearray(data.draw(st.sampled_from(frames)))

@@ -27,13 +27,13 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import trio
 
 from .. import messages as m
 from ..constants import DEFAULT_MSIZE, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, UNKNOWN_VERSION, VERSION
-from ..messages import Kind, Message, ProtocolError
+from ..messages import Message, ProtocolError, R, Request
 from ..transport import Address, FrameReader, parse_address
 from ..transport import connect as connect_stream
 from .fid import Fid
@@ -70,23 +70,34 @@ class _Request:
 
 def _created_fid(msg: Message) -> int | None:
     """The fid a request brings into existence if it succeeds."""
-    if msg.kind is m.Tattach:
-        return int(msg.fid)
-    if msg.kind in (m.Twalk, m.Txattrwalk) and msg.newfid != msg.fid:
-        return int(msg.newfid)
+    if isinstance(msg, m.Tattach):
+        return msg.fid
+    if isinstance(msg, m.Twalk | m.Txattrwalk) and msg.newfid != msg.fid:
+        return msg.newfid
     return None
 
 
 def _creates(msg: Message, reply: Message) -> bool:
     """Whether `reply` means the fid of `msg` now exists (a partial walk creates nothing)."""
-    if reply.kind is m.Rlerror:
+    if isinstance(reply, m.Rlerror):
         return False
-    return msg.kind is not m.Twalk or len(reply.qids) == len(msg.wnames)
+    if isinstance(msg, m.Twalk) and isinstance(reply, m.Rwalk):
+        return len(reply.qids) == len(msg.wnames)
+    return True
+
+
+def _answer(reply: Message, kind: type[Request[R]]) -> R:
+    """`reply`, the answer to a request of `kind` (checked by its type number); Rlerror
+    raises OSError(ecode)."""
+    if isinstance(reply, m.Rlerror):
+        raise OSError(reply.ecode, os.strerror(reply.ecode))
+    assert reply.id == kind.id + 1, f"{reply} answers no {kind.__name__}"
+    return cast(R, reply)
 
 
 def _freed_fid(msg: Message) -> int | None:
     """The fid a request releases whatever its outcome (Tclunk, Tremove)."""
-    return int(msg.fid) if msg.kind in (m.Tclunk, m.Tremove) else None
+    return msg.fid if isinstance(msg, m.Tclunk | m.Tremove) else None
 
 
 class _Pool:
@@ -298,7 +309,7 @@ class Client:
         req = self._pending.get(reply.tag)
         if req is None or req.state is not _State.SENT:
             raise ProtocolError(f"reply {reply} has a tag no request is waiting on")
-        if reply.kind is not m.Rlerror and reply.kind.id != req.msg.kind.id + 1:
+        if not isinstance(reply, m.Rlerror) and reply.id != req.msg.id + 1:
             raise ProtocolError(f"reply {reply} does not answer {req.msg}")
         self._complete(req, reply)
 
@@ -420,7 +431,7 @@ class Client:
 
     # ---- requests ----
 
-    async def request(self, kind: Kind, **fields: Any) -> Message:
+    async def request(self, kind: type[Request[R]], **fields: Any) -> R:
         """Send one T-message and return its R-message; Rlerror raises OSError(ecode).
 
         Fids created by the request must come from `alloc_fid`: a failed request
@@ -458,9 +469,7 @@ class Client:
         reply = req.reply
         if reply is None:
             raise self._connection_error()
-        if reply.kind is m.Rlerror:
-            raise OSError(reply.ecode, os.strerror(reply.ecode))
-        return reply
+        return _answer(reply, kind)
 
     async def attach(self, aname: str, uname: str = "", n_uname: int = 0) -> Fid:
         """The root fid of export `aname` (mount options after `;`) for user `n_uname`."""
@@ -481,12 +490,11 @@ async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -
     frame = await reader.read()
     if frame is None:
         raise ConnectionError(errno.ECONNRESET, "the server closed the connection at Tversion")
-    reply = m.decode(frame)
-    log.debug("<- %s", reply)
-    if reply.kind is m.Rlerror:
-        raise OSError(reply.ecode, os.strerror(reply.ecode))
-    if reply.kind is not m.Rversion or reply.tag != NOTAG:
-        raise ProtocolError(f"expected Rversion, got {reply}")
+    decoded = m.decode(frame)
+    log.debug("<- %s", decoded)
+    if not isinstance(decoded, m.Rversion | m.Rlerror) or decoded.tag != NOTAG:
+        raise ProtocolError(f"expected Rversion, got {decoded}")
+    reply = _answer(decoded, m.Tversion)
     if reply.version != VERSION:
         why = ": it does not speak 9P2000.L" if reply.version == UNKNOWN_VERSION else ""
         raise ConnectionError(

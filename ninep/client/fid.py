@@ -6,13 +6,12 @@ import contextlib
 import enum
 import errno
 import os
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import messages as m
 from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
 from ..constants import MAXWELEM, GetattrMask, LockStatus, OpenFlag, SetattrMask
-from ..messages import Kind, Message, Qid
+from ..messages import Qid, R, Request
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -102,7 +101,7 @@ class Fid:
             raise OSError(errno.EBADF, "the fid is clunked")
         return self.fid
 
-    async def _call(self, kind: Kind, **fields: Any) -> Message:
+    async def _call(self, kind: type[Request[R]], **fields: Any) -> R:
         return await self.client.request(kind, **fields)
 
     def _iosize(self) -> int:
@@ -169,8 +168,7 @@ class Fid:
 
     async def getattr(self, mask: int = GetattrMask.ALL) -> Attr:
         """The file's attributes (`mask`: the GetattrMask fields wanted)."""
-        reply = await self._call(m.Tgetattr, fid=self._num(), request_mask=mask)
-        return Attr(**{name: reply.fields[name] for name in m.Rgetattr.fields})
+        return (await self._call(m.Tgetattr, fid=self._num(), request_mask=mask)).attr
 
     async def setattr(
         self,
@@ -192,13 +190,11 @@ class Fid:
             attr = changes
         elif changes.valid:
             raise TypeError("setattr takes a SetAttr or keywords, not both")
-        values = {f.name: getattr(attr, f.name) for f in fields(attr)}
-        await self._call(m.Tsetattr, fid=self._num(), **values)
+        await self._call(m.Tsetattr, fid=self._num(), attr=attr)
 
     async def statfs(self) -> StatFs:
         """Figures of the filesystem holding the file."""
-        reply = await self._call(m.Tstatfs, fid=self._num())
-        return StatFs(**{name: reply.fields[name] for name in m.Rstatfs.fields})
+        return (await self._call(m.Tstatfs, fid=self._num())).statfs
 
     # ---- opening and I/O ----
 
@@ -214,7 +210,7 @@ class Fid:
             m.Tlcreate, fid=self._num(), name=name, flags=flags, mode=mode, gid=gid
         )
         self.qid, self.iounit = reply.qid, reply.iounit
-        return reply.qid  # type: ignore[no-any-return]
+        return reply.qid
 
     async def read(self, offset: int, count: int) -> bytes:
         """Up to `count` bytes at `offset`, in iounit-sized Treads; fewer only at end of file."""
@@ -266,12 +262,12 @@ class Fid:
     async def mkdir(self, name: str, mode: int, gid: int = 0) -> Qid:
         """Make directory `name` in this directory."""
         reply = await self._call(m.Tmkdir, dfid=self._num(), name=name, mode=mode, gid=gid)
-        return reply.qid  # type: ignore[no-any-return]
+        return reply.qid
 
     async def symlink(self, name: str, target: str, gid: int = 0) -> Qid:
         """Make `name` in this directory a symbolic link to `target`."""
         reply = await self._call(m.Tsymlink, fid=self._num(), name=name, symtgt=target, gid=gid)
-        return reply.qid  # type: ignore[no-any-return]
+        return reply.qid
 
     async def mknod(
         self, name: str, mode: int, major: int = 0, minor: int = 0, gid: int = 0
@@ -280,7 +276,7 @@ class Fid:
         reply = await self._call(
             m.Tmknod, dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid
         )
-        return reply.qid  # type: ignore[no-any-return]
+        return reply.qid
 
     async def link(self, target: Fid, name: str) -> None:
         """Make `name` in this directory a hard link to `target`."""
@@ -304,7 +300,7 @@ class Fid:
 
     async def readlink(self) -> str:
         """The target of this symbolic link."""
-        return (await self._call(m.Treadlink, fid=self._num())).target  # type: ignore[no-any-return]
+        return (await self._call(m.Treadlink, fid=self._num())).target
 
     async def rename(self, newdir: Fid, name: str) -> None:
         """Move this file to `name` in `newdir` (Trename)."""
@@ -391,7 +387,7 @@ class Fid:
             proc_id=os.getpid() if proc_id is None else proc_id,
             client_id=self.client.client_id if client_id is None else client_id,
         )
-        return Lock(**{name: reply.fields[name] for name in m.Rgetlock.fields})
+        return Lock(reply.type, reply.start, reply.length, reply.proc_id, reply.client_id)
 
     # ---- path helpers ----
 
