@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
-import os
-
 import pyfuse3
 
 from ninep.client import Attr, StatFs
 from ninep.constants import OpenFlag
+from ninep.convert import time_ns, wire_open_flags
 
-_NS = 1_000_000_000
-
-# Host open(2) flags the server is told about, and their wire values (the Linux
-# x86 numbers, which other architectures do not share). The others (O_NOATIME,
-# O_NOFOLLOW, O_CLOEXEC, O_LARGEFILE, O_DIRECT, O_NOCTTY, O_NONBLOCK) concern
-# the client's own kernel only.
-_OPEN_FLAGS = {
-    os.O_WRONLY: OpenFlag.WRONLY,
-    os.O_RDWR: OpenFlag.RDWR,
-    os.O_CREAT: OpenFlag.CREAT,
-    os.O_EXCL: OpenFlag.EXCL,
-    os.O_TRUNC: OpenFlag.TRUNC,
-    os.O_APPEND: OpenFlag.APPEND,
-    os.O_DSYNC: OpenFlag.DSYNC,
-    os.O_SYNC: OpenFlag.SYNC,
-    os.O_DIRECTORY: OpenFlag.DIRECTORY,
-}
+# Host open(2) flags the server is told about (the access mode too). The others
+# (O_NOATIME, O_NOFOLLOW, O_CLOEXEC, O_LARGEFILE, O_DIRECT, O_NOCTTY, O_NONBLOCK)
+# concern the client's own kernel only.
+_SENT = (
+    OpenFlag.CREAT,
+    OpenFlag.EXCL,
+    OpenFlag.TRUNC,
+    OpenFlag.APPEND,
+    OpenFlag.DSYNC,
+    OpenFlag.SYNC,
+    OpenFlag.DIRECTORY,
+)
 
 REOPEN_MASK = ~int(OpenFlag.CREAT | OpenFlag.EXCL | OpenFlag.TRUNC)  # to open again by path
 
 
 def open_flags(flags: int) -> int:
     """The Tlopen/Tlcreate flags (OpenFlag) for host open(2) `flags`."""
-    wire = 0
-    for host, value in _OPEN_FLAGS.items():
-        if flags & host == host:
-            wire |= value
-    return wire
-
-
-def _ns(sec: int, nsec: int) -> int:
-    """Nanoseconds from the wire's u64 seconds (two's complement before 1970)."""
-    return ((sec - (1 << 64)) if sec >> 63 else sec) * _NS + nsec
+    return wire_open_flags(flags, _SENT)
 
 
 def stamp(attr: Attr) -> tuple[int, int, int]:
@@ -66,10 +51,10 @@ def entry(
     e.st_size = attr.size
     e.st_blksize = attr.blksize or 4096
     e.st_blocks = attr.blocks
-    e.st_atime_ns = _ns(attr.atime_sec, attr.atime_nsec)
-    e.st_mtime_ns = _ns(attr.mtime_sec, attr.mtime_nsec)
-    e.st_ctime_ns = _ns(attr.ctime_sec, attr.ctime_nsec)
-    e.st_birthtime_ns = _ns(attr.btime_sec, attr.btime_nsec)
+    e.st_atime_ns = time_ns(attr.atime_sec, attr.atime_nsec)
+    e.st_mtime_ns = time_ns(attr.mtime_sec, attr.mtime_nsec)
+    e.st_ctime_ns = time_ns(attr.ctime_sec, attr.ctime_nsec)
+    e.st_birthtime_ns = time_ns(attr.btime_sec, attr.btime_nsec)
     return e
 
 

@@ -33,6 +33,7 @@ import trio
 
 from ninep.client import Fid
 from ninep.constants import LockFlag, LockStatus, LockType, OpenFlag
+from ninep.convert import host_lock_type, wire_lock_type
 
 from .handles import Handle
 
@@ -41,13 +42,6 @@ log = logging.getLogger("drvfs.locks")
 FIRST_RETRY = 0.01  # seconds before asking again for a blocked lock; doubled each time
 LAST_RETRY = 1.0
 
-#: fcntl lock types and their wire values.
-_TYPES = {
-    fcntl.F_RDLCK: LockType.RDLCK,
-    fcntl.F_WRLCK: LockType.WRLCK,
-    fcntl.F_UNLCK: LockType.UNLCK,
-}
-_HOST_TYPES = {wire: host for host, wire in _TYPES.items()}
 #: flock operations as whole-file locks.
 _FLOCK_TYPES = {
     fcntl.LOCK_SH: fcntl.F_RDLCK,
@@ -132,7 +126,7 @@ class LockTable:
         owned = self._live(key)
         fid = opened if owned is None else owned.fid
         lock = await fid.getlock(_wire_type(host_type), span[0], span[1], proc_id=pid)
-        return _HOST_TYPES[LockType(lock.type)], lock.start, lock.length, 0
+        return host_lock_type(lock.type), lock.start, lock.length, 0
 
     async def release(self, fh: int) -> None:
         """File handle `fh` is released: unlock what owners hold only through it."""
@@ -195,7 +189,7 @@ def _kind_flag(key: Key) -> LockFlag:
 
 
 def _wire_type(host_type: int) -> LockType:
-    wire = _TYPES.get(host_type)
-    if wire is None:
-        raise OSError(errno.EINVAL, f"lock type {host_type}")
-    return wire
+    try:
+        return wire_lock_type(host_type)
+    except KeyError:
+        raise OSError(errno.EINVAL, f"lock type {host_type}") from None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import messages as m
 from .backend import Handle, Lock, User
 from .constants import MAXWELEM, NOFID, NONUNAME, OpenFlag
+from .convert import check_new_name, encode_xattr_names
 from .fids import XATTR_SIZE_MAX, Fid, XattrState
 from .messages import Message
 
@@ -38,13 +39,6 @@ def handles(
         return fn
 
     return register
-
-
-def _check_name(name: str) -> str:
-    """A name the client asks to create: no `/`, no NUL, not empty, `.` or `..`."""
-    if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise OSError(errno.EINVAL, f"invalid name {name!r}")
-    return name
 
 
 def _user(uname: str, n_uname: int) -> User:
@@ -191,7 +185,7 @@ async def _lopen(s: Session, msg: m.Tlopen) -> Message:
 async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
     async with s.fids.use(msg.fid) as fid:
         _check_unopened(fid)
-        file, handle = await fid.file.create(_check_name(msg.name), msg.flags, msg.mode, msg.gid)
+        file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
         fid.replace_file(file)
         fid.handle = handle
         return m.Rlcreate(msg.tag, qid=file.qid, iounit=0)
@@ -200,49 +194,51 @@ async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
 @handles(m.Tsymlink)
 async def _symlink(s: Session, msg: m.Tsymlink) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        qid = await fid.file.symlink(_check_name(msg.name), msg.symtgt, msg.gid)
+        qid = await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
     return m.Rsymlink(msg.tag, qid=qid)
 
 
 @handles(m.Tmknod)
 async def _mknod(s: Session, msg: m.Tmknod) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await fid.file.mknod(_check_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid)
+        qid = await fid.file.mknod(
+            check_new_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid
+        )
     return m.Rmknod(msg.tag, qid=qid)
 
 
 @handles(m.Tmkdir)
 async def _mkdir(s: Session, msg: m.Tmkdir) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await fid.file.mkdir(_check_name(msg.name), msg.mode, msg.gid)
+        qid = await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
     return m.Rmkdir(msg.tag, qid=qid)
 
 
 @handles(m.Trename)
 async def _rename(s: Session, msg: m.Trename) -> Message:
     async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
-        await fid.file.rename(dfid.file, _check_name(msg.name))
+        await fid.file.rename(dfid.file, check_new_name(msg.name))
     return m.Rrename(msg.tag)
 
 
 @handles(m.Trenameat)
 async def _renameat(s: Session, msg: m.Trenameat) -> Message:
     async with s.fids.use(msg.olddirfid) as old, s.fids.use(msg.newdirfid) as new:
-        await old.file.renameat(_check_name(msg.oldname), new.file, _check_name(msg.newname))
+        await old.file.renameat(check_new_name(msg.oldname), new.file, check_new_name(msg.newname))
     return m.Rrenameat(msg.tag)
 
 
 @handles(m.Tunlinkat)
 async def _unlinkat(s: Session, msg: m.Tunlinkat) -> Message:
     async with s.fids.use(msg.dirfid) as fid:
-        await fid.file.unlinkat(_check_name(msg.name), msg.flags)
+        await fid.file.unlinkat(check_new_name(msg.name), msg.flags)
     return m.Runlinkat(msg.tag)
 
 
 @handles(m.Tlink)
 async def _link(s: Session, msg: m.Tlink) -> Message:
     async with s.fids.use(msg.dfid) as dfid, s.fids.use(msg.fid) as fid:
-        await dfid.file.link(fid.file, _check_name(msg.name))
+        await dfid.file.link(fid.file, check_new_name(msg.name))
     return m.Rlink(msg.tag)
 
 
@@ -345,9 +341,7 @@ async def _xattrwalk(s: Session, msg: m.Txattrwalk) -> Message:
         if msg.name:
             value = await fid.file.getxattr(msg.name)
         else:
-            value = b"".join(
-                n.encode("utf-8", "surrogateescape") + b"\0" for n in await fid.file.listxattr()
-            )
+            value = encode_xattr_names(await fid.file.listxattr())
         state = XattrState(msg.name, bytearray(value), len(value), 0, writing=False)
         if msg.newfid == msg.fid:
             fid.xattr = state

@@ -10,11 +10,11 @@ import stat
 
 from ninep.backend import Attr, StatFs
 from ninep.constants import V9FS_MAGIC, GetattrMask, QidType
+from ninep.convert import wire_time
 from ninep.messages import Qid
 
 from .metadata import Effective
 
-_U64 = (1 << 64) - 1
 QID_VERSION = 0  # constant: the Linux client matches inodes on the whole qid
 
 
@@ -45,6 +45,11 @@ def attr_of(st: os.stat_result, shown: Effective | None = None) -> Attr:
     mode, uid, gid, rdev = (
         (st.st_mode, st.st_uid, st.st_gid, st.st_rdev) if shown is None else shown
     )
+    (atime_sec, atime_nsec), (mtime_sec, mtime_nsec), (ctime_sec, ctime_nsec) = (
+        wire_time(st.st_atime_ns),
+        wire_time(st.st_mtime_ns),
+        wire_time(st.st_ctime_ns),
+    )
     return Attr(
         valid=int(GetattrMask.BASIC),
         qid=qid_of(st.st_ino, mode),
@@ -56,23 +61,13 @@ def attr_of(st: os.stat_result, shown: Effective | None = None) -> Attr:
         size=st.st_size,
         blksize=st.st_blksize,
         blocks=st.st_blocks,
-        atime_sec=_sec(st.st_atime_ns),
-        atime_nsec=st.st_atime_ns % 10**9,
-        mtime_sec=_sec(st.st_mtime_ns),
-        mtime_nsec=st.st_mtime_ns % 10**9,
-        ctime_sec=_sec(st.st_ctime_ns),
-        ctime_nsec=st.st_ctime_ns % 10**9,
+        atime_sec=atime_sec,
+        atime_nsec=atime_nsec,
+        mtime_sec=mtime_sec,
+        mtime_nsec=mtime_nsec,
+        ctime_sec=ctime_sec,
+        ctime_nsec=ctime_nsec,
     )
-
-
-def _sec(ns: int) -> int:
-    """Seconds of a time in ns as the u64 of the wire (a time before 1970 in two's complement)."""
-    return (ns // 10**9) & _U64
-
-
-def time_ns(sec: int, nsec: int) -> int:
-    """A time in ns from the wire's u64 seconds (two's complement) and nanoseconds."""
-    return (sec - (1 << 64) if sec >> 63 else sec) * 10**9 + nsec
 
 
 def statfs_of(vfs: os.statvfs_result) -> StatFs:

@@ -23,6 +23,7 @@ from typing import TypeVar, TypeVarTuple
 
 import trio
 
+from ninep import convert
 from ninep.constants import OpenFlag
 
 T = TypeVar("T")
@@ -30,28 +31,23 @@ Ts = TypeVarTuple("Ts")
 
 INLINE_IO_MAX = 4096
 
-# Client (Linux x86) open flags honoured on the host, and their host values. Ignored:
-# CREAT, EXCL (open never creates), NOCTTY, FASYNC, LARGEFILE, NOFOLLOW (symlinks are
-# never opened), DIRECT (Python's buffers are not aligned for it; QEMU drops it too),
-# CLOEXEC (always set).
-_OPEN_FLAGS = {
-    OpenFlag.TRUNC: os.O_TRUNC,
-    OpenFlag.APPEND: os.O_APPEND,
-    OpenFlag.NONBLOCK: os.O_NONBLOCK,
-    OpenFlag.DSYNC: os.O_DSYNC,
-    OpenFlag.SYNC: os.O_SYNC,
-    OpenFlag.NOATIME: os.O_NOATIME,
-    OpenFlag.DIRECTORY: os.O_DIRECTORY,
-}
+# Client open flags honoured on the host. Ignored: CREAT, EXCL (open never creates),
+# NOCTTY, FASYNC, LARGEFILE, NOFOLLOW (symlinks are never opened), DIRECT (Python's
+# buffers are not aligned for it; QEMU drops it too), CLOEXEC (always set).
+_HONOURED = (
+    OpenFlag.TRUNC,
+    OpenFlag.APPEND,
+    OpenFlag.NONBLOCK,
+    OpenFlag.DSYNC,
+    OpenFlag.SYNC,
+    OpenFlag.NOATIME,
+    OpenFlag.DIRECTORY,
+)
 
 
 def host_open_flags(flags: int) -> int:
     """Host open(2) flags for the client's `flags` (access mode kept, O_CLOEXEC added)."""
-    out = (flags & OpenFlag.ACCMODE) | os.O_CLOEXEC
-    for wire, host in _OPEN_FLAGS.items():
-        if flags & wire == wire:
-            out |= host
-    return out
+    return convert.host_open_flags(flags, _HONOURED) | os.O_CLOEXEC
 
 
 def proc_path(fd: int) -> str:

@@ -18,23 +18,15 @@ from dataclasses import replace
 
 from ninep.backend import Lock
 from ninep.constants import LockFlag, LockStatus, LockType
+from ninep.convert import host_lock_type, wire_lock_type
 
 # struct flock on 64-bit Linux: l_type, l_whence, (pad), l_start, l_len, l_pid, (pad).
 _FLOCK = struct.Struct("hhqqi4x")
 _OFF_MAX = (1 << 63) - 1
 
-_HOST_TYPES: dict[int, int] = {
-    LockType.RDLCK: fcntl.F_RDLCK,
-    LockType.WRLCK: fcntl.F_WRLCK,
-    LockType.UNLCK: fcntl.F_UNLCK,
-}
-_WIRE_TYPES = {host: LockType(wire) for wire, host in _HOST_TYPES.items()}
-
 
 def _flock(lock: Lock) -> bytes:
-    host_type = _HOST_TYPES.get(lock.type)
-    if host_type is None:
-        raise OSError(errno.EINVAL, f"unknown lock type {lock.type}")
+    host_type = host_lock_type(lock.type)
     if lock.start > _OFF_MAX or lock.length > _OFF_MAX:
         raise OSError(errno.EINVAL, "lock range beyond the largest file offset")
     return _FLOCK.pack(host_type, os.SEEK_SET, lock.start, lock.length, 0)  # l_pid 0: OFD
@@ -79,4 +71,4 @@ def get_lock(fd: int, lock: Lock) -> Lock:
     if host_type == fcntl.F_UNLCK:
         return replace(lock, type=LockType.UNLCK)
     proc_id = pid if pid > 0 else lock.proc_id
-    return Lock(_WIRE_TYPES[host_type], start, length, proc_id, lock.client_id)
+    return Lock(wire_lock_type(host_type), start, length, proc_id, lock.client_id)

@@ -28,23 +28,6 @@ from .options import CaseOption
 STAGING_DIR = ".volfs-staging"
 
 
-def check_name(name: str) -> None:
-    """EINVAL unless `name` is one non-empty path component the host can spell."""
-    if not name or "/" in name or "\0" in name:
-        raise OSError(errno.EINVAL, f"invalid name {name!r}")
-    try:
-        os.fsencode(name)
-    except UnicodeEncodeError as e:
-        raise OSError(errno.EINVAL, f"invalid name {name!r}") from e
-
-
-def check_new_name(name: str) -> None:
-    """As `check_name`, and `.` and `..` are EINVAL too (they cannot be created or removed)."""
-    check_name(name)
-    if name in (".", ".."):
-        raise OSError(errno.EINVAL, f"{name!r} cannot be used here")
-
-
 def lookup(dirfd: int, host_name: str) -> int:
     """An O_PATH fd on the entry `host_name` of directory `dirfd`, not following a symlink."""
     return os.open(host_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)

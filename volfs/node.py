@@ -32,15 +32,16 @@ from functools import partial
 
 from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
+from ninep.convert import check_name, check_new_name, time_ns
 from ninep.messages import Qid
 
 from . import caseflag, metadata, stored, xattrs
-from .attrs import attr_of, statfs_of, time_ns
+from .attrs import attr_of, statfs_of
 from .dirindex import Change
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
 from .metadata import Effective, Metadata
-from .names import Names, check_name, check_new_name, lookup
+from .names import Names, lookup
 from .options import AttachOptions
 from .policy import Policy, host_perms, is_special
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import messages as m
 from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
 from ..constants import MAXWELEM, GetattrMask, LockStatus, OpenFlag, SetattrMask
+from ..convert import decode_xattr_names, wire_time
 from ..messages import Qid, R, Request
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from .connection import Client
 
 Buffer = bytes | bytearray | memoryview
-_U64 = (1 << 64) - 1
 
 
 class Now(enum.Enum):
@@ -62,8 +62,7 @@ def make_setattr(
         valid |= bit
         if time is not NOW:
             valid |= set_bit
-            sec, values[f"{name}_nsec"] = divmod(time, 1_000_000_000)
-            values[f"{name}_sec"] = sec & _U64  # before 1970: two's complement, as on the wire
+            values[f"{name}_sec"], values[f"{name}_nsec"] = wire_time(time)
     if ctime:
         valid |= SetattrMask.CTIME
     return SetAttr(valid, **values)
@@ -321,7 +320,7 @@ class Fid:
     async def listxattr(self) -> list[str]:
         """The names of the file's extended attributes."""
         names = await self._xattr_read("")
-        return [n.decode("utf-8", "surrogateescape") for n in names.split(b"\0") if n]
+        return decode_xattr_names(names)
 
     async def _xattr_write(self, name: str, value: Buffer, flags: int) -> None:
         xfid = await self.clone()
