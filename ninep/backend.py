@@ -7,6 +7,26 @@ raising `OSError` with an errno; that errno is what the client receives.
 A `File` is a reference to one object of the export (what a fid points at). It
 stays valid across renames of the object and of its parents. `File.open`
 returns a `Handle`, the opened state of a fid, for I/O.
+
+Ownership. Every File and Handle a backend returns (`attach`, `walk`, `clone`,
+`open`, `create`) belongs to the server, which calls its `close` exactly once,
+and only after the last request using it has returned: no method is ever
+called on a closed object.
+
+Concurrency. Each request runs in its own trio task, on the trio thread, so
+any number of calls may be in progress at once, on different objects and on
+the same one (a client may pipeline reads of one fid, or rename a directory
+while a walk inside it runs). A call runs alone between two awaits: whatever a
+method learned before an `await` (a name resolved, a size read) may no longer
+hold after it, and must be checked again or made atomic on the host. A method
+may be cancelled at any `await` (the client flushed the request, or the
+connection closed): it must leave nothing half done that matters, cleaning up
+in `finally` or shielding the few steps that must finish. A blocking host call
+must either be cheap or run in a worker thread (`trio.to_thread`), since it
+stops every other request while it runs.
+
+Errors. `OSError(errno, ...)` is answered as Rlerror with that errno; any other
+exception is logged and answered EIO.
 """
 
 from __future__ import annotations
@@ -50,17 +70,23 @@ class Dirent:
 
 
 class Handle(Protocol):
-    """An opened file or directory."""
+    """An opened file or directory (the state of a fid after Tlopen or Tlcreate)."""
 
-    async def read(self, offset: int, count: int) -> bytes: ...
+    async def read(self, offset: int, count: int) -> bytes:
+        """Up to `count` bytes at `offset` (fewer only at the end of the file)."""
+        ...
 
-    async def write(self, offset: int, data: bytes) -> int: ...
+    async def write(self, offset: int, data: bytes) -> int:
+        """Write `data` at `offset` (the end, if opened with APPEND); the bytes written."""
+        ...
 
     async def readdir(self, offset: int) -> Sequence[Dirent]:
         """Entries after cookie `offset` (0: from the start); the server takes what fits."""
         ...
 
-    async def fsync(self, datasync: bool) -> None: ...
+    async def fsync(self, datasync: bool) -> None:
+        """Make what was written durable (only the data, if `datasync`)."""
+        ...
 
     async def lock(self, flags: int, lock: Lock) -> int:
         """Set or clear a lock without waiting; return a LockStatus."""
@@ -70,66 +96,103 @@ class Handle(Protocol):
         """The first lock that would conflict with `lock`, or `lock` with type UNLCK."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release what the handle holds; called once, when no request uses it."""
+        ...
 
 
 class File(Protocol):
     """One object of an export, as a fid refers to it."""
 
     @property
-    def qid(self) -> Qid: ...
-
-    async def walk(self, name: str) -> File:
-        """The child `name` (`..` of the export root is the root itself)."""
+    def qid(self) -> Qid:
+        """The object's identity (its type, and a path unique in the export)."""
         ...
 
-    async def clone(self) -> File: ...
+    async def walk(self, name: str) -> File:
+        """A new File for the child `name` (`..` of the export root is the root itself);
+        `name` is one component, never empty and without `/` or NUL."""
+        ...
 
-    async def close(self) -> None: ...
+    async def clone(self) -> File:
+        """A new File for the same object (a walk of no names)."""
+        ...
 
-    async def getattr(self, mask: int) -> Attr: ...
+    async def close(self) -> None:
+        """Release what the File holds; called once, when no request uses it."""
+        ...
 
-    async def setattr(self, attr: SetAttr) -> None: ...
+    async def getattr(self, mask: int) -> Attr:
+        """The attributes (`mask`: the GetattrMask fields the client wants at least)."""
+        ...
 
-    async def statfs(self) -> StatFs: ...
+    async def setattr(self, attr: SetAttr) -> None:
+        """Change the attributes `attr.valid` names (SetattrMask bits)."""
+        ...
 
-    async def open(self, flags: int) -> Handle: ...
+    async def statfs(self) -> StatFs:
+        """Figures of the file system holding the object."""
+        ...
+
+    async def open(self, flags: int) -> Handle:
+        """Open for I/O with client open flags `flags` (OpenFlag, Linux's values)."""
+        ...
 
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[File, Handle]:
         """Create and open the regular file `name` in this directory."""
         ...
 
-    async def mkdir(self, name: str, mode: int, gid: int) -> Qid: ...
+    async def mkdir(self, name: str, mode: int, gid: int) -> Qid:
+        """Make directory `name` here (EEXIST if the name is taken)."""
+        ...
 
-    async def symlink(self, name: str, target: str, gid: int) -> Qid: ...
+    async def symlink(self, name: str, target: str, gid: int) -> Qid:
+        """Make `name` here a symbolic link to `target`."""
+        ...
 
-    async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid: ...
+    async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
+        """Make `name` here a device node, fifo or socket (`mode` has the S_IF* type)."""
+        ...
 
     async def link(self, target: File, name: str) -> None:
         """Make `name` in this directory a hard link to `target`."""
         ...
 
-    async def readlink(self) -> str: ...
+    async def readlink(self) -> str:
+        """The target of this symbolic link (EINVAL for anything else)."""
+        ...
 
     async def rename(self, newdir: File, newname: str) -> None:
         """Move this object to `newname` in `newdir` (Trename)."""
         ...
 
-    async def renameat(self, oldname: str, newdir: File, newname: str) -> None: ...
+    async def renameat(self, oldname: str, newdir: File, newname: str) -> None:
+        """Move entry `oldname` of this directory to `newname` in `newdir` (Trenameat)."""
+        ...
 
-    async def unlinkat(self, name: str, flags: int) -> None: ...
+    async def unlinkat(self, name: str, flags: int) -> None:
+        """Remove entry `name` of this directory (a directory with AT_REMOVEDIR)."""
+        ...
 
     async def remove(self) -> None:
         """Remove this object itself (Tremove)."""
         ...
 
-    async def getxattr(self, name: str) -> bytes: ...
+    async def getxattr(self, name: str) -> bytes:
+        """The value of extended attribute `name` (ENODATA if absent)."""
+        ...
 
-    async def listxattr(self) -> list[str]: ...
+    async def listxattr(self) -> list[str]:
+        """The names of the extended attributes the client may see."""
+        ...
 
-    async def setxattr(self, name: str, value: bytes, flags: int) -> None: ...
+    async def setxattr(self, name: str, value: bytes, flags: int) -> None:
+        """Set attribute `name` (flags: XATTR_CREATE, XATTR_REPLACE)."""
+        ...
 
-    async def removexattr(self, name: str) -> None: ...
+    async def removexattr(self, name: str) -> None:
+        """Remove attribute `name` (ENODATA if absent)."""
+        ...
 
 
 class Export(Protocol):

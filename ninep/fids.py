@@ -33,8 +33,9 @@ class XattrState:
 
 
 @dataclass(slots=True, eq=False)
-class Fid:
-    """What one fid refers to."""
+class FidRef:
+    """What one fid of a connection refers to on the server (a client's own fid is
+    `ninep.client.Fid`)."""
 
     file: File
     user: User
@@ -66,13 +67,13 @@ class FidTable:
     """The fids of one connection."""
 
     def __init__(self, limit: int = 1 << 32) -> None:
-        self._fids: dict[int, Fid] = {}
+        self._fids: dict[int, FidRef] = {}
         self.limit = limit  # fids held at once; one more is EMFILE
 
     def __len__(self) -> int:
         return len(self._fids)
 
-    async def add(self, num: int, fid: Fid) -> None:
+    async def add(self, num: int, fid: FidRef) -> None:
         """Enter `fid` as `num`; if `num` was taken meanwhile, close `fid` and fail."""
         if num in self._fids:
             await fid.close()
@@ -87,7 +88,7 @@ class FidTable:
             raise OSError(errno.EMFILE, f"this connection holds {self.limit} fids, its limit")
 
     @asynccontextmanager
-    async def use(self, num: int) -> AsyncIterator[Fid]:
+    async def use(self, num: int) -> AsyncIterator[FidRef]:
         """Hold fid `num` for the duration of one request."""
         fid = self._fids.get(num)
         if fid is None:
@@ -100,7 +101,7 @@ class FidTable:
             if fid.clunked and fid.users == 0:
                 await fid.close()
 
-    def pop(self, num: int) -> Fid:
+    def pop(self, num: int) -> FidRef:
         """Take fid `num` out of the table; it closes when no request uses it any more."""
         fid = self._fids.pop(num, None)
         if fid is None:

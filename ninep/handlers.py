@@ -12,7 +12,7 @@ from . import messages as m
 from .backend import Handle, Lock, User
 from .constants import MAXWELEM, NOFID, NONUNAME, OpenFlag
 from .convert import check_new_name, encode_xattr_names
-from .fids import XATTR_SIZE_MAX, Fid, XattrState
+from .fids import XATTR_SIZE_MAX, FidRef, XattrState
 from .messages import Message
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ async def _attach(s: Session, msg: m.Tattach) -> Message:
         raise OSError(errno.ENOENT, f"no export named {name!r}")
     user = _user(msg.uname, msg.n_uname)
     root = await export.attach(options, user)
-    await s.fids.add(msg.fid, Fid(root, user))
+    await s.fids.add(msg.fid, FidRef(root, user))
     return m.Rattach(msg.tag, qid=root.qid)
 
 
@@ -120,7 +120,7 @@ async def _walk(s: Session, msg: m.Twalk) -> Message:
         elif msg.newfid == msg.fid:
             fid.replace_file(current)
         else:
-            await s.fids.add(msg.newfid, Fid(current, fid.user))
+            await s.fids.add(msg.newfid, FidRef(current, fid.user))
     return m.Rwalk(msg.tag, qids=qids)
 
 
@@ -168,7 +168,7 @@ async def _statfs(s: Session, msg: m.Tstatfs) -> Message:
     return m.Rstatfs(msg.tag, statfs=st)
 
 
-def _check_unopened(fid: Fid) -> None:
+def _check_unopened(fid: FidRef) -> None:
     if fid.handle is not None or fid.xattr is not None:
         raise OSError(errno.EBADF, "fid is already open")
 
@@ -249,7 +249,7 @@ async def _readlink(s: Session, msg: m.Treadlink) -> Message:
     return m.Rreadlink(msg.tag, target=target)
 
 
-def _opened(fid: Fid) -> Handle:
+def _opened(fid: FidRef) -> Handle:
     """The open handle of `fid`; EBADF if it was never opened."""
     if fid.handle is None:
         raise OSError(errno.EBADF, "fid is not open")
@@ -346,7 +346,7 @@ async def _xattrwalk(s: Session, msg: m.Txattrwalk) -> Message:
         if msg.newfid == msg.fid:
             fid.xattr = state
         else:
-            await s.fids.add(msg.newfid, Fid(await fid.file.clone(), fid.user, xattr=state))
+            await s.fids.add(msg.newfid, FidRef(await fid.file.clone(), fid.user, xattr=state))
     return m.Rxattrwalk(msg.tag, size=len(value))
 
 

@@ -22,12 +22,12 @@ _paths = itertools.count(1)
 
 
 @dataclass(eq=False)
-class Node:
+class MemNode:
     """A file (`data`) or a directory (`children`) of the tree."""
 
     mode: int
     data: bytearray = field(default_factory=bytearray)
-    children: dict[str, Node] = field(default_factory=dict)
+    children: dict[str, MemNode] = field(default_factory=dict)
     path: int = field(default_factory=lambda: next(_paths))
 
     @property
@@ -35,9 +35,9 @@ class Node:
         kind = QidType.DIR if stat.S_ISDIR(self.mode) else QidType.FILE
         return Qid(kind, 0, self.path)
 
-    def add(self, name: str, data: bytes | None = None) -> Node:
+    def add(self, name: str, data: bytes | None = None) -> MemNode:
         """A new file holding `data` (a directory if None) named `name` here."""
-        node = Node(stat.S_IFDIR | 0o755) if data is None else Node(stat.S_IFREG | 0o644)
+        node = MemNode(stat.S_IFDIR | 0o755) if data is None else MemNode(stat.S_IFREG | 0o644)
         node.data += data or b""
         self.children[name] = node
         return node
@@ -68,7 +68,7 @@ def _unsupported() -> OSError:
 class MemHandle:
     """An opened node."""
 
-    def __init__(self, node: Node, ledger: Ledger) -> None:
+    def __init__(self, node: MemNode, ledger: Ledger) -> None:
         self.node, self.ledger = node, ledger
         ledger.track(self)
 
@@ -102,7 +102,7 @@ class MemHandle:
 class MemFile:
     """A reference to a node, as a fid holds it."""
 
-    def __init__(self, node: Node, ledger: Ledger) -> None:
+    def __init__(self, node: MemNode, ledger: Ledger) -> None:
         self.node, self.ledger = node, ledger
         ledger.track(self)
 
@@ -188,7 +188,7 @@ class MemExport:
     """A tree in memory; `ledger` records every File and Handle given to the server."""
 
     def __init__(self) -> None:
-        self.root = Node(stat.S_IFDIR | 0o755)
+        self.root = MemNode(stat.S_IFDIR | 0o755)
         self.ledger = Ledger()
 
     async def attach(self, options: str, user: User) -> File:

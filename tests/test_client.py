@@ -696,9 +696,7 @@ async def test_xattrs(root: Fid, export_dir: Path) -> None:
     assert root.client.fids_in_use == 1
 
 
-async def test_many_requests_in_flight(
-    client: Client, root: Fid, export_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_many_requests_in_flight(client: Client, root: Fid, export_dir: Path) -> None:
     for i in range(50):
         (export_dir / f"f{i}").write_bytes(bytes(i))
     fids = [await root.walk(f"f{i}") for i in range(50)]
@@ -707,36 +705,35 @@ async def test_many_requests_in_flight(
     async def getattr_(i: int) -> None:
         sizes[i] = (await fids[i].getattr()).size
 
-    caplog.set_level(logging.DEBUG, logger="ninep.client")
+    seen: list[str] = []
+    client.on_send = lambda msg: seen.append(f"-> {msg.kind.__name__}")
+    client.on_receive = lambda msg: seen.append(f"<- {msg.kind.__name__}")
     async with trio.open_nursery() as nursery:
         for i in range(50):
             nursery.start_soon(getattr_, i)
     assert sizes == {i: i for i in range(50)}
-    trace = [r.getMessage()[:12] for r in caplog.records if r.name == "ninep.client"]
-    assert trace[:50] == ["-> Tgetattr "] * 50  # all sent before the first reply came
+    assert seen[:50] == ["-> Tgetattr"] * 50  # all sent before the first reply came
     assert client.tags_in_use == 0
 
 
-class _CancelWhenSent(logging.Handler):
-    """Cancels `scope` when the client traces the `nth` sending of a `kind` message."""
+class _CancelWhenSent:
+    """Cancels `scope` when the client sends its `nth` message of `kind` (a Client.on_send)."""
 
     def __init__(self, scope: trio.CancelScope, kind: m.Kind, nth: int) -> None:
-        super().__init__(logging.DEBUG)
-        self.scope, self.prefix, self.left = scope, f"-> {kind.__name__} ", nth
+        self.scope, self.kind, self.left = scope, kind, nth
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith(self.prefix):
+    def __call__(self, msg: m.Message) -> None:
+        if isinstance(msg, self.kind):
             self.left -= 1
             if not self.left:
                 self.scope.cancel()
 
 
-@pytest.mark.parametrize("kind", [m.Twalk, m.Tgetattr, m.Tclunk], ids=str)
+@pytest.mark.parametrize("kind", [m.Twalk, m.Tgetattr, m.Tclunk], ids=lambda k: k.__name__)
 async def test_cancellation_at_any_point_keeps_the_connection_consistent(
-    client: Client, root: Fid, export_dir: Path, caplog: pytest.LogCaptureFixture, kind: m.Kind
+    client: Client, root: Fid, export_dir: Path, kind: m.Kind
 ) -> None:
     (export_dir / "d").mkdir()
-    caplog.set_level(logging.DEBUG, logger="ninep.client")
 
     async def walk_and_stat() -> None:
         for _ in range(3):
@@ -745,14 +742,13 @@ async def test_cancellation_at_any_point_keeps_the_connection_consistent(
 
     for nth in range(1, 13):
         with trio.CancelScope() as scope:
-            handler = _CancelWhenSent(scope, kind, nth)
-            logging.getLogger("ninep.client").addHandler(handler)
+            client.on_send = _CancelWhenSent(scope, kind, nth)
             try:
                 async with trio.open_nursery() as nursery:
                     for _ in range(10):
                         nursery.start_soon(walk_and_stat)
             finally:
-                logging.getLogger("ninep.client").removeHandler(handler)
+                client.on_send = None
         assert scope.cancelled_caught
         await client.settle()
         assert (client.fids_in_use, client.tags_in_use) == (1, 0)

@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -132,6 +132,9 @@ class Client:
         self.msize = msize
         self.iosize = msize - IOHDRSZ  # the most data one Tread/Twrite carries
         self.client_id = socket.gethostname()  # default Tlock/Tgetlock client_id
+        # called with each message as it is sent or received (tests, tools), as the trace is
+        self.on_send: Callable[[Message], None] | None = None
+        self.on_receive: Callable[[Message], None] | None = None
         self._stream = stream
         self._reader = reader
         self._tags = _Pool(NOTAG)
@@ -243,6 +246,8 @@ class Client:
                         req.state = _State.SENT
                         if log.isEnabledFor(logging.DEBUG):
                             log.debug("-> %s", req.msg)
+                        if self.on_send is not None:
+                            self.on_send(req.msg)
                         batch.append(req.frame)
                         size += len(req.frame)
                         req.frame = b""
@@ -267,6 +272,8 @@ class Client:
                 reply = m.decode(frame)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("<- %s", reply)
+                if self.on_receive is not None:
+                    self.on_receive(reply)
                 self._dispatch(reply)
             self._fail("the server closed the connection")
         except ProtocolError as e:
