@@ -12,38 +12,16 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
-import select
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from .common import Row, host_timed, rate, start_server, stop_server, table
+from .suite.procs import drvfs_mount
 
 MIB = 1 << 20
-
-
-@contextmanager
-def drvfs_mount(address: str, mountpoint: Path, options: str) -> Iterator[None]:
-    """`drvfs mount --foreground` of export C on `mountpoint`, unmounted on exit."""
-    read_fd, write_fd = os.pipe()
-    command = [sys.executable, "-m", "drvfs", "mount", "--foreground", "--ready-fd",
-               str(write_fd), "--server", address, "C:", str(mountpoint)]  # fmt: skip
-    if options:
-        command[-2:-2] = ["-o", options]
-    proc = subprocess.Popen(command, pass_fds=(write_fd,))
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd, "rb") as pipe:
-            ready = select.select([pipe], [], [], 60)[0] and pipe.readline().strip() == b"ok"
-        if not ready:
-            raise RuntimeError("drvfs did not mount")
-        yield
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def stat_files(root: Path, n: int) -> Callable[[], None]:
@@ -142,7 +120,7 @@ def main() -> None:
             d.mkdir()
         proc, address = start_server(str(export))
         try:
-            with drvfs_mount(address, mnt, args.options):
+            with drvfs_mount(address, mnt, args.options, Path(tmp, "drvfs.log")):
                 through = measure(mnt, args.files, size)
         finally:
             stop_server(proc)
