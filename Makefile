@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-# Debian packages the tests need (the kernel-client tests boot a guest with QEMU).
-TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux
+# Debian packages the tests need (the kernel-client tests boot a guest with QEMU; ninep-bench's
+# smoke test runs every default target: sshfs to its own sshd, bindfs, diod; fio for random I/O).
+TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux sshfs bindfs openssh-server fio
 
 .PHONY: all setup test lint check demo bench guest-test clean
 
@@ -37,9 +38,10 @@ demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/demo.py
 
 bench: setup
+	scripts/system-deps $(TEST_PACKAGES)
+	$(PY) -m benchmarks
 	$(PY) -m benchmarks.protocol
 	$(PY) -m benchmarks.casefold
-	$(PY) -m benchmarks.drvfs
 	$(PY) -m benchmarks.load
 
 clean:
