@@ -144,11 +144,11 @@ def _mount(args: argparse.Namespace) -> int:
     )
 
 
-def _setup_logging(verbose: int, stream: object = None) -> None:
+def _setup_logging(verbose: int) -> None:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(verbose, 2),
         format="%(asctime)s drvfs[%(process)d] %(levelname)s %(message)s",
-        stream=stream or sys.stderr,  # type: ignore[arg-type]
+        stream=sys.stderr,
     )
 
 

@@ -493,7 +493,7 @@ class DrvFs(pyfuse3.Operations):
         handle = self.handles.get(fh)
         opened = await self._open_fid(handle)
         key: Key = (handle.node.ino, "posix", owner)
-        return await self.locks.get(handle, opened, key, lock_type, (start, length), pid)
+        return await self.locks.get(opened, key, lock_type, (start, length), pid)
 
     @_op
     async def setlk(

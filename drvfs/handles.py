@@ -46,9 +46,6 @@ class HandleTable:
         self._handles: dict[int, Handle] = {}
         self._next = 1
 
-    def __len__(self) -> int:
-        return len(self._handles)
-
     def add(self, handle: Handle) -> int:
         fh = self._next
         self._next += 1

@@ -49,9 +49,9 @@ class Node:
 class InodeTable:
     """Nodes by inode number, with the lookup counting FUSE requires."""
 
-    def __init__(self, root_qid_path: int, root_fid: Fid | None = None) -> None:
+    def __init__(self, root_qid_path: int) -> None:
         self.root_qid_path = root_qid_path
-        self.root = Node(ROOT, None, "", root_fid)
+        self.root = Node(ROOT, None, "", None)  # its fid is the attachment's root
         self._nodes: dict[int, Node] = {ROOT: self.root}
         self._limbo: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
 
@@ -115,7 +115,3 @@ class InodeTable:
         """Record that `node` is now `name` in `parent`."""
         if node is not self.root:
             node.parent, node.name = parent, name
-
-    def fids(self) -> list[Fid]:
-        """Every fid the nodes hold (the root's included)."""
-        return [n.fid for n in self._nodes.values() if n.fid is not None]

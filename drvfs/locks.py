@@ -77,9 +77,6 @@ class LockTable:
         self._drop = drop
         self._owned: dict[Key, _Owned] = {}
 
-    def __len__(self) -> int:
-        return len(self._owned)
-
     async def set(
         self,
         handle: Handle,
@@ -116,7 +113,7 @@ class LockTable:
             delay = min(delay * 2, LAST_RETRY)
 
     async def get(
-        self, handle: Handle, opened: Fid, key: Key, host_type: int, span: tuple[int, int], pid: int
+        self, opened: Fid, key: Key, host_type: int, span: tuple[int, int], pid: int
     ) -> tuple[int, int, int, int]:
         """The lock that conflicts with the one `key` would set: (type, start, length, pid).
 
