@@ -25,9 +25,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import trio
 
@@ -35,7 +34,8 @@ from ninep.client import Fid
 from ninep.constants import LockFlag, LockStatus, LockType, OpenFlag
 from ninep.convert import host_lock_type, wire_lock_type
 
-from .handles import Handle
+from .inodes import Node
+from .openfiles import OpenFile
 
 log = logging.getLogger("drvfs.locks")
 
@@ -61,25 +61,28 @@ class _Owned:
     via: set[int] = field(default_factory=set)
 
 
+class LockFids(Protocol):
+    """What the lock table needs of the mount: lock fids opened, and clunked."""
+
+    async def open(self, node: Node, flags: int) -> Fid:
+        """A new fid of `node`, opened with `flags` (OpenFlag)."""
+        ...
+
+    def drop(self, fid: Fid) -> None:
+        """Clunk `fid` in the background."""
+        ...
+
+
 class LockTable:
-    """The lock fids of the mount.
+    """The lock fids of the mount, opened and clunked through `fids`."""
 
-    `open_node(handle, flags)` opens a new fid of the handle's file;
-    `drop(fid)` clunks one in the background.
-    """
-
-    def __init__(
-        self,
-        open_node: Callable[[Handle, int], Awaitable[Fid]],
-        drop: Callable[[Fid], None],
-    ) -> None:
-        self._open_node = open_node
-        self._drop = drop
+    def __init__(self, fids: LockFids) -> None:
+        self._fids = fids
         self._owned: dict[Key, _Owned] = {}
 
     async def set(
         self,
-        handle: Handle,
+        file: OpenFile,
         fh: int,
         key: Key,
         host_type: int,
@@ -96,9 +99,9 @@ class LockTable:
                 await owned.fid.lock(wire, start, length, flags=_kind_flag(key), proc_id=pid)
                 if span == (0, 0) and self._owned.get(key) is owned:  # it holds nothing here
                     del self._owned[key]
-                    self._drop(owned.fid)
+                    self._fids.drop(owned.fid)
             return
-        owned = await self._fid_for(handle, fh, key)
+        owned = await self._fid_for(file, fh, key)
         flags = (LockFlag.BLOCK if wait else 0) | _kind_flag(key)
         delay = FIRST_RETRY
         while True:
@@ -118,7 +121,7 @@ class LockTable:
         """The lock that conflicts with the one `key` would set: (type, start, length, pid).
 
         Asked through the owner's lock fid, so its own locks never conflict (else
-        through `opened`, the handle's fid, when it holds none on this file).
+        through `opened`, the open file's fid, when it holds none on this file).
         """
         owned = self._live(key)
         fid = opened if owned is None else owned.fid
@@ -137,7 +140,7 @@ class LockTable:
                     await owned.fid.lock(LockType.UNLCK, 0, 0, flags=_kind_flag(key))
                 except OSError as e:
                     log.debug("unlocking %s on release: %s", key, e)
-            self._drop(owned.fid)
+            self._fids.drop(owned.fid)
 
     def holds(self, key: Key) -> bool:
         """Whether `key` has a lock fid (it may hold locks) on a live connection."""
@@ -150,26 +153,26 @@ class LockTable:
             return None
         return owned
 
-    async def _fid_for(self, handle: Handle, fh: int, key: Key) -> _Owned:
+    async def _fid_for(self, file: OpenFile, fh: int, key: Key) -> _Owned:
         owned = self._live(key)
         if owned is None:
-            fid = await self._open(handle)
+            fid = await self._open(file)
             owned = self._live(key)  # another request of the owner may have opened one
             if owned is None:
                 owned = self._owned[key] = _Owned(fid)
             else:
-                self._drop(fid)
+                self._fids.drop(fid)
         owned.via.add(fh)
         return owned
 
-    async def _open(self, handle: Handle) -> Fid:
+    async def _open(self, file: OpenFile) -> Fid:
         """A lock fid: read-write where allowed, so that any lock type can be set through it."""
         try:
-            return await self._open_node(handle, int(OpenFlag.RDWR))
+            return await self._fids.open(file.node, int(OpenFlag.RDWR))
         except OSError as e:
             if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY):
                 raise
-        return await self._open_node(handle, handle.flags & OpenFlag.ACCMODE)
+        return await self._fids.open(file.node, file.flags & OpenFlag.ACCMODE)
 
 
 def flock_type(op: int) -> tuple[int, bool]:

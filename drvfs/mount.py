@@ -64,13 +64,13 @@ async def _serve(
         nursery, options.server, options.aname(export), os.getuid(), options.msize, options.timeout
     )
     try:
-        session = await remote.session()
+        attachment = await remote.attachment()
     except ConnectionError as e:
         raise MountError(e.strerror or str(e)) from None
-    fs = DrvFs(remote, session, options, nursery, on_init=ready)
+    fs = DrvFs(remote, attachment, options, nursery, on_init=ready)
     mountpoint = os.path.realpath(mountpoint)  # not once mounted: a stat would wait for INIT
-    if session.client.iosize < FUSE_IO_SIZE:
-        log.info("msize %d: a 1 MiB read or write takes two messages", session.client.msize)
+    if attachment.client.iosize < FUSE_IO_SIZE:
+        log.info("msize %d: a 1 MiB read or write takes two messages", attachment.client.msize)
     try:
         pyfuse3.init(fs, mountpoint, fuse_options(export, options))
     except RuntimeError as e:

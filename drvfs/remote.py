@@ -1,7 +1,7 @@
 """The connection to the server, opened again on demand after it is lost.
 
-A `Session` is one connection and its root fid. An operation that finds no
-live session starts a connection attempt, or shares the one under way, and
+An `Attachment` is one connection and its root fid. An operation that finds no
+live attachment starts a connection attempt, or shares the one under way, and
 waits for it while the server may still be silent: up to `timeout`
 (CONNECT_TIMEOUT without one) of silence, counted from the attempt's start or,
 after a connection lost to the server's silence (`ninep.client`), from when
@@ -9,7 +9,7 @@ the server last answered; at least GRACE. So a stopped server costs an
 operation about `timeout` however many requests the kernel chains after the
 loss. A refused or reset attempt ends at once (the next operation tries
 again); an unanswered one carries on in the background while operations fail
-with ENOTCONN, and its session serves them as soon as the server answers.
+with ENOTCONN, and its attachment serves them as soon as the server answers.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ GRACE = 1.0  # seconds an operation waits at least (a resumed server answering t
 
 
 @dataclass(eq=False)
-class Session:
+class Attachment:
     """One live connection: its client and the root fid of the attach."""
 
     client: Client
@@ -78,7 +78,7 @@ class Remote:
         self._patience = self.timeout or CONNECT_TIMEOUT
         self._grace = min(GRACE, self._patience / 4)
         self._nursery = nursery
-        self._session: Session | None = None
+        self._attachment: Attachment | None = None
         self._attempt: _Attempt | None = None  # the attempt under way
         self._count = 0
 
@@ -87,17 +87,17 @@ class Remote:
         """How many connections were made so far (the first, then reconnections)."""
         return self._count
 
-    async def session(self) -> Session:
-        """The live session, connecting first if there is none (ConnectionError: ENOTCONN)."""
-        s = self._session
-        if s is not None and s.alive:
-            return s
+    async def attachment(self) -> Attachment:
+        """The live attachment, connecting first if there is none (ConnectionError: ENOTCONN)."""
+        a = self._attachment
+        if a is not None and a.alive:
+            return a
         attempt = self._attempt or self._start()
         with trio.move_on_at(max(attempt.deadline, trio.current_time() + self._grace)):
             await attempt.over.wait()
-        s = self._session
-        if s is not None and s.alive:
-            return s
+        a = self._attachment
+        if a is not None and a.alive:
+            return a
         error = attempt.error or (
             f"the 9P server at {self.address} has answered nothing for {self._patience:g} s"
         )
@@ -107,17 +107,17 @@ class Remote:
         """Start a connection attempt; the server's silence counts from now, or from before
         the loss of a connection it stopped answering."""
         since = trio.current_time()
-        if self._session is not None:
-            self._session.done.set()
-            silent = self._session.client.silent_since
+        if self._attachment is not None:
+            self._attachment.done.set()
+            silent = self._attachment.client.silent_since
             since = since if silent is None else silent
-            self._session = None
+            self._attachment = None
         self._attempt = attempt = _Attempt(since + self._patience)
         self._nursery.start_soon(self._hold, attempt)
         return attempt
 
     async def _hold(self, attempt: _Attempt) -> None:
-        """Connect, attach, publish the session and keep it until it is done."""
+        """Connect, attach, publish the attachment and keep it until it is done."""
         try:
             with attempt.scope:
                 await self._connect(attempt)
@@ -132,9 +132,9 @@ class Remote:
             async with connect(
                 self.address, msize=self.msize, timeout=self.timeout, version_timeout=math.inf
             ) as client:
-                s = Session(client, await self._attach(client), self._count + 1)
-                self._connected(s, attempt)
-                await s.done.wait()
+                a = Attachment(client, await self._attach(client), self._count + 1)
+                self._connected(a, attempt)
+                await a.done.wait()
         except _AttachRefused as e:
             self._failed(attempt, f"the 9P server at {where} refused {self.aname!r}: {e.strerror}")
         except (OSError, ProtocolError) as e:
@@ -151,24 +151,24 @@ class Remote:
                 raise
             raise _AttachRefused(e.errno, e.strerror) from None
 
-    def _connected(self, s: Session, attempt: _Attempt) -> None:
-        self._count = s.number
-        self._session = s
+    def _connected(self, a: Attachment, attempt: _Attempt) -> None:
+        self._count = a.number
+        self._attachment = a
         self._attempt = None
         attempt.over.set()
-        if s.number > 1:
+        if a.number > 1:
             log.warning("reconnected to %s", self.address)
 
     def _failed(self, attempt: _Attempt, error: str) -> None:
-        if attempt.over.is_set():  # a session that was up: its loss is logged by the client
+        if attempt.over.is_set():  # an attachment that was up: its loss is logged by the client
             return
         attempt.error = error
         log.warning("%s", error)
 
     def close(self) -> None:
         """Close the current connection (if any) and give up an attempt under way."""
-        if self._session is not None:
-            self._session.done.set()
+        if self._attachment is not None:
+            self._attachment.done.set()
         if self._attempt is not None:
             self._attempt.scope.cancel()
 

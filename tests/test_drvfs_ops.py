@@ -20,7 +20,7 @@ import trio
 from drvfs.fs import DrvFs
 from drvfs.inodes import ROOT
 from drvfs.options import MountOptions
-from drvfs.remote import Remote, Session
+from drvfs.remote import Attachment, Remote
 from ninep.server import Server
 from ninep.transport import Address
 from volfs.export import open_export
@@ -60,11 +60,11 @@ def export(tmp_path: Path) -> Path:
 
 
 @asynccontextmanager
-async def connected(address: str) -> AsyncIterator[tuple[Remote, Session]]:
+async def connected(address: str) -> AsyncIterator[tuple[Remote, Attachment]]:
     async with trio.open_nursery() as nursery:
         remote = Remote(nursery, address, "C", os.getuid(), MountOptions().msize)
-        session = await remote.session()
-        yield remote, session
+        attachment = await remote.attachment()
+        yield remote, attachment
         remote.close()
 
 
@@ -77,31 +77,31 @@ async def test_lookups_and_forgets_hold_and_release_fids(
 ) -> None:
     for i in range(10):
         (export_dir / f"f{i}").write_text(str(i))
-    async with connected(server_address) as (remote, session):
-        base = session.client.fids_in_use
+    async with connected(server_address) as (remote, attachment):
+        base = attachment.client.fids_in_use
         async with trio.open_nursery() as background:
-            fs = DrvFs(remote, session, MountOptions(), background)
+            fs = DrvFs(remote, attachment, MountOptions(), background)
             inos = [(await fs.lookup(ROOT, f"f{i}".encode(), CTX)).st_ino for i in range(10)]
             for i in range(10):  # the kernel counts every lookup; drvfs keeps one fid per inode
                 assert (await fs.lookup(ROOT, f"f{i}".encode(), CTX)).st_ino == inos[i]
-        assert session.client.fids_in_use == base + 10
+        assert attachment.client.fids_in_use == base + 10
         assert inos == [os.stat(export_dir / f"f{i}").st_ino for i in range(10)]
         async with trio.open_nursery() as background:
-            fs.nursery = background
+            fs.fids.nursery = background
             await fs.forget([(ino, 1) for ino in inos])  # one lookup left each
-        assert session.client.fids_in_use == base + 10
+        assert attachment.client.fids_in_use == base + 10
         async with trio.open_nursery() as background:
-            fs.nursery = background
+            fs.fids.nursery = background
             await fs.forget([(ino, 1) for ino in inos[:6]])
-        assert session.client.fids_in_use == base + 4
+        assert attachment.client.fids_in_use == base + 4
         assert len(fs.inodes) == 1 + 4
 
 
 async def test_create_write_read_release_forget(server_address: str, export_dir: Path) -> None:
-    async with connected(server_address) as (remote, session):
-        base = session.client.fids_in_use
+    async with connected(server_address) as (remote, attachment):
+        base = attachment.client.fids_in_use
         async with trio.open_nursery() as background:
-            fs = DrvFs(remote, session, MountOptions(), background)
+            fs = DrvFs(remote, attachment, MountOptions(), background)
             info, attrs = await fs.create(ROOT, b"new", 0o100640, os.O_RDWR | os.O_CREAT, CTX)
             assert await fs.write(info.fh, 0, b"hello") == 5
             assert await fs.read(info.fh, 1, 100) == b"ello"
@@ -109,14 +109,14 @@ async def test_create_write_read_release_forget(server_address: str, export_dir:
             assert attrs.st_ino == os.stat(export_dir / "new").st_ino
             await fs.forget([(attrs.st_ino, 1)])
         assert (export_dir / "new").read_bytes() == b"hello"
-        assert session.client.fids_in_use == base
+        assert attachment.client.fids_in_use == base
 
 
 async def test_server_errors_keep_their_errno(server_address: str, export_dir: Path) -> None:
     (export_dir / "dir").mkdir()
     (export_dir / "dir" / "f").write_text("")
-    async with connected(server_address) as (remote, session), trio.open_nursery() as bg:
-        fs = DrvFs(remote, session, MountOptions(), bg)
+    async with connected(server_address) as (remote, attachment), trio.open_nursery() as bg:
+        fs = DrvFs(remote, attachment, MountOptions(), bg)
         with pytest.raises(pyfuse3.FUSEError) as e:
             await fs.lookup(ROOT, b"missing", CTX)
         assert fuse_errno(e) == errno.ENOENT
@@ -131,9 +131,9 @@ async def test_server_errors_keep_their_errno(server_address: str, export_dir: P
 async def test_renames_are_checked_and_followed(server_address: str, export_dir: Path) -> None:
     (export_dir / "a").write_text("A")
     (export_dir / "b").write_text("B")
-    async with connected(server_address) as (remote, session):
+    async with connected(server_address) as (remote, attachment):
         async with trio.open_nursery() as bg:
-            fs = DrvFs(remote, session, MountOptions(), bg)
+            fs = DrvFs(remote, attachment, MountOptions(), bg)
             with pytest.raises(pyfuse3.FUSEError) as e:
                 await fs.rename(ROOT, b"a", ROOT, b"b", pyfuse3.RENAME_EXCHANGE, CTX)
             assert fuse_errno(e) == errno.EINVAL
@@ -152,8 +152,8 @@ async def test_keep_cache_only_while_mtime_and_size_are_unchanged(
 ) -> None:
     path = export_dir / "cached"
     path.write_text("one")
-    async with connected(server_address) as (remote, session), trio.open_nursery() as bg:
-        fs = DrvFs(remote, session, MountOptions(), bg)
+    async with connected(server_address) as (remote, attachment), trio.open_nursery() as bg:
+        fs = DrvFs(remote, attachment, MountOptions(), bg)
         ino = (await fs.lookup(ROOT, b"cached", CTX)).st_ino
 
         async def opened() -> bool:
@@ -185,9 +185,9 @@ async def test_reconnection_walks_to_nodes_again_by_their_paths(
     server = LocalServer(export, tmp_path / "9p.sock")
     async with trio.open_nursery() as nursery:
         await server.start(nursery)
-        async with connected(str(server.address)) as (remote, session):
+        async with connected(str(server.address)) as (remote, attachment):
             async with trio.open_nursery() as bg:
-                fs = DrvFs(remote, session, MountOptions(), bg)
+                fs = DrvFs(remote, attachment, MountOptions(), bg)
                 d = (await fs.lookup(ROOT, b"dir", CTX)).st_ino
                 sub = (await fs.lookup(d, b"sub", CTX)).st_ino
                 f = (await fs.lookup(sub, b"f", CTX)).st_ino
@@ -195,10 +195,10 @@ async def test_reconnection_walks_to_nodes_again_by_their_paths(
                 info = await fs.open(f, os.O_RDWR, CTX)
                 assert await fs.read(info.fh, 0, 4) == b"0123"
             async with trio.open_nursery() as bg:
-                fs.nursery = bg
+                fs.fids.nursery = bg
                 await fs.rename(ROOT, b"dir", ROOT, b"moved", 0, CTX)  # path followed in bg
             async with trio.open_nursery() as bg:
-                fs.nursery = bg
+                fs.fids.nursery = bg
                 server.stop()  # every request now fails at once, with ENOTCONN
                 for attempt in (fs.getattr(f, CTX), fs.read(info.fh, 4, 2), fs.statfs(CTX)):
                     with pytest.raises(pyfuse3.FUSEError) as e:

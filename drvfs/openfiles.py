@@ -22,38 +22,52 @@ class Listed:
 
 
 @dataclass(eq=False)
-class Handle:
+class OpenFile:
     """An opened fid of a node; `flags` (OpenFlag) open it again after a reconnection."""
 
     node: Node
     flags: int
     fid: Fid
-    wrote: bool = False  # data was written through this handle
+    wrote: bool = False  # data was written through this file
+
+    def reopened(self, fid: Fid) -> None:
+        """`fid`, opened on a new connection, replaces the fid of the lost one."""
+        self.fid = fid
 
 
 @dataclass(eq=False)
-class DirHandle(Handle):
+class OpenDir(OpenFile):
     """An opened directory and the entries read ahead of the kernel's requests."""
 
     offset: int = 0  # the cookie the first entry of `ahead` follows
     ahead: deque[Listed] = field(default_factory=deque)
 
+    def reopened(self, fid: Fid) -> None:
+        super().reopened(fid)
+        self.ahead.clear()  # walked on the lost connection
 
-class HandleTable:
-    """File handle numbers for open files and directories."""
+
+class OpenFileTable:
+    """Open files and directories by FUSE file handle number."""
 
     def __init__(self) -> None:
-        self._handles: dict[int, Handle] = {}
+        self._files: dict[int, OpenFile] = {}
         self._next = 1
 
-    def add(self, handle: Handle) -> int:
+    def add(self, file: OpenFile) -> int:
+        """A new file handle number for `file`."""
         fh = self._next
         self._next += 1
-        self._handles[fh] = handle
+        self._files[fh] = file
         return fh
 
-    def get(self, fh: int) -> Handle:
-        return self._handles[fh]
+    def get(self, fh: int) -> OpenFile:
+        return self._files[fh]
 
-    def pop(self, fh: int) -> Handle:
-        return self._handles.pop(fh)
+    def get_dir(self, fh: int) -> OpenDir:
+        directory = self._files[fh]
+        assert isinstance(directory, OpenDir)
+        return directory
+
+    def pop(self, fh: int) -> OpenFile:
+        return self._files.pop(fh)

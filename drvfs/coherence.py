@@ -1,0 +1,97 @@
+"""FUSE's lock requests on the server's locks (`drvfs.locks`), with the caches they order.
+
+A lock is how another client's changes are ordered with ours: what the kernel
+cached of a file before a lock was granted may be stale, so it is dropped;
+with the writeback cache, dirty pages reach the server before an unlock lets
+anyone else in.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+
+import pyfuse3
+import trio
+
+from .locks import Key, LockTable, flock_type
+from .openfiles import OpenFile
+from .resolver import FidResolver
+
+log = logging.getLogger("drvfs")
+
+
+class CoherentLocks:
+    """getlk, setlk and flock of open files; the lock table keeps the lock fids."""
+
+    def __init__(self, fids: FidResolver, writeback_cache: bool) -> None:
+        self._fids = fids
+        self._writeback_cache = writeback_cache
+        self._table = LockTable(fids)
+
+    async def getlk(
+        self, file: OpenFile, owner: int, lock_type: int, span: tuple[int, int], pid: int
+    ) -> tuple[int, int, int, int]:
+        """The lock that conflicts with the one `owner` would set: (type, start, length, pid)."""
+        opened = await self._fids.opened(file)
+        key: Key = (file.node.ino, "posix", owner)
+        return await self._table.get(opened, key, lock_type, span, pid)
+
+    async def setlk(
+        self,
+        file: OpenFile,
+        fh: int,
+        owner: int,
+        lock_type: int,
+        span: tuple[int, int],
+        pid: int,
+        sleep: bool,
+    ) -> None:
+        """Set or clear a POSIX (or open file description) lock of `owner` on `span`."""
+        key: Key = (file.node.ino, "posix", owner)
+        await self._set(file, fh, key, lock_type, span, pid, sleep)
+
+    async def flock(self, file: OpenFile, fh: int, owner: int, op: int) -> None:
+        """flock(2) operation `op` of `owner`: a whole-file lock apart from POSIX ones."""
+        lock_type, wait = flock_type(op)
+        key: Key = (file.node.ino, "flock", owner)
+        await self._set(file, fh, key, lock_type, (0, 0), 0, wait)
+
+    async def release(self, fh: int) -> None:
+        """File handle `fh` is released: unlock what owners hold only through it."""
+        await self._table.release(fh)
+
+    async def _set(
+        self,
+        file: OpenFile,
+        fh: int,
+        key: Key,
+        lock_type: int,
+        span: tuple[int, int],
+        pid: int,
+        wait: bool,
+    ) -> None:
+        """Set or clear a lock, dropping the kernel's cache of the file around it."""
+        ino = file.node.ino
+        unlock = lock_type == fcntl.F_UNLCK
+        if unlock and self._writeback_cache and self._table.holds(key):
+            await invalidate(ino)  # not at each close of a file never locked
+        await self._table.set(file, fh, key, lock_type, span, pid, wait)
+        if not unlock:
+            await invalidate(ino)
+
+
+async def invalidate(ino: int) -> None:
+    """Drop the kernel's cached data and attributes of inode `ino`, writing dirty pages back.
+
+    In a worker thread: with the writeback cache the call waits for the writes,
+    which this event loop must serve meanwhile.
+    """
+
+    def invalidate_inode() -> None:
+        try:
+            pyfuse3.invalidate_inode(ino)
+        except OSError as e:  # ENOENT: the kernel holds nothing of it
+            log.debug("invalidating inode %d: %s", ino, e)
+
+    await trio.to_thread.run_sync(invalidate_inode)

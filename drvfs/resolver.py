@@ -1,0 +1,125 @@
+"""Fids across reconnections: the fid of each node and open file on the live connection.
+
+A fid belongs to the connection it was made on. After a reconnection a node is
+walked to again from the root by its last known path (ESTALE if the name now
+leads to another file, or nowhere), and an open file is opened again with its
+flags. Fids that nobody waits for are clunked in the background.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import TypeGuard
+
+import trio
+
+from ninep.client import Fid
+from ninep.messages import Qid
+
+from .inodes import InodeTable, Node
+from .openfiles import OpenFile
+from .remote import Attachment, Remote
+
+log = logging.getLogger("drvfs")
+
+
+def stale(what: str) -> OSError:
+    """ESTALE: the kernel's inode or name no longer leads to the file it knew."""
+    return OSError(errno.ESTALE, os.strerror(errno.ESTALE), what)
+
+
+class FidResolver:
+    """Fids of the nodes of `inodes` and of open files, made on `remote`'s live connection."""
+
+    def __init__(self, remote: Remote, inodes: InodeTable, nursery: trio.Nursery) -> None:
+        self.remote = remote
+        self.inodes = inodes
+        self.nursery = nursery  # for what nobody waits for: clunks, following renames
+
+    def node(self, ino: int) -> Node:
+        """The node of inode `ino` (ESTALE if the kernel has forgotten it)."""
+        node = self.inodes.get(ino)
+        if node is None:
+            raise stale(f"inode {ino}")
+        return node
+
+    async def fid(self, node: Node) -> Fid:
+        """The fid of `node` on the current connection, walked to again if need be."""
+        a = await self.remote.attachment()
+        if node is self.inodes.root:
+            return a.root
+        held = node.fid
+        if _live(held, a):
+            return held
+        try:
+            fid = await a.root.walk(*node.path())
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise stale("/".join(node.path())) from None
+            raise
+        if self.inodes.ino(fid.qid.path) != node.ino:  # the name is another file's now
+            self.drop(fid)
+            raise stale("/".join(node.path()))
+        held = node.fid
+        if _live(held, a):  # another task got there first
+            self.drop(fid)
+            return held
+        node.fid = fid
+        return fid
+
+    async def opened(self, file: OpenFile) -> Fid:
+        """The opened fid of `file` on the current connection, reopened if need be."""
+        a = await self.remote.attachment()
+        if _live(file.fid, a):
+            return file.fid
+        fid = await self.open(file.node, file.flags)
+        if _live(file.fid, a):
+            self.drop(fid)
+            return file.fid
+        log.info("reopened %r", file.node)
+        file.reopened(fid)
+        return fid
+
+    async def open(self, node: Node, flags: int) -> Fid:
+        """A new fid of `node`, opened with `flags` (OpenFlag)."""
+        fid = await (await self.fid(node)).clone()
+        try:
+            await fid.open(flags)
+        except BaseException:
+            self.drop(fid)
+            raise
+        return fid
+
+    def drop(self, fid: Fid | None) -> None:
+        """Clunk `fid` in the background."""
+        if fid is not None and fid.fid is not None and not fid.client.closed:
+            self.nursery.start_soon(_clunk, fid)
+
+    def count_lookup(self, parent: Node, name: str, qid_path: int, fid: Fid | None) -> Node:
+        """Count a lookup of `name` in `parent` (`InodeTable.add`); clunk a fid left over."""
+        node, spare = self.inodes.add(parent, name, qid_path, fid)
+        self.drop(spare)
+        return node
+
+    async def qid_of(self, dir_fid: Fid, name: str) -> Qid | None:
+        """The qid of `name` in a directory, None if there is no such name."""
+        try:
+            fid = await dir_fid.walk(name)
+        except FileNotFoundError:
+            return None
+        self.drop(fid)
+        return fid.qid
+
+
+def _live(fid: Fid | None, a: Attachment) -> TypeGuard[Fid]:
+    """Whether `fid` is usable on attachment `a`."""
+    return fid is not None and fid.fid is not None and a.owns(fid)
+
+
+async def _clunk(fid: Fid) -> None:
+    try:
+        await fid.clunk()
+    except OSError as e:
+        log.debug("clunk of %r: %s", fid, e)
