@@ -41,6 +41,7 @@ from construct import (
 )
 from construct.core import stream_read, stream_write
 
+from . import fastcodec
 from .constants import HEADER_SIZE, NOTAG
 
 
@@ -203,6 +204,11 @@ class StatFs:
     namelen: U32
 
 
+#: What the generated fast codec (ninep.fastcodec) needs to know of the wire types.
+_WIRE_INTS = {id(u8): "B", id(u16): "H", id(u32): "I", id(u64): "Q"}
+_WIRE_VARIABLE = {id(string): "str", id(data): "data", id(names): "names", id(qids): "qids"}
+_RECORDS = {"Qid": Qid, "Attr": Attr, "SetAttr": SetAttr, "StatFs": StatFs}
+
 AttrRecord = Annotated[Attr, _Record(Attr)]
 SetAttrRecord = Annotated[SetAttr, _Record(SetAttr)]
 StatFsRecord = Annotated[StatFs, _Record(StatFs)]
@@ -220,7 +226,9 @@ class Message:
     id: ClassVar[int]  # the type number on the wire
     field_names: ClassVar[tuple[str, ...]]
     layout: ClassVar[tuple[Construct, ...]]
-    body: ClassVar[Any]  # the compiled construct of the body
+    body: ClassVar[Any]  # the compiled construct of the body: the reference codec
+    fast_encode: ClassVar[Callable[[Message], bytes]]  # generated (ninep.fastcodec)
+    fast_decode: ClassVar[Callable[[bytes, int], Message]]
 
     @property
     def kind(self) -> type[Message]:
@@ -241,6 +249,13 @@ class Message:
 
     def encode(self) -> bytes:
         """The whole frame, size prefix included."""
+        try:
+            return type(self).fast_encode(self)
+        except (TypeError, ValueError, AttributeError, IndexError, struct.error) as e:
+            raise ValueError(f"cannot encode {type(self).__name__}: {e}") from e
+
+    def encode_reference(self) -> bytes:
+        """The frame as the `construct` codec builds it (the reference for `encode`)."""
         try:
             body: bytes = self.body.build(self.fields)
         except (ConstructError, KeyError, TypeError, ValueError, AttributeError, struct.error) as e:
@@ -287,6 +302,9 @@ def message(id: int) -> Callable[[type[M]], type[M]]:
         made.layout = _layout(made)
         made.field_names = tuple(f.name for f in made.layout)
         made.body = Struct(*made.layout, Terminated).compile()
+        made.fast_encode, made.fast_decode = fastcodec.generate(
+            made, _WIRE_INTS, qid, _WIRE_VARIABLE, _RECORDS
+        )
         assert id not in KINDS, cls.__name__
         KINDS[id] = made
         return made
@@ -610,8 +628,8 @@ def frame_size(header: bytes | bytearray) -> int:
     return int.from_bytes(header[:4], "little")
 
 
-def decode(frame: bytes | bytearray | memoryview) -> Message:
-    """Parse one whole frame (size prefix included); raise ProtocolError if malformed."""
+def _kind_of(frame: bytes | bytearray | memoryview) -> tuple[Kind, int]:
+    """The kind and tag of a whole frame, its size checked; ProtocolError otherwise."""
     if len(frame) < HEADER_SIZE:
         raise ProtocolError(f"frame of {len(frame)} bytes is shorter than the 7-byte header")
     size, type_, tag = _header.unpack_from(frame)
@@ -620,6 +638,21 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     kind = KINDS.get(type_)
     if kind is None:
         raise ProtocolError(f"unknown message type {type_}")
+    return kind, tag
+
+
+def decode(frame: bytes | bytearray | memoryview) -> Message:
+    """Parse one whole frame (size prefix included); raise ProtocolError if malformed."""
+    kind, tag = _kind_of(frame)
+    try:
+        return kind.fast_decode(bytes(frame[HEADER_SIZE:]), tag)
+    except (fastcodec.Short, struct.error) as e:
+        raise ProtocolError(f"malformed {kind.__name__} body: {e or 'wrong length'}") from e
+
+
+def decode_reference(frame: bytes | bytearray | memoryview) -> Message:
+    """`decode` by the `construct` codec (the reference for `decode`)."""
+    kind, tag = _kind_of(frame)
     try:
         body = kind.body.parse(bytes(frame[HEADER_SIZE:]))
     except (ConstructError, UnicodeError, struct.error) as e:
@@ -629,6 +662,14 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
 
 def encode_dirents(entries: list[tuple[Qid, int, int, str]]) -> bytes:
     """Pack (qid, offset, type, name) entries as Rreaddir data."""
+    try:
+        return fastcodec.encode_dirents(entries)
+    except struct.error as e:
+        raise ValueError(f"cannot encode directory entries: {e}") from e
+
+
+def encode_dirents_reference(entries: list[tuple[Qid, int, int, str]]) -> bytes:
+    """`encode_dirents` by the `construct` declaration of `dirent` (its reference)."""
     build: Callable[[dict[str, Any]], bytes] = dirent.build
     return b"".join(build({"qid": q, "offset": o, "type": t, "name": n}) for q, o, t, n in entries)
 
@@ -640,6 +681,14 @@ def dirent_size(name: str) -> int:
 
 def decode_dirents(blob: bytes) -> list[tuple[Qid, int, int, str]]:
     """Unpack Rreaddir data into (qid, offset, type, name) entries."""
+    try:
+        return fastcodec.decode_dirents(blob, Qid)
+    except (fastcodec.Short, struct.error) as e:
+        raise ProtocolError(f"malformed directory entries: {e or 'wrong length'}") from e
+
+
+def decode_dirents_reference(blob: bytes) -> list[tuple[Qid, int, int, str]]:
+    """`decode_dirents` by the `construct` declaration of `dirent` (its reference)."""
     try:
         entries = _dirents.parse(blob).entries
     except (ConstructError, UnicodeError, struct.error) as e:
