@@ -98,11 +98,21 @@ def test_compare() -> None:
     assert results.compare_table(report(), Report()) == "(no measurement in common)"
 
 
-def test_compare_from_the_command_line(tmp_path: Path) -> None:
-    """--compare reads an earlier results.json (checked without running a suite)."""
+def test_report_and_compare_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--report prints an earlier run's tables and draws its charts; --compare adds the change
+    since another results.json. The earlier run had a failure: exit status 1."""
     report().save(tmp_path / "old.json")
-    old = Report.load(tmp_path / "old.json")
-    assert "-50%" in results.compare_table(old, report(slower=0.5))
+    report(slower=0.5).save(tmp_path / "new.json")
+    argv = ["--report", str(tmp_path / "new.json"), "--compare", str(tmp_path / "old.json"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "| find                 | 3.0    | 250 (83x) |" in out
+    assert "change since" in out and "| drvfs  | find     | 500       | 250      | -50%" in out
+    assert (tmp_path / "out" / "results.md").read_text().startswith("ninep-bench: size small")
+    assert (tmp_path / "out" / "ratio.png").exists()
 
 
 def test_charts_are_png(tmp_path: Path) -> None:

@@ -86,6 +86,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="OLD.json",
         help="print the change of each figure since an earlier results.json",
     )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS.json",
+        help="print the tables (and draw the charts) of an earlier run; run nothing",
+    )
     p.add_argument("--details", action="store_true", help="print min/median/max of each")
     p.add_argument("--no-charts", action="store_true")
     p.add_argument(
@@ -145,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(listing())
         return 0
+    if args.report:
+        return show(Report.load(args.report), args)
     if args.runs < 1:
         raise SystemExit("ninep-bench: --runs must be at least 1")
     size = SIZES[args.size]
@@ -171,13 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     report.settings["workloads"] = [w.name for w in workloads]
     args.out.mkdir(parents=True, exist_ok=True)
     report.save(args.out / "results.json")
+    return show(report, args, old)
+
+
+def show(report: Report, args: argparse.Namespace, old: Report | None = None) -> int:
+    """Print the tables, write results.md and the charts; the exit status."""
+    args.out.mkdir(parents=True, exist_ok=True)
     text = render(report, details=args.details)
     (args.out / "results.md").write_text(text + "\n")
     print(text)
     if not args.no_charts:
         charts = write_charts(report, args.out)
-        print(f"\nresults: {args.out / 'results.json'}, charts: {', '.join(map(str, charts))}")
-    if old is not None:
+        print(f"\nresults: {args.out}, charts: {', '.join(map(str, charts))}")
+    if args.compare:
+        old = old or Report.load(args.compare)
         print(f"\nchange since {args.compare}:\n\n{compare_table(old, report)}")
     failed = bool(report.failures()) or any(
         info.get("status") == "failed" for info in report.targets.values()

@@ -250,4 +250,6 @@ def render(report: Report, details: bool = False) -> str:
     parts += [f"skipped {t}: {reason}" for t, reason in report.skipped().items()]
     parts += [f"FAILED {m.target} / {m.workload}: {m.error}" for m in report.failures()]
     parts += [f"note: {note}" for note in s.get("notes", [])]
+    parts += [f"note: {t}: {info['note']}" for t, info in report.targets.items()
+              if info.get("note") and info.get("status") == "ok"]  # fmt: skip
     return "\n\n".join(parts)
