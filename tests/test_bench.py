@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,21 @@ def test_checks_catch_wrong_results(corpus: Corpus, place: Place) -> None:
     outcome.value = bytes(outcome.value[:-1]) + b"\0"
     with pytest.raises(WorkloadError, match="sha256"):
         read.verify(corpus, place, outcome)
+
+
+def test_guest_script_is_shell(corpus: Corpus, tmp_path: Path) -> None:
+    """The 9p-kernel targets' guest script (no boot here): a timed check and a check of its
+    result for each run of each workload the guest has tools for; valid sh."""
+    from benchmarks.suite import guest
+
+    names = list(guest.SCRIPTS)
+    text = guest.script(names, corpus, runs=2, cold=True)
+    for name in names:
+        fn = name.replace("-", "_")
+        assert f"check {name}.r2 t_{fn}\ncheck {name}.r2.verify v_{fn}\n" in text
+    assert text.count("remount\n") == 2 * len(names)
+    (tmp_path / "script.sh").write_text(text)
+    assert subprocess.run(["sh", "-n", str(tmp_path / "script.sh")]).returncode == 0
+    files = guest.guest_files(corpus)
+    assert files["/etc/guest/inserts.sql"].count(b"INSERT") == TINY.sqlite_rows
+    assert len(files["/etc/guest/tree.sha256"].splitlines()) == len(corpus.files)
