@@ -1,7 +1,8 @@
 """Command lines: `drvfs mount|umount|install-helper` and the `mount.drvfs` helper of mount(8).
 
 Exit codes follow mount(8): 0 success, 1 bad usage (an unknown option, say),
-32 mount failure (server unreachable, attach refused, mount point unusable).
+32 mount failure (server unreachable, attach refused, mount point unusable); 1 also when
+the server refuses the options sent to it.
 """
 
 from __future__ import annotations
@@ -173,8 +174,8 @@ def run_foreground(
         trio.run(serve, export, mountpoint, options, lambda: report("ok"))
     except MountError as e:
         print(f"drvfs: {e}", file=sys.stderr)
-        report(f"error: {e}")
-        return EXIT_FAILURE
+        report(f"{'usage' if e.usage else 'error'}: {e}")
+        return EXIT_USAGE if e.usage else EXIT_FAILURE
     return 0
 
 
@@ -218,9 +219,9 @@ def _start(
     if answer == "ok":
         return 0
     child.wait()
-    why = answer.removeprefix("error: ") or f"the mount process exited with {child.returncode}"
-    print(f"drvfs: {why}", file=sys.stderr)
-    return EXIT_FAILURE
+    kind, _, why = answer.partition(": ")
+    print(f"drvfs: {why or f'the mount process exited with {child.returncode}'}", file=sys.stderr)
+    return EXIT_USAGE if kind == "usage" else EXIT_FAILURE
 
 
 def umount(mountpoint: str, lazy: bool = False) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -19,7 +20,11 @@ log = logging.getLogger("drvfs")
 
 
 class MountError(Exception):
-    """The filesystem could not be mounted (mount helpers exit with 32)."""
+    """The filesystem could not be mounted (mount helpers exit with 32, or 1 if `usage`)."""
+
+    def __init__(self, message: str, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage  # the options were refused: the user's mistake
 
 
 def fuse_options(export: str, options: MountOptions) -> set[str]:
@@ -66,7 +71,7 @@ async def _serve(
     try:
         attachment = await remote.attachment()
     except ConnectionError as e:
-        raise MountError(e.strerror or str(e)) from None
+        raise MountError(e.strerror or str(e), usage=e.errno == errno.EINVAL) from None
     fs = DrvFs(remote, attachment, options, nursery, on_init=ready)
     mountpoint = os.path.realpath(mountpoint)  # not once mounted: a stat would wait for INIT
     if attachment.client.iosize < FUSE_IO_SIZE:

@@ -3,15 +3,16 @@
 Options travel to one of three places:
 
 - the server, in the attach name (`C;metadata;case=dir;uid=1000`), as WSL's
-  DrvFs does: `metadata`, `case=`, `uid=`, `gid=`, `umask=`, `fmask=`, `dmask=`, `ro`;
+  DrvFs does: every option not named below (`metadata`, `case=`, `uid=`, ...)
+  goes there as given, and the server alone validates it (`volfs/options.py`);
+  one it refuses makes the mount fail with status 1. `ro` goes there too;
 - the FUSE mount (`allow_other`, `default_permissions`, `nosuid`, `noatime`, ...;
   `ro` too);
 - the client itself: `server=`, `msize=`, `timeout=`, `attr_timeout=`,
   `entry_timeout=`, `negative_timeout=`, `writeback_cache`.
 
 Options mount(8) hands to helpers but that mean nothing here (`defaults`,
-`noauto`, `_netdev`, `x-*`, ...) are accepted and ignored; anything else is an
-`OptionError`.
+`noauto`, `_netdev`, `x-*`, ...) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -81,27 +82,6 @@ def _required(value: str | None) -> str:
     return value
 
 
-def _id(value: str | None) -> str:
-    text = _required(value)
-    if not text.isdigit() or int(text) >= 1 << 32:
-        raise ValueError("expects a number from 0 to 4294967295")
-    return text
-
-
-def _mask(value: str | None) -> str:
-    text = _required(value)
-    if not all(c in "01234567" for c in text) or int(text, 8) > 0o777:
-        raise ValueError("expects an octal mask up to 777")
-    return text
-
-
-def _case(value: str | None) -> str:
-    text = _required(value)
-    if text not in ("off", "dir", "force"):
-        raise ValueError("expects off, dir or force")
-    return text
-
-
 def _seconds(value: str | None) -> float:
     seconds = float(_required(value))
     if not 0 <= seconds < 1e6:
@@ -135,13 +115,6 @@ _NOISE = ["defaults", "auto", "noauto", "user", "nouser", "users", "owner", "gro
 _NOISE += ["nofail", "rw"]
 
 _OPTIONS: dict[str, _Option] = {
-    "metadata": _Option(Dest.SERVER),
-    "case": _Option(Dest.SERVER, _case),
-    "uid": _Option(Dest.SERVER, _id),
-    "gid": _Option(Dest.SERVER, _id),
-    "umask": _Option(Dest.SERVER, _mask),
-    "fmask": _Option(Dest.SERVER, _mask),
-    "dmask": _Option(Dest.SERVER, _mask),
     "ro": _Option(Dest.SERVER),  # and FUSE's ro, and read_only: see parse_options
     "allow_other": _Option(Dest.FUSE),
     "allow_root": _Option(Dest.FUSE),
@@ -158,13 +131,13 @@ _OPTIONS: dict[str, _Option] = {
 }
 
 
+_TO_SERVER = _Option(Dest.SERVER, lambda v: v)  # any other option: the server decides
+
+
 def _lookup(key: str) -> _Option:
     if key.startswith("x-") or key == "comment":
         return _Option(Dest.IGNORED, lambda v: v)
-    option = _OPTIONS.get(key)
-    if option is None:
-        raise OptionError(f"unknown mount option {key!r}")
-    return option
+    return _OPTIONS.get(key, _TO_SERVER)
 
 
 def parse_options(
@@ -172,7 +145,7 @@ def parse_options(
 ) -> MountOptions:
     """Parse a comma-separated `-o` string on top of `base` (default: the defaults).
 
-    `sloppy` (mount -s) ignores unknown options instead of refusing them.
+    `sloppy` (mount -s) drops options that cannot be sent instead of refusing them.
     """
     opts = base or MountOptions()
     attach = list(opts.attach)
@@ -182,17 +155,16 @@ def parse_options(
         if not item:
             continue
         key, sep, raw = item.partition("=")
-        try:
-            option = _lookup(key)
-        except OptionError:
-            if sloppy:
-                continue
-            raise
+        option = _lookup(key)
         try:
             value = option.parse(raw if sep else None)
         except ValueError as e:
             raise OptionError(f"mount option {key!r} {e}") from None
         if option.dest is Dest.SERVER:
+            if ";" in item or "\0" in item:
+                if sloppy:
+                    continue
+                raise OptionError(f"mount option {item!r} cannot be sent to the server")
             attach = [a for a in attach if a.partition("=")[0] != key] + [item]
         elif option.dest is Dest.FUSE:
             fuse.add(item)

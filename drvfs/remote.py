@@ -56,6 +56,7 @@ class _Attempt:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     over: trio.Event = field(default_factory=trio.Event)  # connected or failed
     error: str = ""  # why it failed
+    options_refused: bool = False  # the server refused the attach options (EINVAL)
 
 
 class Remote:
@@ -88,7 +89,8 @@ class Remote:
         return self._count
 
     async def attachment(self) -> Attachment:
-        """The live attachment, connecting first if there is none (ConnectionError: ENOTCONN)."""
+        """The live attachment, connecting first if there is none (ConnectionError: ENOTCONN,
+        or EINVAL if the server refused the attach options)."""
         a = self._attachment
         if a is not None and a.alive:
             return a
@@ -101,7 +103,7 @@ class Remote:
         error = attempt.error or (
             f"the 9P server at {self.address} has answered nothing for {self._patience:g} s"
         )
-        raise ConnectionError(errno.ENOTCONN, error)
+        raise ConnectionError(errno.EINVAL if attempt.options_refused else errno.ENOTCONN, error)
 
     def _start(self) -> _Attempt:
         """Start a connection attempt; the server's silence counts from now, or from before
@@ -136,7 +138,11 @@ class Remote:
                 self._connected(a, attempt)
                 await a.done.wait()
         except _AttachRefused as e:
-            self._failed(attempt, f"the 9P server at {where} refused {self.aname!r}: {e.strerror}")
+            export, _, options = self.aname.partition(";")
+            attempt.options_refused = e.errno == errno.EINVAL and bool(options)
+            what = f"the options {options!r} of export {export!r}"
+            refused = what if attempt.options_refused else repr(self.aname)
+            self._failed(attempt, f"the 9P server at {where} refused {refused}: {e.strerror}")
         except (OSError, ProtocolError) as e:
             self._failed(attempt, f"cannot reach the 9P server at {where}: {_describe(e)}")
         except Exception as e:

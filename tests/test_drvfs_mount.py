@@ -272,8 +272,9 @@ def test_mount_helper_exit_codes(tmp_path: Path, server: ServerProcess) -> None:
         return subprocess.run([*MOUNT_HELPER, *args], capture_output=True, text=True,
                               timeout=TIMEOUT)  # fmt: skip
 
-    bad = helper("C:", str(mnt), "-o", f"server={server.address},bogus")
-    assert bad.returncode == 1 and "unknown mount option 'bogus'" in bad.stderr
+    bad = helper("C:", str(mnt), "-o", f"server={server.address},metadata,bogus")
+    assert bad.returncode == 1, bad.stderr
+    assert "refused the options 'metadata;bogus' of export 'C': Invalid argument" in bad.stderr
     away = helper("C:", str(mnt), "-o", f"server=unix:{tmp_path}/nobody-there")
     assert away.returncode == 32 and "cannot reach the 9P server" in away.stderr
     refused = helper("Z:", str(mnt), "-o", f"server={server.address}")  # no such export
@@ -286,10 +287,12 @@ def test_mount_helper_exit_codes(tmp_path: Path, server: ServerProcess) -> None:
     assert not is_mounted(mnt)
 
 
-def test_drvfs_mount_usage_errors_exit_1(tmp_path: Path) -> None:
-    done = subprocess.run([*DRVFS, "mount", "-o", "case=upper", "C", str(tmp_path)],
-                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
-    assert done.returncode == 1 and "'case' expects off, dir or force" in done.stderr
+def test_drvfs_mount_usage_errors_exit_1(tmp_path: Path, server: ServerProcess) -> None:
+    done = subprocess.run([*DRVFS, "mount", "--server", server.address, "-o", "case=upper",
+                           "C", str(tmp_path)], capture_output=True, text=True,
+                          timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 1 and "refused the options 'case=upper'" in done.stderr
+    assert not is_mounted(tmp_path)
     done = subprocess.run([*DRVFS, "frobnicate"], capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 1
 
