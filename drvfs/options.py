@@ -21,11 +21,10 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ninep.constants import IOHDRSZ, MIN_MSIZE
+from ninep.constants import DEFAULT_MSIZE, IO_SIZE, MIN_MSIZE
 from ninep.transport import DEFAULT_ADDRESS, parse_address
 
-FUSE_IO_SIZE = 1 << 20  # FUSE's largest read and write (256 pages)
-DEFAULT_MSIZE = FUSE_IO_SIZE + IOHDRSZ  # one Tread/Twrite carries one whole FUSE I/O
+FUSE_IO_SIZE = IO_SIZE  # FUSE's largest read and write (256 pages): one Tread/Twrite
 
 
 class OptionError(ValueError):

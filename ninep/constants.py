@@ -12,8 +12,9 @@ NONUNAME = 0xFFFFFFFF
 HEADER_SIZE = 7  # size[4] type[1] tag[2]
 IOHDRSZ = 24  # header of Rread/Twrite: what the kernel subtracts from msize per I/O
 MIN_MSIZE = 4096
-DEFAULT_MSIZE = 1 << 20  # what a client asks for by default
-SERVER_MSIZE = DEFAULT_MSIZE + 4096  # a server's default cap: a whole 1 MiB I/O fits one message
+IO_SIZE = 1 << 20  # the data of one read or write at the default msize (FUSE's largest I/O)
+DEFAULT_MSIZE = IO_SIZE + IOHDRSZ  # what a client asks for: one Tread/Twrite carries 1 MiB
+SERVER_MSIZE = IO_SIZE + 4096  # a server's default cap: a whole 1 MiB I/O fits one message
 MAXWELEM = 16
 
 

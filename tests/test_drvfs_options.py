@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from drvfs.options import (
-    DEFAULT_MSIZE,
     FUSE_IO_SIZE,
     MountOptions,
     OptionError,
     export_name,
     parse_options,
 )
-from ninep.constants import IOHDRSZ
+from ninep.constants import DEFAULT_MSIZE, IOHDRSZ
 from ninep.transport import DEFAULT_ADDRESS
 
 
