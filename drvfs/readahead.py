@@ -9,6 +9,7 @@ with its type only.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 
@@ -106,8 +107,14 @@ class DirReader:
                         return
                 except OSError:
                     pass
-            item.fid = await dir_fid.walk(name)
-            item.attr = await item.fid.getattr()
+            fid = await dir_fid.walk(name)
+            try:
+                item.attr = await fid.getattr()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    await fid.clunk()  # a fid nobody would clunk otherwise
+                raise
+            item.fid = fid
         except FileNotFoundError:
             item.attr = None  # removed since it was listed
         except OSError as e:
