@@ -13,17 +13,18 @@ Ownership. Every File and Handle a backend returns (`attach`, `walk`, `clone`,
 and only after the last request using it has returned: no method is ever
 called on a closed object.
 
-Concurrency. Each request runs in its own trio task, on the trio thread, so
-any number of calls may be in progress at once, on different objects and on
-the same one (a client may pipeline reads of one fid, or rename a directory
-while a walk inside it runs). A call runs alone between two awaits: whatever a
-method learned before an `await` (a name resolved, a size read) may no longer
-hold after it, and must be checked again or made atomic on the host. A method
-may be cancelled at any `await` (the client flushed the request, or the
-connection closed): it must leave nothing half done that matters, cleaning up
-in `finally` or shielding the few steps that must finish. A blocking host call
-must either be cheap or run in a worker thread (`trio.to_thread`), since it
-stops every other request while it runs.
+Concurrency. Each request runs in a trio task on the trio thread (its own
+task, or for the quick kinds the connection's task, which then reads nothing
+more until the call returns), so any number of calls may be in progress at
+once, on different objects and on the same one (a client may pipeline reads of
+one fid, or rename a directory while a walk inside it runs). A call runs alone
+between two awaits: whatever a method learned before an `await` (a name
+resolved, a size read) may no longer hold after it, and must be checked again
+or made atomic on the host. A method may be cancelled at any `await` (the
+client flushed the request, or the connection closed): it must leave nothing
+half done that matters, cleaning up in `finally` or shielding the few steps
+that must finish. A blocking host call must either be cheap or run in a worker
+thread (`trio.to_thread`), since it stops every other request while it runs.
 
 Errors. `OSError(errno, ...)` is answered as Rlerror with that errno; any other
 exception is logged and answered EIO.

@@ -31,6 +31,12 @@ class _InFlight:
     big: bool
 
 
+#: Requests a backend answers from metadata it holds or one quick host call: served in
+#: the connection's own task, one after the other, without a task, as most are. A slow
+#: one (a large directory to index) holds up only this connection's next requests.
+_INLINE = (m.Twalk, m.Tgetattr, m.Tclunk, m.Tstatfs, m.Treadlink, m.Txattrwalk, m.Tlopen)
+
+
 def _is_big(msg: Message) -> bool:
     """Whether `msg` moves more than `BIG` bytes of data (its own, or its reply's)."""
     if isinstance(msg, m.Twrite):
@@ -109,6 +115,13 @@ class Session:
         if isinstance(msg, m.Tflush) and len(self._inflight) < reserve:
             self._start(msg)  # a flush never waits behind what it may have to cancel
             return
+        if (
+            isinstance(msg, _INLINE)
+            and not self._queue
+            and len(self._inflight) < self.limits.in_flight
+        ):
+            await self._serve(msg, self._enter(msg))  # quick: no task of its own
+            return
         self._queue[msg.tag] = msg
         self._start_queued()
         while len(self._queue) >= self.limits.read_ahead:
@@ -129,13 +142,18 @@ class Session:
         self.stats.queued = len(self._queue)
         self._room.set()
 
-    def _start(self, msg: Message, big: bool = False) -> None:
-        assert self._nursery is not None
+    def _enter(self, msg: Message, big: bool = False) -> _InFlight:
+        """Count request `msg` in flight from now."""
         entry = _InFlight(trio.CancelScope(), trio.Event(), big)
         self._inflight[msg.tag] = entry
         self._big += big
         self.stats.started(len(self._inflight))
-        self._nursery.start_soon(self._serve, msg, entry)
+        return entry
+
+    def _start(self, msg: Message, big: bool = False) -> None:
+        """Serve request `msg` in a task of its own."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._serve, msg, self._enter(msg, big))
 
     async def _abort_all(self) -> None:
         """Tversion: abort every outstanding request and clunk every fid."""
