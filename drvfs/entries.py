@@ -9,7 +9,7 @@ import pyfuse3
 from ninep.client import Attr, Fid
 
 from . import convert
-from .inodes import Node
+from .inodes import Inode
 from .options import MountOptions
 from .resolver import FidResolver
 
@@ -28,7 +28,7 @@ class Entries:
         """The FUSE attributes of inode `ino`."""
         return convert.entry(ino, attr, self._attr_timeout, self._entry_timeout)
 
-    async def found(self, parent: Node, name: str, fid: Fid) -> pyfuse3.EntryAttributes:
+    async def found(self, parent: Inode, name: str, fid: Fid) -> pyfuse3.EntryAttributes:
         """Count a lookup of `name` in `parent`, just walked to with `fid`; its attributes."""
         try:
             attr = await fid.getattr()
@@ -39,7 +39,7 @@ class Entries:
         return self.entry(node.ino, attr)
 
     async def made(
-        self, parent: Node, dir_fid: Fid, name: str, ctx: pyfuse3.RequestContext
+        self, parent: Inode, dir_fid: Fid, name: str, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         """The entry of `name`, just made in `parent` by the caller of `ctx`."""
         fid = await dir_fid.walk(name)

@@ -29,7 +29,7 @@ from ninep.constants import AT_REMOVEDIR, OpenFlag
 from . import convert
 from .coherence import CoherentLocks
 from .entries import Entries
-from .inodes import InodeTable, Node
+from .inodes import Inode, InodeTable
 from .openfiles import OpenDir, OpenFileTable
 from .opening import Opener
 from .operation import name_bytes, name_str, operation
@@ -225,7 +225,7 @@ class DrvFs(pyfuse3.Operations):
         await old_dir.renameat(old, new_dir, new)
         self.fids.nursery.start_soon(self._follow_rename, new_dir, new_parent, new)
 
-    async def _follow_rename(self, dir_fid: Fid, parent: Node, name: str) -> None:
+    async def _follow_rename(self, dir_fid: Fid, parent: Inode, name: str) -> None:
         """Record the new path of the file renamed to `name` (for walks after a reconnection)."""
         try:
             moved = await self.fids.qid_of(dir_fid, name)

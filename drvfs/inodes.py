@@ -1,7 +1,7 @@
 """The inode table: FUSE inode numbers, lookup counts, and each inode's fid and path.
 
 An inode's number is the server's qid path, except that the root's qid path and
-FUSE's root number 1 trade places. Each `Node` keeps a fid on the connection it
+FUSE's root number 1 trade places. Each `Inode` keeps a fid on the connection it
 was reached on (or none), its lookup count (the kernel's references), and its
 parent and name, so that after a reconnection it can be walked to again from the
 root. A node the kernel has forgotten is kept while a child still refers to it
@@ -19,12 +19,12 @@ from ninep.client import Fid
 ROOT = pyfuse3.ROOT_INODE
 
 
-class Node:
+class Inode:
     """One file the kernel knows."""
 
     __slots__ = ("__weakref__", "fid", "ino", "lookups", "name", "parent", "stamp")
 
-    def __init__(self, ino: int, parent: Node | None, name: str, fid: Fid | None) -> None:
+    def __init__(self, ino: int, parent: Inode | None, name: str, fid: Fid | None) -> None:
         self.ino = ino
         self.parent = parent  # None for the root
         self.name = name  # the name in `parent` it was last reached by
@@ -33,12 +33,12 @@ class Node:
         self.stamp: tuple[int, int, int] | None = None  # (mtime s, mtime ns, size) at last open
 
     def __repr__(self) -> str:
-        return f"<Node {self.ino} {'/'.join(self.path())!r}>"
+        return f"<Inode {self.ino} {'/'.join(self.path())!r}>"
 
     def path(self) -> list[str]:
         """The names leading from the root to this file (as last known)."""
         names: list[str] = []
-        node: Node | None = self
+        node: Inode | None = self
         while node is not None and node.parent is not None:
             names.append(node.name)
             node = node.parent
@@ -51,9 +51,9 @@ class InodeTable:
 
     def __init__(self, root_qid_path: int) -> None:
         self.root_qid_path = root_qid_path
-        self.root = Node(ROOT, None, "", None)  # its fid is the attachment's root
-        self._nodes: dict[int, Node] = {ROOT: self.root}
-        self._limbo: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
+        self.root = Inode(ROOT, None, "", None)  # its fid is the attachment's root
+        self._nodes: dict[int, Inode] = {ROOT: self.root}
+        self._limbo: weakref.WeakValueDictionary[int, Inode] = weakref.WeakValueDictionary()
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -66,17 +66,17 @@ class InodeTable:
             return self.root_qid_path
         return qid_path
 
-    def get(self, ino: int) -> Node | None:
+    def get(self, ino: int) -> Inode | None:
         """The node of inode `ino`, if the kernel knows it."""
         return self._nodes.get(ino)
 
-    def find(self, ino: int) -> Node | None:
+    def find(self, ino: int) -> Inode | None:
         """The node of inode `ino`, even a forgotten one still kept as a parent."""
         return self._nodes.get(ino) or self._limbo.get(ino)
 
     def add(
-        self, parent: Node, name: str, qid_path: int, fid: Fid | None
-    ) -> tuple[Node, Fid | None]:
+        self, parent: Inode, name: str, qid_path: int, fid: Fid | None
+    ) -> tuple[Inode, Fid | None]:
         """Count one lookup of `name` in `parent`, found to be `qid_path` through `fid`.
 
         Returns the node and the fid left over (to clunk) if the node already has a
@@ -87,7 +87,7 @@ class InodeTable:
         if node is None:
             node = self._limbo.pop(ino, None)
             if node is None:
-                node = Node(ino, parent, name, None)
+                node = Inode(ino, parent, name, None)
             self._nodes[ino] = node
         if node is not self.root and name not in (".", ".."):
             node.parent, node.name = parent, name
@@ -111,7 +111,7 @@ class InodeTable:
         fid, node.fid = node.fid, None
         return fid
 
-    def moved(self, node: Node, parent: Node, name: str) -> None:
+    def moved(self, node: Inode, parent: Inode, name: str) -> None:
         """Record that `node` is now `name` in `parent`."""
         if node is not self.root:
             node.parent, node.name = parent, name

@@ -34,7 +34,7 @@ from ninep.client import Fid
 from ninep.constants import LockFlag, LockStatus, LockType, OpenFlag
 from ninep.convert import host_lock_type, wire_lock_type
 
-from .inodes import Node
+from .inodes import Inode
 from .openfiles import OpenFile
 
 log = logging.getLogger("drvfs.locks")
@@ -64,7 +64,7 @@ class _Owned:
 class LockFids(Protocol):
     """What the lock table needs of the mount: lock fids opened, and clunked."""
 
-    async def open(self, node: Node, flags: int) -> Fid:
+    async def open(self, node: Inode, flags: int) -> Fid:
         """A new fid of `node`, opened with `flags` (OpenFlag)."""
         ...
 

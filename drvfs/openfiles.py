@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ninep.client import Attr, Dirent, Fid
 
-from .inodes import Node
+from .inodes import Inode
 
 
 @dataclass(eq=False)
@@ -25,7 +25,7 @@ class Listed:
 class OpenFile:
     """An opened fid of a node; `flags` (OpenFlag) open it again after a reconnection."""
 
-    node: Node
+    node: Inode
     flags: int
     fid: Fid
     wrote: bool = False  # data was written through this file

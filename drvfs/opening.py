@@ -20,7 +20,7 @@ from ninep.constants import OpenFlag
 
 from . import convert
 from .entries import Entries
-from .inodes import Node
+from .inodes import Inode
 from .openfiles import OpenFile
 from .resolver import FidResolver, stale
 
@@ -35,7 +35,7 @@ class Opener:
         self._entries = entries
         self._writeback_cache = writeback_cache
 
-    async def open(self, node: Node, flags: int) -> tuple[OpenFile, bool]:
+    async def open(self, node: Inode, flags: int) -> tuple[OpenFile, bool]:
         """Open `node` for open(2) `flags`; whether the kernel may keep its cached pages."""
         wire = self._wire_flags(flags)
         try:
@@ -51,7 +51,7 @@ class Opener:
         return OpenFile(node, wire & convert.REOPEN_MASK, fid), keep
 
     async def create(
-        self, parent: Node, name: str, mode: int, flags: int, ctx: pyfuse3.RequestContext
+        self, parent: Inode, name: str, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[OpenFile, Attr]:
         """Create and open `name` in `parent` for the caller of `ctx`; the file's attributes."""
         wire = self._wire_flags(flags)
@@ -88,7 +88,7 @@ class Opener:
             wire &= ~OpenFlag.APPEND
         return wire
 
-    async def _open_and_stat(self, node: Node, wire: int) -> tuple[Fid, Attr | None]:
+    async def _open_and_stat(self, node: Inode, wire: int) -> tuple[Fid, Attr | None]:
         """Open `node`, and fetch its attributes meanwhile (None with O_TRUNC, or on error)."""
         node_fid = await self._fids.fid(node)
         attr: Attr | None = None

@@ -18,7 +18,7 @@ import trio
 from ninep.client import Fid
 from ninep.messages import Qid
 
-from .inodes import InodeTable, Node
+from .inodes import Inode, InodeTable
 from .openfiles import OpenFile
 from .remote import Attachment, Remote
 
@@ -38,14 +38,14 @@ class FidResolver:
         self.inodes = inodes
         self.nursery = nursery  # for what nobody waits for: clunks, following renames
 
-    def node(self, ino: int) -> Node:
+    def node(self, ino: int) -> Inode:
         """The node of inode `ino` (ESTALE if the kernel has forgotten it)."""
         node = self.inodes.get(ino)
         if node is None:
             raise stale(f"inode {ino}")
         return node
 
-    async def fid(self, node: Node) -> Fid:
+    async def fid(self, node: Inode) -> Fid:
         """The fid of `node` on the current connection, walked to again if need be."""
         a = await self.remote.attachment()
         if node is self.inodes.root:
@@ -82,7 +82,7 @@ class FidResolver:
         file.reopened(fid)
         return fid
 
-    async def open(self, node: Node, flags: int) -> Fid:
+    async def open(self, node: Inode, flags: int) -> Fid:
         """A new fid of `node`, opened with `flags` (OpenFlag)."""
         fid = await (await self.fid(node)).clone()
         try:
@@ -97,7 +97,7 @@ class FidResolver:
         if fid is not None and fid.fid is not None and not fid.client.closed:
             self.nursery.start_soon(_clunk, fid)
 
-    def count_lookup(self, parent: Node, name: str, qid_path: int, fid: Fid | None) -> Node:
+    def count_lookup(self, parent: Inode, name: str, qid_path: int, fid: Fid | None) -> Inode:
         """Count a lookup of `name` in `parent` (`InodeTable.add`); clunk a fid left over."""
         node, spare = self.inodes.add(parent, name, qid_path, fid)
         self.drop(spare)
