@@ -197,7 +197,11 @@ class File(Protocol):
 
 
 class Export(Protocol):
-    """A named tree a client can attach to."""
+    """A named tree a client can attach to.
+
+    An export may also have a method `stats() -> dict[str, Any]`: its own figures
+    (JSON-ready), which `Server.stats()` gives under `exports`, by export name.
+    """
 
     async def attach(self, options: str, user: User) -> File:
         """The root of the tree for `user`; `options` is the aname after the first `;`."""

@@ -95,11 +95,15 @@ class Server:
         self._closed_requests: Counter[str] = Counter()
 
     def stats(self) -> dict[str, Any]:
-        """The server's figures: in total, and per open connection (`ninep.stats`)."""
+        """The server's figures: in total, per open connection, and the exports' own
+        (of those that have a `stats` method: `ninep.backend.Export`)."""
         connections = [session.figures() for session in self._sessions]
+        exports = {name: figures() for name, export in self.exports.items()
+                   if (figures := getattr(export, "stats", None)) is not None}  # fmt: skip
         return {
             "total": stats.total(connections, self._closed_requests),
             "connections": connections,
+            "exports": exports,
         }
 
     async def serve_connection(self, stream: trio.abc.Stream, peer: str = "") -> None:

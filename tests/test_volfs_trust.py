@@ -25,6 +25,7 @@ from volfs.options import AttachOptions, parse_options
 from volfs.policy import Policy
 
 from . import test_volfs_meta_export
+from .test_volfs import host_names
 from .test_volfs_meta_export import attach, make_file
 
 meta = test_volfs_meta_export.meta  # the fixture: metadata on, a sticky world-writable `shared`
@@ -122,7 +123,9 @@ async def test_no_special_bits_on_host_objects(
     await root.mkdir("d", 0o7777, 0)
     await root.mknod("r", stat.S_IFREG | 0o6755, 0, 0, 0)
     await make_file(root, "f", 0o6755)
-    modes = {p.name: stat.S_IMODE(os.lstat(p).st_mode) for p in export_dir.iterdir()}
+    modes = {
+        name: stat.S_IMODE(os.lstat(export_dir / name).st_mode) for name in host_names(export_dir)
+    }
     assert modes == {"d": dir_mode, "r": file_mode, "f": file_mode}
     if options:  # root's write kept them in the attribute: what the client sees
         assert stored_mode(export_dir / "f") == stat.S_IFREG | 0o6755

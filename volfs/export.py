@@ -11,6 +11,7 @@ from typing import Any
 from ninep.backend import File, User
 
 from .access import cred_for
+from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
 from .escape import identity, swap
 from .names import Names
@@ -35,6 +36,9 @@ class VolExport:
     attach (`volfs.options`). `squash_root` makes uid 0 act as nobody (65534)
     where metadata is on; without metadata there is nothing to squash: the
     claimed uid only shapes the owner shown.
+
+    `descriptors`: the cache of host descriptors its fids use (`volfs.descriptors`);
+    by default the process-wide one.
     """
 
     def __init__(
@@ -47,8 +51,11 @@ class VolExport:
         metadata: bool = False,
         squash_root: bool = False,
         client_groups: bool = False,
+        descriptors: Descriptors | None = None,
     ) -> None:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.descriptors = shared() if descriptors is None else descriptors
+        root = self.descriptors.root(fd)
         self.read_only = read_only
         self.metadata = metadata
         self.client_groups = client_groups
@@ -57,9 +64,13 @@ class VolExport:
         self.escape = not case_sensitive if escape is None else escape
         self.show = swap if self.escape else identity  # host name -> shown, and back
         self.indexes = DirIndexes(self.show)
-        self._fd = fd
+        self._root = root
         self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
-        self._finalizer = weakref.finalize(self, os.close, fd)
+        self._finalizer = weakref.finalize(self, root.release)
+
+    def stats(self) -> dict[str, Any]:
+        """The export's figures for `Server.stats()`: its descriptor cache's."""
+        return {"descriptor_cache": self.descriptors.stats()}
 
     async def attach(self, options: str, user: User) -> File:
         """The root for `user`; `options` are the attach options (see `volfs.options`)."""
@@ -73,13 +84,12 @@ class VolExport:
             case=opts.case,
             indexes=self.indexes,
         )
-        fd = os.open(".", os.O_PATH | os.O_CLOEXEC, dir_fd=self._fd)
         squash = self.squash_root and opts.metadata
         policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups))
-        return Node.root(Tree(self, opts, names, policy, self.staging), fd)
+        return Node.root(Tree(self, opts, names, policy, self.staging), self._root.retain())
 
     def close(self) -> None:
-        """Release the root fd (Files already attached keep working)."""
+        """Release the root (Files already attached keep working)."""
         self._finalizer()
 
 

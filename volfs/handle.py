@@ -29,7 +29,7 @@ class VolHandle:
     with `stored_types`, a regular host file is listed with the type of its mode
     attribute (a stored symlink or special file: metadata on). `before_write` is
     called with the fd before each write (the policy's `write_guard`: metadata
-    that a write changes, such as setuid).
+    that a write changes, such as setuid); `closed` once the fd is closed.
     """
 
     def __init__(
@@ -43,6 +43,7 @@ class VolHandle:
         stored_types: bool = False,
         hidden: frozenset[str] = frozenset(),
         before_write: Callable[[int], None] | None = None,
+        closed: Callable[[], None] | None = None,
     ) -> None:
         self._fd = fd
         self._regular = stat.S_ISREG(mode)
@@ -53,6 +54,7 @@ class VolHandle:
         self._stored_types = stored_types  # list the types kept in attributes (metadata on)
         self._hidden = hidden  # host names not listed
         self._before_write = before_write
+        self._closed = closed
         self._listing: list[Dirent] | None = None
         self._listing_lock = trio.Lock()
 
@@ -117,4 +119,8 @@ class VolHandle:
     async def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            os.close(fd)
+            try:
+                os.close(fd)
+            finally:
+                if self._closed is not None:
+                    self._closed()

@@ -11,15 +11,19 @@ In a worker thread (`in_thread`): whatever may wait for the disk for a time that
 grows with the data, or for another process: larger reads and writes and any I/O
 on other file types, fsync, truncate, unlink (frees the data), opening with
 O_TRUNC or opening anything but a regular file or a directory, listing a directory.
+
+Two calls Python's `os` lacks go through libc (ctypes): `file_handle`
+(name_to_handle_at) and `rename_noreplace` (renameat2).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar, TypeVarTuple
+from typing import NoReturn, TypeVar, TypeVarTuple
 
 import trio
 
@@ -71,3 +75,61 @@ def bad_values_are_einval() -> Iterator[None]:
         yield
     except (OverflowError, ValueError) as e:
         raise OSError(errno.EINVAL, str(e)) from e
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_AT_EMPTY_PATH = 0x1000
+_MAX_HANDLE_SZ = 128
+_RENAME_NOREPLACE = 1
+_NO_HANDLES = (errno.EOPNOTSUPP, errno.EOVERFLOW, errno.ENOSYS)
+_NO_FLAGS = (errno.EINVAL, errno.ENOSYS)  # a filesystem (or kernel) without renameat2's flags
+
+
+class _FileHandle(ctypes.Structure):
+    _fields_ = (
+        ("size", ctypes.c_uint),
+        ("type", ctypes.c_int),
+        ("data", ctypes.c_ubyte * _MAX_HANDLE_SZ),
+    )
+
+
+def _raise_errno(what: str) -> NoReturn:
+    code = ctypes.get_errno()
+    raise OSError(code, os.strerror(code), what)
+
+
+def file_handle(fd: int) -> bytes:
+    """The host's file handle of the object of `fd` (name_to_handle_at); b"" where it has none.
+
+    A handle names one object for its whole life: unlike (st_dev, st_ino) it is
+    never another object's, on filesystems that reuse inode numbers (it carries
+    the inode's generation).
+    """
+    handle = _FileHandle(size=_MAX_HANDLE_SZ)
+    mount_id = ctypes.c_int()
+    if _libc.name_to_handle_at(fd, b"", ctypes.byref(handle), ctypes.byref(mount_id),
+                               _AT_EMPTY_PATH) != 0:  # fmt: skip
+        if ctypes.get_errno() in _NO_HANDLES:
+            return b""
+        _raise_errno("name_to_handle_at")
+    kind = int(handle.type).to_bytes(4, "little", signed=True)
+    return kind + bytes(handle.data[: handle.size])
+
+
+def rename_noreplace(src_dirfd: int, src: str, dst_dirfd: int, dst: str) -> None:
+    """Rename `src` to `dst`, EEXIST if `dst` exists (renameat2 RENAME_NOREPLACE).
+
+    Where the host filesystem cannot (EINVAL), a check then a plain rename: a
+    race with a host process making `dst` between the two is not excluded there.
+    """
+    old, new = os.fsencode(src), os.fsencode(dst)
+    if _libc.renameat2(src_dirfd, old, dst_dirfd, new, _RENAME_NOREPLACE) == 0:
+        return
+    if ctypes.get_errno() not in _NO_FLAGS:
+        _raise_errno(dst)
+    try:
+        os.stat(dst, dir_fd=dst_dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(src, dst, src_dir_fd=src_dirfd, dst_dir_fd=dst_dirfd)
+        return
+    raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), dst)

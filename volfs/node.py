@@ -1,10 +1,12 @@
 """One object of the export (a `File`): held by an O_PATH fd, never by a path string.
 
-A Node's `_Entry` holds the object's `O_PATH | O_NOFOLLOW` fd, plus the entry of
-the directory it was reached from and its host name there, for the two
-requests that name an object by itself (Trename, Tremove). Entries are shared by clones
-and kept alive by their children, and counted: the fd closes with the last
-reference. `..` follows this chain, so no walk leaves the root of its attach.
+A Node's `Entry` (`volfs.descriptors`) names the object by the entry of the
+directory it was reached from and its host name there, and holds the object's
+`O_PATH | O_NOFOLLOW` fd while the bounded cache keeps it (resolved again,
+and checked to be the same object, when evicted). Entries are shared by clones
+and by fids that reach the same name, kept alive by their children, and
+counted. `..` follows this chain, so no walk leaves the root of its attach.
+Each File method is one `Operation`: the fds it uses stay open until it ends.
 
 Operations on the object itself go through its fd: `os.stat(fd)`, or the
 `/proc/self/fd/N` path for calls that need a path or a non-O_PATH fd; the
@@ -26,9 +28,11 @@ import errno
 import os
 import stat
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
@@ -37,6 +41,7 @@ from ninep.messages import Qid
 
 from . import caseflag, metadata, stored, xattrs
 from .attrs import attr_of, statfs_of
+from .descriptors import Descriptors, Entry, Operation, ident_of
 from .dirindex import Change
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
@@ -44,6 +49,14 @@ from .metadata import Effective, Metadata
 from .names import Names, lookup
 from .options import AttachOptions
 from .policy import Policy, host_perms, is_special
+
+
+def _settle(fd: int, mode: int) -> None:
+    """Give a new host object the permissions of `mode` exactly (no umask; `host_perms`).
+
+    Its owner stays the server's: no host object is ever chowned to a client's claim.
+    """
+    os.chmod(proc_path(fd), host_perms(mode))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,41 +70,27 @@ class Tree:
     staging: stored.Staging
 
 
-class _Entry:
-    """An O_PATH fd on one host object, its parent entry and its name there; counted."""
+P = ParamSpec("P")
+R = TypeVar("R")
 
-    __slots__ = ("fd", "name", "parent", "refs")
 
-    def __init__(self, fd: int, parent: _Entry | None = None, name: str = "") -> None:
-        self.fd = fd
-        self.parent = parent.retain() if parent is not None else None
-        self.name = name
-        self.refs = 1
+def _operation(
+    method: Callable[Concatenate[Node, P], Awaitable[R]],
+) -> Callable[Concatenate[Node, P], Coroutine[Any, Any, R]]:
+    """A File method as one `Operation`: the entry fds it uses stay open until it ends."""
 
-    def retain(self) -> _Entry:
-        self.refs += 1
-        return self
+    @wraps(method)
+    async def run(self: Node, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with Operation():
+            return await method(self, *args, **kwargs)
 
-    def release(self) -> None:
-        entry: _Entry | None = self
-        while entry is not None:
-            entry.refs -= 1
-            if entry.refs > 0:
-                return
-            os.close(entry.fd)
-            entry = entry.parent
-
-    def move(self, parent: _Entry, name: str) -> None:
-        """Record that the object is now `name` in `parent` (after a rename)."""
-        old, self.parent, self.name = self.parent, parent.retain(), name
-        if old is not None:
-            old.release()
+    return run
 
 
 class Node:
     """One object of the export, as a fid refers to it."""
 
-    def __init__(self, tree: Tree, entry: _Entry, qid: Qid) -> None:
+    def __init__(self, tree: Tree, entry: Entry, qid: Qid) -> None:
         self._tree = tree
         self._entry = entry
         self._qid = qid
@@ -99,10 +98,10 @@ class Node:
         self._opened_for_write = False  # as a fid: Tsetattr on it is then an ftruncate
 
     @classmethod
-    def root(cls, tree: Tree, fd: int) -> Node:
-        """The root of an attach, taking over the O_PATH fd `fd` of a directory."""
-        entry = _Entry(fd)
+    def root(cls, tree: Tree, entry: Entry) -> Node:
+        """The root of an attach, taking over a reference to `entry`, an export's root."""
         try:
+            fd = entry.fd
             st = os.stat(fd)
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.ENOTDIR, "export root is not a directory")
@@ -116,7 +115,7 @@ class Node:
     def qid(self) -> Qid:
         return self._qid
 
-    def _live(self) -> _Entry:
+    def _live(self) -> Entry:
         if self._closed:
             raise OSError(errno.EBADF, "file is closed")
         return self._entry
@@ -132,6 +131,10 @@ class Node:
     @property
     def _names(self) -> Names:
         return self._tree.names
+
+    @property
+    def _descriptors(self) -> Descriptors:
+        return self._live().owner
 
     def _stat(self) -> os.stat_result:
         return os.stat(self._fd)
@@ -163,9 +166,9 @@ class Node:
 
     def _adopt(self, fd: int, name: str) -> Node:
         """A Node taking over `fd`, the O_PATH fd of entry (host name) `name` of this directory."""
-        entry = _Entry(fd, self._entry, name)
+        entry, st = self._descriptors.child(self._live(), name, fd)
         try:
-            return Node(self._tree, entry, self._qid_of(fd))
+            return Node(self._tree, entry, self._policy.qid(entry.fd, st))
         except BaseException:
             entry.release()
             raise
@@ -175,29 +178,18 @@ class Node:
             self._closed = True
             self._entry.release()
 
-    def _settle(self, mode: int) -> None:
-        """Give a new host object the permissions of `mode` exactly (no umask; `host_perms`).
-
-        Its owner stays the server's: no host object is ever chowned to a client's claim.
-        """
-        os.chmod(proc_path(self._fd), host_perms(mode))
-
-    def _made(self, host: str, mode: int | None, case_flag: bool = False) -> Qid:
-        """Settle the object just made as host name `host` here; its qid.
-
-        `mode` is the mode asked for; None for a symlink, whose mode is fixed.
-        """
-        node = self._adopt(lookup(self._fd, host), host)
+    def _made(self, host: str, mode: int | None) -> Qid:
+        """The qid of the object just made as host name `host` here, settled to `mode`
+        (None: a symlink, whose mode is fixed, or an object made with its metadata)."""
+        fd = lookup(self._fd, host)
         try:
-            if case_flag:
-                caseflag.store(node._fd, True)
             if mode is not None:
-                node._settle(mode)
-            return node.qid
+                _settle(fd, mode)
+            return self._qid_of(fd)
         finally:
-            node._release()
+            os.close(fd)
 
-    def _where(self) -> tuple[_Entry, str]:
+    def _where(self) -> tuple[Entry, str]:
         """The parent entry and name of this object, checked to still name it."""
         entry = self._live()
         if entry.parent is None:
@@ -213,6 +205,7 @@ class Node:
 
     # ---- the File interface ----
 
+    @_operation
     async def walk(self, name: str) -> Node:
         check_name(name)
         if self._policy.metadata:
@@ -235,10 +228,12 @@ class Node:
     async def close(self) -> None:
         self._release()
 
+    @_operation
     async def getattr(self, mask: int) -> Attr:
         st = self._stat()
         return attr_of(st, self._view(st))
 
+    @_operation
     async def setattr(self, attr: SetAttr) -> None:
         self._writable()
         valid, path = attr.valid, proc_path(self._fd)
@@ -273,9 +268,11 @@ class Node:
             mtime = time_ns(attr.mtime_sec, attr.mtime_nsec) if given else now
         os.utime(path, ns=(atime, mtime))
 
+    @_operation
     async def statfs(self) -> StatFs:
         return statfs_of(os.fstatvfs(self._fd))
 
+    @_operation
     async def open(self, flags: int) -> Handle:
         st = self._stat()
         shown = self._view(st)
@@ -294,12 +291,13 @@ class Node:
         host_flags = host_open_flags(flags)
         if stat.S_ISFIFO(st.st_mode):
             host_flags |= os.O_NONBLOCK  # else opening waits for the other end
-        path = proc_path(self._fd)
-        if (regular or is_dir) and not flags & OpenFlag.TRUNC:
-            fd = os.open(path, host_flags)
-        else:
-            fd = await in_thread(os.open, path, host_flags)
+        path, descriptors = proc_path(self._fd), self._descriptors
         dots = (self._qid, self._parent_qid()) if is_dir else None
+        with descriptors.opening():
+            if (regular or is_dir) and not flags & OpenFlag.TRUNC:
+                fd = os.open(path, host_flags)
+            else:
+                fd = await in_thread(os.open, path, host_flags)
         read_only, show = self._tree.options.read_only, self._names.shown
         return VolHandle(
             fd,
@@ -310,12 +308,14 @@ class Node:
             stored_types=self._policy.metadata,
             hidden=self._names.hidden(self._is_root),
             before_write=guard,
+            closed=descriptors.handle_closed,
         )
 
     def _parent_qid(self) -> Qid:
         parent = self._entry.parent
         return self._qid if parent is None else self._qid_of(parent.fd)
 
+    @_operation
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[File, Handle]:
         self._writable()
         check_new_name(name)
@@ -333,7 +333,8 @@ class Node:
         host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
         with self._names.changing(self._fd) as change:
             try:
-                fd = os.open(host, host_flags, host_perms(mode), dir_fd=self._fd)
+                with self._descriptors.opening():
+                    fd = os.open(host, host_flags, host_perms(mode), dir_fd=self._fd)
             except FileExistsError:  # made by someone else meanwhile
                 if flags & OpenFlag.EXCL:
                     raise
@@ -342,18 +343,7 @@ class Node:
                 change.added.append(host)
         if fd < 0:
             return await self._open_existing(host, flags)
-        try:
-            node = self._adopt(os.open(proc_path(fd), os.O_PATH | os.O_CLOEXEC), host)
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            node._settle(mode)
-        except BaseException:
-            os.close(fd)
-            node._release()
-            raise
-        return node, node._new_handle(fd, flags)
+        return self._new_file(fd, host, flags, mode)
 
     def _create_stored(
         self, host: str, flags: int, mode: int, gid: int, parent: Effective
@@ -365,32 +355,39 @@ class Node:
             change.added.append(host)
         try:
             wanted = flags & ~int(OpenFlag.DIRECTORY | OpenFlag.TRUNC)
-            fd = os.open(proc_path(made), host_open_flags(wanted))
+            with self._descriptors.opening():
+                fd = os.open(proc_path(made), host_open_flags(wanted))
         finally:
             os.close(made)
+        return self._new_file(fd, host, flags, None)
+
+    def _new_file(self, fd: int, host: str, flags: int, mode: int | None) -> tuple[File, Handle]:
+        """The File and Handle of regular file `host` just made here and opened as `fd` with
+        client `flags` (a counted handle); settled to `mode` if not None (`_made`)."""
+        node: Node | None = None
         try:
             node = self._adopt(os.open(proc_path(fd), os.O_PATH | os.O_CLOEXEC), host)
+            if mode is not None:
+                _settle(node._fd, mode)
         except BaseException:
             os.close(fd)
+            self._descriptors.handle_closed()
+            if node is not None:
+                node._release()
             raise
-        return node, node._new_handle(fd, flags)
-
-    def _new_handle(self, fd: int, flags: int) -> VolHandle:
-        """The handle on this regular file, just made and opened as `fd` with client `flags`."""
-        self._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
-        guard = self._policy.write_guard()
-        return VolHandle(fd, mode=stat.S_IFREG, read_only=False, dots=None, before_write=guard)
+        node._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
+        guard, closed = self._policy.write_guard(), self._descriptors.handle_closed
+        handle = VolHandle(
+            fd, mode=stat.S_IFREG, read_only=False, dots=None, before_write=guard, closed=closed
+        )
+        return node, handle
 
     def _make_stored(self, host: str, md: Metadata, content: bytes = b"") -> Qid:
         """A symlink or special file as a regular host file with `md`; its qid."""
         with self._names.changing(self._fd) as change, bad_values_are_einval():
             os.close(stored.make(self._fd, host, md, self._tree.staging, content))
             change.added.append(host)
-        fd = lookup(self._fd, host)
-        try:
-            return self._qid_of(fd)
-        finally:
-            os.close(fd)
+        return self._made(host, None)
 
     def _new(self) -> Effective:
         """Check that an entry may be made here (metadata on); this directory's view."""
@@ -414,30 +411,37 @@ class Node:
         host = await self._names.fresh(self._fd, name, self._is_root)
         return host, self._names.changing(self._fd)
 
+    @_operation
     async def mkdir(self, name: str, mode: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         case_flag = self._names.new_dir_flag(self._fd, self._is_root)
-        if not self._policy.metadata:
-            with changing as change:
-                os.mkdir(host, host_perms(mode), dir_fd=self._fd)
-                change.added.append(host)
-            return self._made(host, mode, case_flag)
-        md = self._policy.new_object(parent, stat.S_IFDIR | mode & 0o7777, gid)
-        with changing as change:
-            os.mkdir(host, 0o700, dir_fd=self._fd)
-            change.added.append(host)
-        node = self._adopt(lookup(self._fd, host), host)
-        try:
-            if case_flag:
-                caseflag.store(node._fd, True)
-            stored.store(node._fd, md)
-            return node._qid_of(node._fd)
-        finally:
-            node._release()
+        md = None
+        if self._policy.metadata:
+            md = self._policy.new_object(parent, stat.S_IFDIR | mode & 0o7777, gid)
 
+        def settle(fd: int) -> None:
+            if case_flag:
+                caseflag.store(fd, True)
+            if md is not None:
+                stored.store(fd, md)
+
+        staged = settle if case_flag or md is not None else None
+        with changing as change:
+            stored.make_dir(self._fd, host, staged, self._tree.staging)
+            change.added.append(host)
+        if md is not None:
+            return self._made(host, None)
+        try:  # the host's permissions last: a move out of staging needs the owner's
+            return self._made(host, mode)
+        except BaseException:
+            with suppress(OSError):
+                os.rmdir(host, dir_fd=self._fd)
+            raise
+
+    @_operation
     async def symlink(self, name: str, target: str, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
@@ -452,6 +456,7 @@ class Node:
             change.added.append(host)
         return self._made(host, None)
 
+    @_operation
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
@@ -474,6 +479,7 @@ class Node:
             change.added.append(host)
         return self._made(host, mode)
 
+    @_operation
     async def link(self, target: File, name: str) -> None:
         self._writable()
         check_new_name(name)
@@ -485,6 +491,7 @@ class Node:
             os.link(proc_path(source._fd), host, dst_dir_fd=self._fd, follow_symlinks=True)
             change.added.append(host)
 
+    @_operation
     async def readlink(self) -> str:
         st = self._stat()
         if not stat.S_ISLNK(self._view(st).mode):
@@ -494,16 +501,18 @@ class Node:
         with open(os.open(proc_path(self._fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
             return os.fsdecode(f.read())  # a stored symlink: the file holds the target
 
+    @_operation
     async def rename(self, newdir: File, newname: str) -> None:
         self._writable()
         check_new_name(newname)
         dest = self._peer(newdir)
         dest._writable()
         parent, host = self._where()
-        moved = await self._move(parent.fd, host, dest, newname)
+        moved = await self._move(parent, host, dest, newname)
         if moved is not None:
-            self._entry.move(dest._entry, moved)
+            self._live().move(dest._live(), moved)
 
+    @_operation
     async def renameat(self, oldname: str, newdir: File, newname: str) -> None:
         self._writable()
         check_new_name(oldname)
@@ -511,18 +520,19 @@ class Node:
         dest = self._peer(newdir)
         dest._writable()
         host = await self._names.existing(self._fd, oldname, self._is_root)
-        await self._move(self._fd, host, dest, newname)
+        await self._move(self._live(), host, dest, newname)
 
-    async def _move(self, src_dirfd: int, src: str, dest: Node, newname: str) -> str | None:
-        """Rename entry (host name) `src` of `src_dirfd` to `newname` in `dest`.
+    async def _move(self, src_dir: Entry, src: str, dest: Node, newname: str) -> str | None:
+        """Rename entry (host name) `src` of directory `src_dir` to `newname` in `dest`.
 
         Where `newname` names another entry in another case, that entry is
         replaced (as POSIX rename replaces its target, with the same checks)
         and the result takes the case of `newname`; where it names `src`
         itself, only the case changes. Returns the new host name, or None if
-        nothing moved (both names are links to one file, as in POSIX).
+        nothing moved (both names are links to one file, as in POSIX). The entries of
+        the names follow (`Entry.renamed`).
         """
-        names = self._names
+        names, src_dirfd = self._names, src_dir.fd
         new = names.new_host(newname, dest._is_root)
         target = await names.find(dest._fd, newname, dest._is_root)
         src_st, dest_st = os.stat(src_dirfd), os.stat(dest._fd)
@@ -530,10 +540,10 @@ class Node:
         itself = same_dir and target == src
         if self._policy.metadata:
             self._check_move(src_dirfd, src, dest, None if itself else target)
+        moving = os.stat(src, dir_fd=src_dirfd, follow_symlinks=False)
         if target is not None and not itself:
-            a = os.stat(src, dir_fd=src_dirfd, follow_symlinks=False)
             b = os.stat(target, dir_fd=dest._fd, follow_symlinks=False)
-            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+            if ident_of(moving) == ident_of(b):
                 return None
         with names.moving(src_dirfd, dest._fd, same_dir) as (out, into):
             if target is None or target == new or itself:
@@ -544,7 +554,9 @@ class Node:
                 out.removed.append(src)
                 os.rename(target, new, src_dir_fd=dest._fd, dst_dir_fd=dest._fd)
                 into.removed.append(target)
+                dest._live().forget(target)
             into.added.append(new)
+        src_dir.renamed(src, moving, dest._live(), new)
         return new
 
     def _check_move(self, src_dirfd: int, src: str, dest: Node, target: str | None) -> None:
@@ -569,6 +581,7 @@ class Node:
             shown_dir = self._policy.view(dirfd, os.stat(dirfd))
             self._policy.check_delete(shown_dir, self._view_at(dirfd, host), host)
 
+    @_operation
     async def unlinkat(self, name: str, flags: int) -> None:
         self._writable()
         check_new_name(name)
@@ -579,7 +592,9 @@ class Node:
         with self._names.changing(self._fd) as change:
             await self._unlink(self._fd, host, bool(flags & AT_REMOVEDIR))
             change.removed.append(host)
+        self._live().forget(host)
 
+    @_operation
     async def remove(self) -> None:
         self._writable()
         parent, host = self._where()
@@ -588,6 +603,7 @@ class Node:
         with self._names.changing(parent.fd) as change:
             await self._unlink(parent.fd, host, is_dir)
             change.removed.append(host)
+        parent.forget(host)
 
     @staticmethod
     async def _unlink(dirfd: int, host: str, is_dir: bool) -> None:
@@ -596,6 +612,7 @@ class Node:
         else:
             await in_thread(partial(os.unlink, host, dir_fd=dirfd))
 
+    @_operation
     async def getxattr(self, name: str) -> bytes:
         xattrs.check_namespace(name)
         if caseflag.is_client_name(name):
@@ -605,9 +622,11 @@ class Node:
         with bad_values_are_einval():
             return os.getxattr(proc_path(self._fd), name)
 
+    @_operation
     async def listxattr(self) -> list[str]:
         return xattrs.listed(os.listxattr(proc_path(self._fd)))
 
+    @_operation
     async def setxattr(self, name: str, value: bytes, flags: int) -> None:
         self._writable()
         if flags & ~(XATTR_CREATE | XATTR_REPLACE):
@@ -621,6 +640,7 @@ class Node:
         with bad_values_are_einval():
             os.setxattr(proc_path(self._fd), name, value, flags)
 
+    @_operation
     async def removexattr(self, name: str) -> None:
         self._writable()
         xattrs.check_namespace(name)

@@ -1,4 +1,4 @@
-"""Atomic creation of regular host files that carry metadata (metadata on).
+"""Atomic creation of host objects that carry metadata: an error leaves nothing behind.
 
 A file, symlink, fifo, socket or device node made by a client is a regular host
 file with its attributes. It is made nameless (O_TMPFILE), given its content
@@ -12,6 +12,12 @@ steps with a name no client can see: the file is made in `Staging`, the
 export root's hidden directory (`names.STAGING_DIR`), then linked under its
 name and unlinked there. What a server that died in the middle leaves in it is
 removed when the next server first uses it.
+
+A directory with attributes to store (`make_dir`: metadata, or the case flag)
+is made in `Staging` too, on any host, given its attributes, and renamed to its
+name without replacing anything (RENAME_NOREPLACE); it is removed from there on
+any failure. So the staging directory appears at the export's root with the
+first such directory.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import itertools
 import os
 import stat
 import weakref
+from collections.abc import Callable
 
 from . import metadata
-from .hostio import proc_path
+from .hostio import proc_path, rename_noreplace
 from .metadata import Metadata
-from .names import STAGING_DIR
+from .names import STAGING_DIR, lookup
 
 HOST_FILE_MODE = 0o600  # the host's mode of a stored object: the server reads and writes it
 
@@ -60,6 +67,43 @@ def _fill(fd: int, md: Metadata, content: bytes) -> None:
     store(fd, md)
 
 
+def make_dir(dirfd: int, host: str, settle: Callable[[int], None] | None, staging: Staging) -> None:
+    """Make directory `host` (host mode 0700) in `dirfd`, given its attributes by
+    `settle(O_PATH fd)` first; made in place if there is nothing to settle.
+
+    EEXIST if `host` exists; nothing is left behind on failure. Made in place
+    (and removed on failure) where `dirfd` is on another filesystem than the
+    staging directory, or where that cannot be made.
+    """
+    if settle is None:
+        os.mkdir(host, 0o700, dir_fd=dirfd)
+        return
+    try:
+        staging.make_dir(dirfd, host, settle)
+    except OSError as e:
+        if e.errno not in _NO_STAGING:
+            raise
+        os.mkdir(host, 0o700, dir_fd=dirfd)
+        _settle_or_remove(dirfd, host, settle)
+
+
+_NO_STAGING = (errno.EXDEV, errno.EACCES, errno.EPERM)
+
+
+def _settle_or_remove(dirfd: int, name: str, settle: Callable[[int], None]) -> None:
+    """`settle` the new directory `name` of `dirfd`; remove it if that fails."""
+    try:
+        fd = lookup(dirfd, name)
+        try:
+            settle(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=dirfd)
+        raise
+
+
 class Staging:
     """The export root's hidden directory, made when first needed (see the module)."""
 
@@ -68,10 +112,24 @@ class Staging:
         self._fd = -1
         self._serial = itertools.count()
 
+    def _name(self) -> str:
+        return f"{os.getpid()}.{next(self._serial)}"
+
+    def make_dir(self, dirfd: int, host: str, settle: Callable[[int], None]) -> None:
+        """As `make_dir`, through a staged name (EXDEV if `dirfd` is on another filesystem)."""
+        staging, name = self._open(), self._name()
+        os.mkdir(name, 0o700, dir_fd=staging)
+        _settle_or_remove(staging, name, settle)
+        try:
+            rename_noreplace(staging, name, dirfd, host)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=staging)
+            raise
+
     def make(self, dirfd: int, host: str, md: Metadata, content: bytes) -> int:
         """As `make`, through a staged name."""
-        staging = self._open()
-        name = f"{os.getpid()}.{next(self._serial)}"
+        staging, name = self._open(), self._name()
         fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, HOST_FILE_MODE,
                      dir_fd=staging)  # fmt: skip
         try:
@@ -105,7 +163,11 @@ def _sweep(staging: int) -> None:
         pid = name.partition(".")[0]
         if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=staging)
+                st = os.stat(name, dir_fd=staging, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    os.rmdir(name, dir_fd=staging)  # a directory made there is empty
+                else:
+                    os.unlink(name, dir_fd=staging)
 
 
 def _alive(pid: int) -> bool:
