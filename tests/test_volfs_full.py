@@ -5,6 +5,9 @@ extended attributes draw on one budget (its "inode space", nr_inodes x 1 KiB).
 The budget is filled with ballast attributes, then freed one attribute at a
 time; at each level every kind of creation is tried, so that one fails at
 each of its steps in turn (the object, then its attributes) until it fits.
+The tmpfs is the export's root, or a directory below it: another filesystem
+than the staging directory's, where a directory is made in place and removed
+if its attributes cannot be stored.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ninep.backend import File, User
-from ninep.constants import OpenFlag
+from ninep.constants import AT_REMOVEDIR, OpenFlag
 from volfs import metadata
 from volfs.export import VolExport
 from volfs.names import STAGING_DIR
@@ -29,13 +32,15 @@ ROOT = User("root", 0)
 BALLAST_FILES = 8
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of 64 inodes' worth of inode space, mounted for the test."""
+@pytest.fixture(params=["root", "below"])
+def small_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(export, a tmpfs of 64 inodes' worth of inode space mounted for the test): the
+    export's root itself, or a directory below it (on another filesystem than its root's)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
+    export = tmp_path / "export"
+    mnt = export if request.param == "root" else export / "small"
+    mnt.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=64,mode=0755", "tmpfs",
                     str(mnt)], check=True)  # fmt: skip
     try:
@@ -44,7 +49,7 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         except OSError as e:
             pytest.skip(f"no user extended attributes on tmpfs here: {e.strerror}")
         os.removexattr(mnt, "user.probe")
-        yield mnt
+        yield export, mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=True)
 
@@ -101,27 +106,28 @@ MAKERS: dict[str, Make] = {
 
 @pytest.mark.parametrize("kind", sorted(MAKERS))
 async def test_creation_on_a_full_filesystem_leaves_nothing_behind(
-    small_fs: Path, kind: str
+    small_fs: tuple[Path, Path], kind: str
 ) -> None:
-    ex = VolExport(str(small_fs), metadata=True)
+    export, small = small_fs  # below the root, a directory is made in place (EXDEV)
+    ex = VolExport(str(export), metadata=True)
     root = await ex.attach("", ROOT)
-    await root.mkdir("work", 0o755, 0)  # the staging directory is made with it
-    work = await root.walk("work")
-    ballast = Ballast(small_fs / "ballast")
+    await root.mkdir("x", 0o755, 0)  # the staging directory is made with it
+    host = export / "x" if small == export else small  # where objects are made
+    work = await root.walk(host.name)
+    ballast = Ballast(small / "ballast")
     make, outcomes = MAKERS[kind], list[str]()
     while len(outcomes) < 3 or outcomes[-3:] != ["made"] * 3:
         try:
             await make(work, "new")
         except OSError as e:
             assert e.errno == errno.ENOSPC, e
-            outcomes.append("midway" if _fits_a_directory(small_fs / "work") else "at once")
-            assert os.listdir(small_fs / "work") == []
+            outcomes.append("midway" if _fits_a_directory(host) else "at once")
+            assert "new" not in os.listdir(host)
         else:
             outcomes.append("made")
-            assert metadata.XATTRS["mode"] in os.listxattr(small_fs / "work" / "new")
-            await work.unlinkat("new", 0x200 if kind == "mkdir" else 0)
-        staged = small_fs / STAGING_DIR
-        assert not staged.exists() or os.listdir(staged) == []
+            assert metadata.XATTRS["mode"] in os.listxattr(host / "new")
+            await work.unlinkat("new", AT_REMOVEDIR if kind == "mkdir" else 0)
+        assert os.listdir(export / STAGING_DIR) == []
         ballast.free_one()
     assert "midway" in outcomes, outcomes  # failed after its first step, at least once
     await work.close()

@@ -69,6 +69,7 @@ def test_objects_are_made_through_the_staging_directory(no_tmpfile: tuple[Path, 
     source, mnt = no_tmpfile
     (source / STAGING_DIR).mkdir()
     (source / STAGING_DIR / f"{DEAD_PID}.0").write_bytes(b"left by a dead server")
+    (source / STAGING_DIR / f"{DEAD_PID}.1").mkdir()  # a directory it was making
 
     async def main() -> None:
         ex = open_export(str(mnt), metadata=True)
@@ -100,7 +101,7 @@ def test_objects_are_made_through_the_staging_directory(no_tmpfile: tuple[Path, 
         ex.close()
 
     trio.run(main)
-    assert os.listdir(source / STAGING_DIR) == []  # the dead server's file is swept too
+    assert os.listdir(source / STAGING_DIR) == []  # the dead server's leftovers are swept too
     for name in ("file", "link", "fifo", "dev"):
         path = source / "d" / name
         assert path.is_file() and not path.is_symlink()
