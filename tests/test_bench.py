@@ -211,3 +211,25 @@ def test_guest_script_is_shell(corpus: Corpus, tmp_path: Path) -> None:
     files = guest.guest_files(corpus)
     assert files["/etc/guest/inserts.sql"].count(b"INSERT") == TINY.sqlite_rows
     assert len(files["/etc/guest/tree.sha256"].splitlines()) == len(corpus.files)
+
+
+def test_warm_runs_on_native_and_a_user_path(corpus: Corpus, tmp_path: Path) -> None:
+    """Warm runs (a warm-up, then the timed runs, prepared and cleaned up through the
+    target) on the native target and on a directory given as --target NAME=PATH, which is
+    left as it was."""
+    import io
+
+    from benchmarks.suite.runner import Progress, Settings, run_suite
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    targets = [Target("native"), UserPath("mine", mine)]
+    workloads = [w for w in WORKLOADS.values() if "dir" in w.kinds]
+    log = io.StringIO()
+    warm = Settings(size="tiny", runs=2, cold=False)
+    progress = Progress(len(targets) * len(workloads) * 3, log)
+    done = run_suite(targets, workloads, corpus, warm, tmp_path / "work", progress)
+    assert done.failures() == [] and done.ran() == ["native", "mine"]
+    assert {len(m.seconds) for m in done.measurements} == {2}
+    assert done.targets["mine"]["path"] == str(mine) and os.listdir(mine) == []
+    assert log.getvalue().startswith("[0/90] native: find\n[3/90] native: stat\n")

@@ -50,11 +50,13 @@ class Progress:
             total=total, file=stream, unit="run", dynamic_ncols=True, disable=not stream.isatty()
         )
         self.done, self.total = 0, total
+        self.last = ("", "")
 
     def at(self, target: str, workload: str, run: str) -> None:
         if self.bar.disable:
-            if run.startswith("1/") or run == "warm-up":
+            if (target, workload) != self.last:
                 print(f"[{self.done}/{self.total}] {target}: {workload}", file=self.stream)
+            self.last = (target, workload)
         else:
             self.bar.set_description(f"{target}: {workload} {run}")
 
