@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from . import procs
 from .charts import write_charts
 from .corpus import SIZES, make_corpus
 from .results import Report, compare_table, render
@@ -146,6 +148,10 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+def interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.list:
@@ -169,10 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     settings = Settings(size=args.size, runs=args.runs, cold=not args.warm, warmup=args.warmup)
     started = time.monotonic()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # unmount and stop everything, as for ^C
+        signal.signal(sig, interrupted)
     try:
         corpus = make_corpus(size, workdir / "src")
         report = run_suite(targets, workloads, corpus, settings, workdir)
+    except KeyboardInterrupt as exc:
+        print(f"ninep-bench: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
+        return 130
     finally:
+        procs.unmount_all_under(workdir)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     report.settings["seconds"] = round(time.monotonic() - started, 1)

@@ -170,21 +170,15 @@ def drvfs_mount(address: str, mountpoint: Path, options: str, log: Path) -> Iter
 def fuse_mount(command: Sequence[str], mountpoint: Path, log: Path) -> Iterator[None]:
     """Run a FUSE file system's `command` that returns once `mountpoint` is mounted (sshfs,
     bindfs: they go to the background then); unmount on exit, which ends the daemon."""
-    with open(log, "ab") as out:
-        done = subprocess.run(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    if done.returncode != 0 or not is_mounted(mountpoint):
-        unmount(mountpoint)
-        raise ChildError(f"{command[0]} did not mount (exit {done.returncode}):\n{log_tail(log)}")
     try:
+        with open(log, "ab") as out:
+            done = subprocess.run(list(command), stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=out, timeout=TIMEOUT, check=False)  # fmt: skip
+        if done.returncode != 0 or not is_mounted(mountpoint):
+            raise ChildError(f"{command[0]} did not mount (exit {done.returncode}):\n"
+                             f"{log_tail(log)}")  # fmt: skip
         yield
-    finally:
+    finally:  # also when interrupted while the file system was mounting
         unmount(mountpoint)
 
 
@@ -204,10 +198,23 @@ def unmount(mountpoint: Path) -> None:
 
 def is_mounted(path: Path) -> bool:
     """Whether something is mounted on `path` (read from mountinfo: never touches `path`)."""
-    target = os.path.realpath(path.parent) + "/" + path.name
+    return os.path.realpath(path.parent) + "/" + path.name in mount_points()
+
+
+def mount_points() -> list[str]:
+    """Every mount point, from mountinfo (its octal escapes undone)."""
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
-    return any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), p) == target for p in points)
+    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), p) for p in points]
+
+
+def unmount_all_under(directory: Path) -> None:
+    """Unmount whatever is still mounted under `directory` (before it is removed: removing
+    a mounted tree would remove through the mount)."""
+    prefix = os.path.realpath(directory) + "/"
+    for point in reversed(mount_points()):
+        if point.startswith(prefix):
+            unmount(Path(point))
 
 
 def drop_caches() -> str | None:

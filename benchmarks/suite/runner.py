@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import time
@@ -204,7 +205,7 @@ def once(workload: Workload, corpus: Corpus, place: Place, m: Measurement | None
 
 
 def machine_info() -> dict[str, Any]:
-    """The machine, kernel, Python and load, for results.json."""
+    """The machine, kernel, Python, the workloads' tools and the load, for results.json."""
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -232,6 +233,13 @@ def machine_info() -> dict[str, Any]:
         "load_before": os.getloadavg(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "virtualization": virtualization(),
+        "tools": {
+            "git": procs.version_of(["git", "--version"]),
+            "sqlite": sqlite3.sqlite_version,
+            "fio": procs.version_of(["fio", "--version"]),
+            "tar": procs.version_of(["tar", "--version"]),
+            "find": procs.version_of(["find", "--version"]),
+        },
     }
     info["summary"] = (
         f"{info['cpus']} CPUs, {mem // 1024} GiB, {info['os']}, Linux "
