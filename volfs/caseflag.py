@@ -14,11 +14,10 @@ from __future__ import annotations
 import errno
 import os
 
-from .hostio import proc_path
+from .hostio import XATTR_ABSENT, proc_path
 
 HOST_XATTR = "user.volfs.case_sensitive"
 CLIENT_XATTRS = frozenset({"system.wsl_case_sensitive", "user.wsl_case_sensitive"})
-_ABSENT = (errno.ENODATA, errno.ENOTSUP)
 
 
 def is_client_name(name: str) -> bool:
@@ -49,7 +48,7 @@ def stored(fd: int) -> bool:
     try:
         return os.getxattr(proc_path(fd), HOST_XATTR) == b"1"
     except OSError as e:
-        if e.errno in _ABSENT:
+        if e.errno in XATTR_ABSENT:
             return False
         raise
 
@@ -63,7 +62,7 @@ def store(fd: int, sensitive: bool) -> None:
     try:
         os.removexattr(path, HOST_XATTR)
     except OSError as e:
-        if e.errno not in _ABSENT:
+        if e.errno not in XATTR_ABSENT:
             raise
 
 

@@ -47,7 +47,7 @@ from contextvars import ContextVar
 from itertools import islice
 
 from .hostio import file_handle
-from .names import lookup
+from .names import open_entry
 
 RESERVE_MIN = 64  # descriptors never given to the cache, at least
 RESERVE_SHARE = 4  # and at least 1/RESERVE_SHARE of the limit
@@ -267,7 +267,7 @@ class Descriptors:
         """Open `entry` again by its name in its parent's `parent_fd`: the same object or
         ESTALE (ENOENT if the name is gone)."""
         try:
-            fd = lookup(parent_fd, entry.name)
+            fd = open_entry(parent_fd, entry.name)
         except FileNotFoundError:
             self.stale += 1
             raise

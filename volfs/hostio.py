@@ -35,6 +35,10 @@ Ts = TypeVarTuple("Ts")
 
 INLINE_IO_MAX = 4096
 
+#: What the host answers for an extended attribute that is not there (ENOTSUP: a host
+#: filesystem that keeps no user attributes at all).
+XATTR_ABSENT = (errno.ENODATA, errno.ENOTSUP)
+
 # Client open flags honoured on the host. Ignored: CREAT, EXCL (open never creates),
 # NOCTTY, FASYNC, LARGEFILE, NOFOLLOW (symlinks are never opened), DIRECT (Python's
 # buffers are not aligned for it; QEMU drops it too), CLOEXEC (always set).

@@ -23,6 +23,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple
 
+from .hostio import XATTR_ABSENT
+
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "user.virtfs."
@@ -206,7 +208,7 @@ def effective(st: os.stat_result, md: Metadata) -> Effective:
     )
 
 
-_NOT_THERE: Final = (errno.ENODATA, errno.ENOTSUP, errno.ENOENT)
+_NOT_THERE: Final = (*XATTR_ABSENT, errno.ENOENT)  # ENOENT: the object is gone
 
 
 def load_mode(path: str, host_mode: int) -> int | None:

@@ -28,7 +28,7 @@ from .options import CaseOption
 STAGING_DIR = ".volfs-staging"
 
 
-def lookup(dirfd: int, host_name: str) -> int:
+def open_entry(dirfd: int, host_name: str) -> int:
     """An O_PATH fd on the entry `host_name` of directory `dirfd`, not following a symlink."""
     return os.open(host_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
 
@@ -151,7 +151,7 @@ class Names:
         try:
             if host in hidden:
                 raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-            return lookup(dirfd, host), host  # the exact name: no index needed
+            return open_entry(dirfd, host), host  # the exact name: no index needed
         except OSError as e:
             if e.errno not in _NOT_THERE or self.sensitive(dirfd, root):
                 raise
@@ -159,7 +159,7 @@ class Names:
         found = await self._indexes.find(dirfd, name)
         if found is None or found in hidden:
             raise missing
-        return lookup(dirfd, found), found
+        return open_entry(dirfd, found), found
 
     async def existing(self, dirfd: int, name: str, root: bool) -> str:
         """As `find`, ENOENT if there is no such entry."""

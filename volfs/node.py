@@ -46,7 +46,7 @@ from .dirindex import Change
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
 from .metadata import Effective, Metadata
-from .names import Names, lookup
+from .names import Names, open_entry
 from .options import AttachOptions
 from .policy import Policy, host_perms, is_special
 
@@ -181,7 +181,7 @@ class Node:
     def _made(self, host: str, mode: int | None) -> Qid:
         """The qid of the object just made as host name `host` here, settled to `mode`
         (None: a symlink, whose mode is fixed, or an object made with its metadata)."""
-        fd = lookup(self._fd, host)
+        fd = open_entry(self._fd, host)
         try:
             if mode is not None:
                 _settle(fd, mode)
@@ -396,7 +396,7 @@ class Node:
         return parent
 
     async def _open_existing(self, host: str, flags: int) -> tuple[File, Handle]:
-        node = self._adopt(lookup(self._fd, host), host)
+        node = self._adopt(open_entry(self._fd, host), host)
         try:
             return node, await node.open(flags)
         except BaseException:
@@ -569,7 +569,7 @@ class Node:
             policy.check_delete(dest_dir, dest._child_view(target), target)
 
     def _view_at(self, dirfd: int, host: str) -> Effective:
-        fd = lookup(dirfd, host)
+        fd = open_entry(dirfd, host)
         try:
             return self._policy.view(fd, os.stat(fd))
         finally:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from . import metadata
 from .hostio import proc_path, rename_noreplace
 from .metadata import Metadata
-from .names import STAGING_DIR, lookup
+from .names import STAGING_DIR, open_entry
 
 HOST_FILE_MODE = 0o600  # the host's mode of a stored object: the server reads and writes it
 
@@ -93,7 +93,7 @@ _NO_STAGING = (errno.EXDEV, errno.EACCES, errno.EPERM)
 def _settle_or_remove(dirfd: int, name: str, settle: Callable[[int], None]) -> None:
     """`settle` the new directory `name` of `dirfd`; remove it if that fails."""
     try:
-        fd = lookup(dirfd, name)
+        fd = open_entry(dirfd, name)
         try:
             settle(fd)
         finally:
