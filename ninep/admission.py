@@ -91,17 +91,6 @@ def _ip_port(name: object) -> tuple[IPAddress, int]:
     return ipaddress.ip_address(name[0].partition("%")[0]), int(name[1])
 
 
-def peer_uid(sock: Socket) -> int | None:
-    """The host uid of the process at the other end of `sock`, where the kernel tells it."""
-    if sock.family == socket.AF_UNIX:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return int(struct.unpack("3i", creds)[1])
-    peer = _ip_port(sock.getpeername())
-    if not is_loopback(peer[0]):
-        return None
-    return tcp_owner(peer, _ip_port(sock.getsockname()))
-
-
 @dataclass(frozen=True, slots=True)
 class Peer:
     """Who is at the other end of a connection, as far as the host can tell."""
@@ -111,10 +100,15 @@ class Peer:
 
     @classmethod
     def of(cls, sock: Socket) -> Peer:
-        """The peer at the other end of a connected socket."""
+        """The peer at the other end of a connected socket: its uid where the kernel tells
+        it (SO_PEERCRED; the owner of a loopback peer's socket), its address on TCP."""
         if sock.family == socket.AF_UNIX:
-            return cls(peer_uid(sock))
-        return cls(peer_uid(sock), _ip_port(sock.getpeername())[0])
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return cls(int(struct.unpack("3i", creds)[1]))
+        peer = _ip_port(sock.getpeername())
+        if not is_loopback(peer[0]):
+            return cls(None, peer[0])
+        return cls(tcp_owner(peer, _ip_port(sock.getsockname())), peer[0])
 
     def __str__(self) -> str:
         where = "unix" if self.address is None else str(self.address)
