@@ -124,11 +124,7 @@ class _Plan:
         """Plan one field read from `expr` when encoding; the decoder expression of its value."""
         key = id(con)
         if key in self.wire:
-            local = self._local()
-            self.fmt += self.wire[key]
-            self.enc_values.append(expr)
-            self.dec_names.append(local)
-            return local
+            return self.field_int(self.wire[key], expr)
         if con is self.qid:
             parts = [self.field_int("B", f"{expr}[0]"), self.field_int("I", f"{expr}[1]"),
                      self.field_int("Q", f"{expr}[2]")]  # fmt: skip
@@ -148,6 +144,7 @@ class _Plan:
         return local
 
     def field_int(self, code: str, expr: str) -> str:
+        """Plan an integer of struct code `code` in the current fixed run."""
         local = self._local()
         self.fmt += code
         self.enc_values.append(expr)
