@@ -34,11 +34,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .messages import Attr, Qid, SetAttr, StatFs
 
-__all__ = ["Attr", "Dirent", "Export", "File", "Handle", "Lock", "SetAttr", "StatFs", "User"]
+__all__ = [
+    "Attr",
+    "ChildAttrs",
+    "Dirent",
+    "Export",
+    "File",
+    "Handle",
+    "Lock",
+    "SetAttr",
+    "StatFs",
+    "User",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,21 @@ class File(Protocol):
 
     async def removexattr(self, name: str) -> None:
         """Remove attribute `name` (ENODATA if absent)."""
+        ...
+
+
+@runtime_checkable
+class ChildAttrs(Protocol):
+    """Optional for a File: the attributes of a child without a File for it.
+
+    The extensions (docs/protocol-extensions.md) answer with the attributes of
+    every entry of a directory chunk (Treaddirattr) and of objects just made
+    (Tmkdirattr, ...). A File that has this method is asked for them; for any
+    other the server walks to the child, asks `getattr` and closes the child.
+    """
+
+    async def getattr_child(self, name: str, mask: int) -> Attr:
+        """What `walk(name)` then `getattr(mask)` of the child would give."""
         ...
 
 

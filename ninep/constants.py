@@ -3,6 +3,8 @@
 from enum import IntEnum, IntFlag
 
 VERSION = "9P2000.L"
+#: The version a client asks for to get this project's extensions (docs/protocol-extensions.md).
+EXTENDED_VERSION = VERSION + ".ninep"
 UNKNOWN_VERSION = "unknown"
 
 NOTAG = 0xFFFF
@@ -79,9 +81,10 @@ class LockFlag(IntFlag):
 
     BLOCK = 1
     RECLAIM = 2
-    # This project's extension: a whole-file BSD flock(2) lock, owned by the open
-    # fid, apart from the fid's POSIX locks. Servers that do not know it ignore it
-    # and set a POSIX lock of the same range instead.
+    # This project's extension (negotiated: EXTENDED_VERSION): a whole-file BSD flock(2)
+    # lock, owned by the open fid, apart from the fid's POSIX locks. On a plain 9P2000.L
+    # connection, and by servers that do not know it, it is ignored: a POSIX lock of the
+    # same range is set instead.
     FLOCK = 1 << 31
 
 

@@ -196,6 +196,23 @@ def generate(
     return scope[f"encode_{name}"], scope[f"decode_{name}"]
 
 
+def record_codec(
+    con: Construct, wire: dict[int, str], qid: Construct, namespace: dict[str, Any]
+) -> tuple[int, Callable[[Any], bytes], Callable[[bytes, int], Any]]:
+    """The size, packer and unpacker (of a buffer at an offset) of fixed-size record `con`."""
+    plan = _Plan(wire, qid, {})
+    value = plan.field(con, "r")
+    plan.flush()
+    assert len(plan.structs) == 1, "a record of fixed size"
+    src = (
+        f"def pack(r):\n    return {plan.enc[0]}\n"
+        f"def unpack(buf, off):\n    {plan.dec[0]}\n    return {value}\n"
+    )
+    scope: dict[str, Any] = {**namespace, **plan.structs}
+    exec(src, scope)
+    return plan.structs["S0"].size, scope["pack"], scope["unpack"]
+
+
 # ---- directory entries (Rreaddir's data) ----
 
 _DIRENT = struct.Struct("<BIQQBH")  # qid, offset, type, name length
@@ -221,3 +238,41 @@ def decode_dirents(blob: bytes, qid: Callable[..., Any]) -> list[tuple[Any, int,
         name = blob[off - n : off].decode("utf-8", "surrogateescape")
         out.append((qid(qt, qv, qp), offset, type_, name))
     return out
+
+
+def encode_dirent_attrs(
+    entries: list[tuple[Any, int, int, str, Any]], pack: Callable[[Any], bytes]
+) -> bytes:
+    """Pack (qid, offset, type, name, attr) entries as Rreaddirattr data (`pack`: the attr's)."""
+    out = []
+    for q, offset, type_, name, attr in entries:
+        b = name.encode("utf-8", "surrogateescape")
+        out.append(_DIRENT.pack(q[0], q[1], q[2], offset, type_, len(b)) + b + pack(attr))
+    return b"".join(out)
+
+
+def decode_dirent_attrs(
+    blob: bytes, qid: Callable[..., Any], size: int, unpack: Callable[[bytes, int], Any]
+) -> list[tuple[Any, int, int, str, Any]]:
+    """Unpack Rreaddirattr data (`size`, `unpack`: the attr record's); Short if malformed."""
+    out, off = [], 0
+    while off < len(blob):
+        qt, qv, qp, offset, type_, n = _DIRENT.unpack_from(blob, off)
+        off += _DIRENT.size + n
+        if off + size > len(blob):
+            raise Short
+        name = blob[off - n : off].decode("utf-8", "surrogateescape")
+        out.append((qid(qt, qv, qp), offset, type_, name, unpack(blob, off)))
+        off += size
+    return out
+
+
+# ---- a reply sent in parts ----
+
+_DATA_HEADER = struct.Struct("<IBHI")
+
+
+def data_header(msg_id: int, tag: int, n: int) -> bytes:
+    """The frame's start of a message whose body is one Data field of `n` bytes (Rread):
+    what precedes the data, which can then be sent where it lies."""
+    return _DATA_HEADER.pack(_DATA_HEADER.size + n, msg_id, tag, n)

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import messages as m
-from .backend import Handle, Lock, User
-from .constants import MAXWELEM, NOFID, NONUNAME, OpenFlag
+from .backend import Attr, ChildAttrs, File, Handle, Lock, User
+from .constants import MAXWELEM, NOFID, NONUNAME, LockFlag, OpenFlag
 from .convert import check_new_name, encode_xattr_names
 from .fids import XATTR_SIZE_MAX, FidRef, XattrState
-from .messages import Message
+from .messages import Message, Qid
 
 if TYPE_CHECKING:
     from .session import Session
@@ -30,12 +30,22 @@ def handles(
 ) -> Callable[
     [Callable[[Session, T], Awaitable[Message]]], Callable[[Session, T], Awaitable[Message]]
 ]:
-    """Register the decorated coroutine as the handler of requests of `kind`."""
+    """Register the decorated coroutine as the handler of requests of `kind`; an extension
+    (`messages.EXTENSIONS`) is answered EOPNOTSUPP on a connection that did not negotiate it."""
 
     def register(
         fn: Callable[[Session, T], Awaitable[Message]],
     ) -> Callable[[Session, T], Awaitable[Message]]:
-        HANDLERS[kind.id] = fn
+        if kind not in m.EXTENSIONS:
+            HANDLERS[kind.id] = fn
+            return fn
+
+        async def extension(s: Session, msg: T) -> Message:
+            if not s.extensions:
+                raise OSError(errno.EOPNOTSUPP, f"{kind.__name__} was not negotiated in Tversion")
+            return await fn(s, msg)
+
+        HANDLERS[kind.id] = extension
         return fn
 
     return register
@@ -85,43 +95,77 @@ async def _flush(s: Session, msg: m.Tflush) -> Message:
     return m.Rflush(msg.tag)
 
 
-@handles(m.Twalk)
-async def _walk(s: Session, msg: m.Twalk) -> Message:
-    names: list[str] = msg.wnames
-    if len(names) > MAXWELEM:
-        raise OSError(errno.EINVAL, f"walk of {len(names)} names; at most {MAXWELEM}")
+def _check_walk(s: Session, msg: m.Twalk | m.Twalkgetattr) -> None:
+    if len(msg.wnames) > MAXWELEM:
+        raise OSError(errno.EINVAL, f"walk of {len(msg.wnames)} names; at most {MAXWELEM}")
     if msg.newfid != msg.fid:
         s.fids.check_free(msg.newfid)
+
+
+async def _walk_names(
+    fid: FidRef, msg: m.Twalk | m.Twalkgetattr
+) -> tuple[list[Qid], File, OSError | None]:
+    """Walk `msg.wnames` from `fid`: the qids walked, the File reached (the caller's to
+    close or keep), and the error of the name that stopped the walk (None: all walked)."""
+    if fid.xattr is not None:
+        raise OSError(errno.EBADF, "cannot walk from an attribute fid")
+    if fid.handle is not None and msg.newfid == msg.fid:  # as QEMU; to a new fid is fine
+        raise OSError(errno.EINVAL, "an open fid cannot walk itself")
+    current = await fid.file.clone()
+    qids: list[Qid] = []
+    try:
+        for name in msg.wnames:
+            if not name or "/" in name or "\0" in name:
+                raise OSError(errno.EINVAL, f"invalid name {name!r}")
+            try:
+                child = await current.walk(name)
+            except OSError as e:
+                return qids, current, e
+            await current.close()
+            current = child
+            qids.append(child.qid)
+    except BaseException:
+        await current.close()
+        raise
+    return qids, current, None
+
+
+async def _walked(s: Session, fid: FidRef, msg: m.Twalk | m.Twalkgetattr, file: File) -> None:
+    """Point `msg.newfid` (perhaps `fid` itself) at `file`, walked to from `fid`."""
+    if msg.newfid == msg.fid:
+        fid.replace_file(file)
+    else:
+        await s.fids.add(msg.newfid, FidRef(file, fid.user))
+
+
+@handles(m.Twalk)
+async def _walk(s: Session, msg: m.Twalk) -> Message:
+    _check_walk(s, msg)
     async with s.fids.use(msg.fid) as fid:
-        if fid.xattr is not None:
-            raise OSError(errno.EBADF, "cannot walk from an attribute fid")
-        if fid.handle is not None and msg.newfid == msg.fid:  # as QEMU; to a new fid is fine
-            raise OSError(errno.EINVAL, "an open fid cannot walk itself")
-        current = await fid.file.clone()
-        qids = []
+        qids, current, error = await _walk_names(fid, msg)
+        if error is None:
+            await _walked(s, fid, msg, current)
+        else:
+            await current.close()
+            if not qids:  # a walk failing on its first name is an error, a later one is not
+                raise error
+    return m.Rwalk(msg.tag, qids=qids)
+
+
+@handles(m.Twalkgetattr)
+async def _walkgetattr(s: Session, msg: m.Twalkgetattr) -> Message:
+    _check_walk(s, msg)
+    async with s.fids.use(msg.fid) as fid:
+        qids, current, error = await _walk_names(fid, msg)
         try:
-            for i, name in enumerate(names):
-                if not name or "/" in name or "\0" in name:
-                    raise OSError(errno.EINVAL, f"invalid name {name!r}")
-                try:
-                    child = await current.walk(name)
-                except OSError:
-                    if i == 0:
-                        raise
-                    break
-                await current.close()
-                current = child
-                qids.append(child.qid)
+            if error is not None:  # all or nothing: the errno of the name that failed
+                raise error
+            attr = await current.getattr(msg.request_mask)
         except BaseException:
             await current.close()
             raise
-        if len(qids) < len(names):
-            await current.close()
-        elif msg.newfid == msg.fid:
-            fid.replace_file(current)
-        else:
-            await s.fids.add(msg.newfid, FidRef(current, fid.user))
-    return m.Rwalk(msg.tag, qids=qids)
+        await _walked(s, fid, msg, current)
+    return m.Rwalkgetattr(msg.tag, qids=qids, attr=attr)
 
 
 @handles(m.Tclunk)
@@ -181,37 +225,111 @@ async def _lopen(s: Session, msg: m.Tlopen) -> Message:
         return m.Rlopen(msg.tag, qid=fid.file.qid, iounit=0)
 
 
+async def _child_attr(directory: File, name: str, mask: int) -> Attr:
+    """The attributes of entry `name` of `directory`, no File kept for it (`ChildAttrs`,
+    else walk, getattr, close); `Attr.absent()` if they cannot be read."""
+    try:
+        if isinstance(directory, ChildAttrs):
+            return await directory.getattr_child(name, mask)
+        child = await directory.walk(name)
+        try:
+            return await child.getattr(mask)
+        finally:
+            await child.close()
+    except OSError as e:
+        log.debug("attributes of %r not read: %s", name, e)
+        return m.Attr.absent()
+
+
+async def _made_attr(directory: File, name: str, qid: Qid, mask: int) -> Attr:
+    """The attributes of object `qid` just made as `name` in `directory`; absent if
+    they cannot be read or `name` no longer names it."""
+    attr = await _child_attr(directory, name, mask)
+    return attr if attr.qid == qid else m.Attr.absent()
+
+
+async def _create(fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr) -> File:
+    """Create and open `msg.name` in `fid`'s directory; `fid` becomes the new file."""
+    _check_unopened(fid)
+    file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
+    fid.replace_file(file)
+    fid.handle = handle
+    return file
+
+
 @handles(m.Tlcreate)
 async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        _check_unopened(fid)
-        file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
-        fid.replace_file(file)
-        fid.handle = handle
+        file = await _create(fid, msg)
         return m.Rlcreate(msg.tag, qid=file.qid, iounit=0)
+
+
+@handles(m.Tlcreateattr)
+async def _lcreateattr(s: Session, msg: m.Tlcreateattr) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        file = await _create(fid, msg)
+        try:
+            attr = await file.getattr(msg.request_mask)
+        except OSError:
+            attr = m.Attr.absent()
+        return m.Rlcreateattr(msg.tag, qid=file.qid, iounit=0, attr=attr)
+
+
+async def _symlink_in(fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr) -> Qid:
+    return await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
 
 
 @handles(m.Tsymlink)
 async def _symlink(s: Session, msg: m.Tsymlink) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        qid = await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
+        qid = await _symlink_in(fid, msg)
     return m.Rsymlink(msg.tag, qid=qid)
+
+
+@handles(m.Tsymlinkattr)
+async def _symlinkattr(s: Session, msg: m.Tsymlinkattr) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        qid = await _symlink_in(fid, msg)
+        attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
+    return m.Rsymlinkattr(msg.tag, qid=qid, attr=attr)
+
+
+async def _mknod_in(fid: FidRef, msg: m.Tmknod | m.Tmknodattr) -> Qid:
+    return await fid.file.mknod(check_new_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid)
 
 
 @handles(m.Tmknod)
 async def _mknod(s: Session, msg: m.Tmknod) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await fid.file.mknod(
-            check_new_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid
-        )
+        qid = await _mknod_in(fid, msg)
     return m.Rmknod(msg.tag, qid=qid)
+
+
+@handles(m.Tmknodattr)
+async def _mknodattr(s: Session, msg: m.Tmknodattr) -> Message:
+    async with s.fids.use(msg.dfid) as fid:
+        qid = await _mknod_in(fid, msg)
+        attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
+    return m.Rmknodattr(msg.tag, qid=qid, attr=attr)
+
+
+async def _mkdir_in(fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr) -> Qid:
+    return await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
 
 
 @handles(m.Tmkdir)
 async def _mkdir(s: Session, msg: m.Tmkdir) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
+        qid = await _mkdir_in(fid, msg)
     return m.Rmkdir(msg.tag, qid=qid)
+
+
+@handles(m.Tmkdirattr)
+async def _mkdirattr(s: Session, msg: m.Tmkdirattr) -> Message:
+    async with s.fids.use(msg.dfid) as fid:
+        qid = await _mkdir_in(fid, msg)
+        attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
+    return m.Rmkdirattr(msg.tag, qid=qid, attr=attr)
 
 
 @handles(m.Trename)
@@ -298,6 +416,22 @@ async def _readdir(s: Session, msg: m.Treaddir) -> Message:
     return m.Rreaddir(msg.tag, data=m.encode_dirents(out))
 
 
+@handles(m.Treaddirattr)
+async def _readdirattr(s: Session, msg: m.Treaddirattr) -> Message:
+    room = s.iosize(msg.count)
+    async with s.fids.use(msg.fid) as fid:
+        handle = _opened(fid)
+        entries = await handle.readdir(msg.offset)
+        out: list[m.DirentAttr] = []
+        for e in entries:
+            room -= m.dirent_attr_size(e.name)
+            if room < 0:
+                break
+            attr = await _child_attr(fid.file, e.name, msg.request_mask)
+            out.append((e.qid, e.offset, e.type, e.name, attr))
+    return m.Rreaddirattr(msg.tag, data=m.encode_dirent_attrs(out))
+
+
 @handles(m.Tfsync)
 async def _fsync(s: Session, msg: m.Tfsync) -> Message:
     async with s.fids.use(msg.fid) as fid:
@@ -314,7 +448,8 @@ def _lock(msg: m.Tlock | m.Tgetlock) -> Lock:
 async def _lock_(s: Session, msg: m.Tlock) -> Message:
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
-        status = await handle.lock(msg.flags, _lock(msg))
+        flags = msg.flags if s.extensions else msg.flags & ~LockFlag.FLOCK
+        status = await handle.lock(flags, _lock(msg))
     return m.Rlock(msg.tag, status=status)
 
 

@@ -173,6 +173,11 @@ class Attr:
     gen: U64 = 0
     data_version: U64 = 0
 
+    @classmethod
+    def absent(cls) -> Attr:
+        """What an extension answers for attributes it could not read: valid 0, all zero."""
+        return cls(0, Qid(0, 0, 0), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
 
 @dataclass(frozen=True, slots=True)
 class SetAttr:
@@ -209,7 +214,8 @@ _WIRE_INTS = {id(u8): "B", id(u16): "H", id(u32): "I", id(u64): "Q"}
 _WIRE_VARIABLE = {id(string): "str", id(data): "data", id(names): "names", id(qids): "qids"}
 _RECORDS = {"Qid": Qid, "Attr": Attr, "SetAttr": SetAttr, "StatFs": StatFs}
 
-AttrRecord = Annotated[Attr, _Record(Attr)]
+_attr = _Record(Attr)
+AttrRecord = Annotated[Attr, _attr]
 SetAttrRecord = Annotated[SetAttr, _Record(SetAttr)]
 StatFsRecord = Annotated[StatFs, _Record(StatFs)]
 
@@ -608,7 +614,96 @@ class Tremove(Request["Rremove"]):
 @message(123)
 class Rremove(Message):
     pass
+
+
+# This project's extensions, served only on a connection whose Tversion asked for
+# EXTENDED_VERSION (docs/protocol-extensions.md). Each is its plain message with a trailing
+# request_mask (what Tgetattr would ask), and its reply the plain reply with the attributes
+# of the object reached or made. 180-191: no number used by 9P2000, .u, .L, .e or gVisor.
+@message(180)
+class Twalkgetattr(Request["Rwalkgetattr"]):
+    fid: U32
+    newfid: U32
+    wnames: Names
+    request_mask: U64
+
+@message(181)
+class Rwalkgetattr(Message):
+    qids: Qids
+    attr: AttrRecord
+
+@message(182)
+class Treaddirattr(Request["Rreaddirattr"]):
+    fid: U32
+    offset: U64
+    count: U32
+    request_mask: U64
+
+@message(183)
+class Rreaddirattr(Message):
+    data: Data  # entries: a Rreaddir dirent, then its Attr record (encode_dirent_attrs)
+
+@message(184)
+class Tlcreateattr(Request["Rlcreateattr"]):
+    fid: U32
+    name: Str
+    flags: U32
+    mode: U32
+    gid: U32
+    request_mask: U64
+
+@message(185)
+class Rlcreateattr(Message):
+    qid: QidField
+    iounit: U32
+    attr: AttrRecord
+
+@message(186)
+class Tsymlinkattr(Request["Rsymlinkattr"]):
+    fid: U32
+    name: Str
+    symtgt: Str
+    gid: U32
+    request_mask: U64
+
+@message(187)
+class Rsymlinkattr(Message):
+    qid: QidField
+    attr: AttrRecord
+
+@message(188)
+class Tmknodattr(Request["Rmknodattr"]):
+    dfid: U32
+    name: Str
+    mode: U32
+    major: U32
+    minor: U32
+    gid: U32
+    request_mask: U64
+
+@message(189)
+class Rmknodattr(Message):
+    qid: QidField
+    attr: AttrRecord
+
+@message(190)
+class Tmkdirattr(Request["Rmkdirattr"]):
+    dfid: U32
+    name: Str
+    mode: U32
+    gid: U32
+    request_mask: U64
+
+@message(191)
+class Rmkdirattr(Message):
+    qid: QidField
+    attr: AttrRecord
 # fmt: on
+
+#: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
+EXTENSIONS: tuple[type[Request[Any]], ...] = (
+    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr
+)  # fmt: skip
 
 _header = struct.Struct("<IBH")
 
@@ -694,3 +789,50 @@ def decode_dirents_reference(blob: bytes) -> list[tuple[Qid, int, int, str]]:
     except (ConstructError, UnicodeError, struct.error) as e:
         raise ProtocolError(f"malformed directory entries: {e}") from e
     return [(e.qid, e.offset, e.type, e.name) for e in entries]
+
+
+#: One entry inside Rreaddirattr's data: a Rreaddir entry, then its attributes.
+dirent_attr = Struct(*dirent.subcons, "attr" / _attr)
+_dirent_attrs = Struct("entries" / GreedyRange(dirent_attr), Terminated).compile()
+_ATTR_SIZE, _pack_attr, _unpack_attr = fastcodec.record_codec(_attr, _WIRE_INTS, qid, _RECORDS)
+
+#: A directory entry with its attributes: (qid, offset, type, name, attr).
+DirentAttr = tuple[Qid, int, int, str, Attr]
+
+
+def dirent_attr_size(name: str) -> int:
+    """Bytes one entry takes in Rreaddirattr data."""
+    return dirent_size(name) + _ATTR_SIZE
+
+
+def encode_dirent_attrs(entries: list[DirentAttr]) -> bytes:
+    """Pack (qid, offset, type, name, attr) entries as Rreaddirattr data."""
+    try:
+        return fastcodec.encode_dirent_attrs(entries, _pack_attr)
+    except (struct.error, TypeError, AttributeError) as e:
+        raise ValueError(f"cannot encode directory entries: {e}") from e
+
+
+def encode_dirent_attrs_reference(entries: list[DirentAttr]) -> bytes:
+    """`encode_dirent_attrs` by the `construct` declaration of `dirent_attr` (its reference)."""
+    build: Callable[[dict[str, Any]], bytes] = dirent_attr.build
+    return b"".join(
+        build({"qid": q, "offset": o, "type": t, "name": n, "attr": a}) for q, o, t, n, a in entries
+    )
+
+
+def decode_dirent_attrs(blob: bytes) -> list[DirentAttr]:
+    """Unpack Rreaddirattr data into (qid, offset, type, name, attr) entries."""
+    try:
+        return fastcodec.decode_dirent_attrs(blob, Qid, _ATTR_SIZE, _unpack_attr)
+    except (fastcodec.Short, struct.error) as e:
+        raise ProtocolError(f"malformed directory entries: {e or 'wrong length'}") from e
+
+
+def decode_dirent_attrs_reference(blob: bytes) -> list[DirentAttr]:
+    """`decode_dirent_attrs` by the `construct` declaration of `dirent_attr` (its reference)."""
+    try:
+        entries = _dirent_attrs.parse(blob).entries
+    except (ConstructError, UnicodeError, struct.error) as e:
+        raise ProtocolError(f"malformed directory entries: {e}") from e
+    return [(e.qid, e.offset, e.type, e.name, e.attr) for e in entries]

@@ -12,7 +12,7 @@ import trio
 
 from . import messages as m
 from .backend import Export
-from .constants import IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
+from .constants import EXTENDED_VERSION, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
 from .fids import FidTable
 from .handlers import HANDLERS
 from .limits import BIG, Limits
@@ -64,6 +64,7 @@ class Session:
         self.stream = stream
         self.max_msize = max_msize
         self.msize = 0  # 0 until Tversion
+        self.extensions = False  # this project's extensions: asked for in Tversion
         self.peer = peer
         self.limits = limits or Limits()
         self.fids = FidTable(self.limits.fids)
@@ -165,7 +166,9 @@ class Session:
         await self.fids.clear()
 
     def _version(self, msg: m.Tversion) -> Message:
+        """Rversion: EXTENDED_VERSION if asked for exactly, else 9P2000.L (any suffix dropped)."""
         version = msg.version
+        self.extensions = False
         if not (version == VERSION or version.startswith(VERSION + ".")):
             return m.Rversion(
                 msg.tag, msize=min(msg.msize, self.max_msize), version=UNKNOWN_VERSION
@@ -173,7 +176,9 @@ class Session:
         if msg.msize < MIN_MSIZE:
             return m.Rversion(msg.tag, msize=msg.msize, version=UNKNOWN_VERSION)
         self.msize = min(msg.msize, self.max_msize)
-        return m.Rversion(msg.tag, msize=self.msize, version=VERSION)
+        self.extensions = version == EXTENDED_VERSION
+        answer = EXTENDED_VERSION if self.extensions else VERSION
+        return m.Rversion(msg.tag, msize=self.msize, version=answer)
 
     async def _serve(self, msg: Message, entry: _InFlight) -> None:
         reply: Message | None = None

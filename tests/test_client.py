@@ -26,6 +26,7 @@ from ninep.backend import Attr
 from ninep.client import NOW, Client, Fid, connect
 from ninep.constants import (
     AT_REMOVEDIR,
+    EXTENDED_VERSION,
     IOHDRSZ,
     MIN_MSIZE,
     NOTAG,
@@ -71,12 +72,16 @@ class Peer:
 async def scripted(
     version: str = VERSION, msize: int = MSIZE, timeout: float | None = None
 ) -> AsyncIterator[tuple[Client, Peer]]:
-    """A client connected to a scripted peer that has answered Tversion."""
+    """A client connected to a scripted peer that has answered Tversion (plain 9P2000.L:
+    the client does not ask for the extensions; see the negotiation tests)."""
     ours, theirs = trio.socket.socketpair()
     peer = Peer(trio.SocketStream(theirs))
     await peer.send(m.Rversion(NOTAG, msize=msize, version=version))  # waits in the socket
     client_stream = trio.SocketStream(ours)
-    async with peer.stream, Client.from_stream(client_stream, msize=MSIZE, timeout=timeout) as c:
+    async with (
+        peer.stream,
+        Client.from_stream(client_stream, msize=MSIZE, timeout=timeout, extensions=False) as c,
+    ):
         yield c, peer
 
 
@@ -109,6 +114,35 @@ async def test_version_is_negotiated() -> None:
         msg = await peer.expect(m.Tversion)
         assert (msg.tag, msg.msize, msg.version) == (NOTAG, MSIZE, "9P2000.L")
         assert (client.msize, client.iosize) == (8192, 8192 - IOHDRSZ)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        m.Rlerror(NOTAG, ecode=errno.EIO),  # diod
+        m.Rversion(NOTAG, msize=MSIZE, version="unknown"),  # QEMU
+    ],
+    ids=["rlerror", "unknown"],
+)
+async def test_a_refused_extended_version_falls_back_to_9p2000l(refusal: m.Message) -> None:
+    ours, theirs = trio.socket.socketpair()
+    peer = Peer(trio.SocketStream(theirs))
+    await peer.send(refusal, m.Rversion(NOTAG, msize=8192, version=VERSION))
+    async with peer.stream, Client.from_stream(trio.SocketStream(ours), msize=MSIZE) as client:
+        asked = [await peer.expect(m.Tversion), await peer.expect(m.Tversion)]
+        assert [t.version for t in asked] == [EXTENDED_VERSION, VERSION]
+        assert not client.extended and client.msize == 8192
+
+
+async def test_an_extended_version_answered_9p2000l_is_plain_at_once() -> None:
+    ours, theirs = trio.socket.socketpair()
+    peer = Peer(trio.SocketStream(theirs))
+    await peer.send(m.Rversion(NOTAG, msize=8192, version=VERSION))
+    async with peer.stream, Client.from_stream(trio.SocketStream(ours), msize=MSIZE) as client:
+        assert (await peer.expect(m.Tversion)).version == EXTENDED_VERSION
+        assert not client.extended
+        root = await attached(client, peer)  # the next frame is the attach: one Tversion only
+        assert root.qid == _qid(1)
 
 
 async def test_server_without_9p2000l_is_refused() -> None:

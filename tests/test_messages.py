@@ -103,6 +103,31 @@ def test_dirents_round_trip(entries: list[tuple[m.Qid, int, int, str]]) -> None:
         )
 
 
+_attrs = _strategy(m._attr)
+_dirent_attrs = st.tuples(_qids, st.integers(0, 2**64 - 1), st.integers(0, 255), _text, _attrs)
+
+
+@given(st.lists(_dirent_attrs, max_size=8))
+def test_dirent_attrs_round_trip(entries: list[m.DirentAttr]) -> None:
+    """Rreaddirattr's data: both codecs agree, both ways, and refuse a cut blob alike."""
+    blob = m.encode_dirent_attrs(entries)
+    assert len(blob) == sum(m.dirent_attr_size(e[3]) for e in entries)
+    assert blob == m.encode_dirent_attrs_reference(entries)
+    assert m.decode_dirent_attrs(blob) == entries
+    assert m.decode_dirent_attrs_reference(blob) == entries
+    for cut in range(0, len(blob), max(1, len(blob) // 16)):
+        assert _outcome(m.decode_dirent_attrs, blob[:cut]) == _outcome(
+            m.decode_dirent_attrs_reference, blob[:cut]
+        )
+
+
+def test_extension_numbers_are_apart_from_other_dialects() -> None:
+    """180-191: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor (124-143, 250-251)."""
+    ids = {kind.id for kind in m.EXTENSIONS} | {kind.id + 1 for kind in m.EXTENSIONS}
+    assert ids == set(range(180, 192))
+    assert all(m.KINDS[i].__name__.endswith(("attr", "getattr")) for i in ids)
+
+
 def test_names_that_are_not_utf8_round_trip() -> None:
     name = b"caf\xe9".decode("utf-8", "surrogateescape")
     assert m.decode(m.Twalk(1, fid=0, newfid=1, wnames=[name]).encode()).fields["wnames"] == [name]

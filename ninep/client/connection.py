@@ -32,7 +32,16 @@ from typing import Any, cast
 import trio
 
 from .. import messages as m
-from ..constants import DEFAULT_MSIZE, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, UNKNOWN_VERSION, VERSION
+from ..constants import (
+    DEFAULT_MSIZE,
+    EXTENDED_VERSION,
+    IOHDRSZ,
+    MIN_MSIZE,
+    NOFID,
+    NOTAG,
+    UNKNOWN_VERSION,
+    VERSION,
+)
 from ..messages import Message, ProtocolError, R, Request
 from ..transport import Address, FrameReader, parse_address
 from ..transport import connect as connect_stream
@@ -72,7 +81,7 @@ def _created_fid(msg: Message) -> int | None:
     """The fid a request brings into existence if it succeeds."""
     if isinstance(msg, m.Tattach):
         return msg.fid
-    if isinstance(msg, m.Twalk | m.Txattrwalk) and msg.newfid != msg.fid:
+    if isinstance(msg, m.Twalk | m.Twalkgetattr | m.Txattrwalk) and msg.newfid != msg.fid:
         return msg.newfid
     return None
 
@@ -81,7 +90,7 @@ def _creates(msg: Message, reply: Message) -> bool:
     """Whether `reply` means the fid of `msg` now exists (a partial walk creates nothing)."""
     if isinstance(reply, m.Rlerror):
         return False
-    if isinstance(msg, m.Twalk) and isinstance(reply, m.Rwalk):
+    if isinstance(msg, m.Twalk | m.Twalkgetattr) and isinstance(reply, m.Rwalk | m.Rwalkgetattr):
         return len(reply.qids) == len(msg.wnames)
     return True
 
@@ -127,9 +136,16 @@ class Client:
     """A 9P2000.L connection; use `connect` or `Client.from_stream` to open one."""
 
     def __init__(
-        self, stream: trio.abc.Stream, reader: FrameReader, msize: int, timeout: float | None = None
+        self,
+        stream: trio.abc.Stream,
+        reader: FrameReader,
+        msize: int,
+        timeout: float | None = None,
+        extended: bool = False,
     ) -> None:
         self.msize = msize
+        # the server agreed to this project's extensions (docs/protocol-extensions.md)
+        self.extended = extended
         self.iosize = msize - IOHDRSZ  # the most data one Tread/Twrite carries
         self.client_id = socket.gethostname()  # default Tlock/Tgetlock client_id
         # called with each message as it is sent or received (tests, tools), as the trace is
@@ -163,6 +179,7 @@ class Client:
         msize: int = DEFAULT_MSIZE,
         timeout: float | None = None,
         version_timeout: float | None = None,
+        extensions: bool = True,
     ) -> AsyncIterator[Client]:
         """Negotiate 9P2000.L on `stream` and serve requests until the block exits.
 
@@ -170,7 +187,9 @@ class Client:
         nothing at all comes from the server; past it the connection is lost
         (every request raises ConnectionError). `version_timeout` bounds the wait
         for Rversion (None: `timeout`; math.inf: however long, the caller bounds it).
-        On exit pending requests fail and the stream is closed; nothing is clunked.
+        `extensions`: ask for this project's extensions first (`Client.extended`
+        tells whether the server agreed). On exit pending requests fail and the
+        stream is closed; nothing is clunked.
         """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive or None, not {timeout}")
@@ -178,12 +197,12 @@ class Client:
         async with stream:
             reader = FrameReader(stream, msize)
             with trio.move_on_after(math.inf if bound is None else bound) as version:
-                negotiated = await _negotiate(stream, reader, msize)
+                negotiated, extended = await _negotiate(stream, reader, msize, extensions)
             if version.cancelled_caught:
                 raise ConnectionError(
                     errno.ETIMEDOUT, f"the server did not answer Tversion for {bound:g} s"
                 )
-            client = cls(stream, reader, negotiated, timeout)
+            client = cls(stream, reader, negotiated, timeout, extended)
             error: Exception | None = None
             async with trio.open_nursery() as nursery:
                 await nursery.start(client._run)
@@ -487,11 +506,11 @@ class Client:
         return Fid(self, fid, reply.qid)
 
 
-async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -> int:
-    """Tversion; return the msize both sides accept."""
-    if msize < MIN_MSIZE:
-        raise ValueError(f"msize {msize} is below the minimum of {MIN_MSIZE}")
-    request = m.Tversion(NOTAG, msize=msize, version=VERSION)
+async def _version(
+    stream: trio.abc.Stream, reader: FrameReader, msize: int, version: str
+) -> m.Rversion | m.Rlerror:
+    """One Tversion exchange: the server's answer."""
+    request = m.Tversion(NOTAG, msize=msize, version=version)
     log.debug("-> %s", request)
     await stream.send_all(request.encode())
     frame = await reader.read()
@@ -501,8 +520,31 @@ async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -
     log.debug("<- %s", decoded)
     if not isinstance(decoded, m.Rversion | m.Rlerror) or decoded.tag != NOTAG:
         raise ProtocolError(f"expected Rversion, got {decoded}")
+    return decoded
+
+
+async def _negotiate(
+    stream: trio.abc.Stream, reader: FrameReader, msize: int, extensions: bool
+) -> tuple[int, bool]:
+    """Tversion; return the msize both sides accept and whether the extensions are on.
+
+    With `extensions`, EXTENDED_VERSION is asked for first; a server that does not
+    know it answers 9P2000.L (ours, before the extensions), Rversion "unknown"
+    (QEMU) or Rlerror (diod, EIO), and is then asked for plain 9P2000.L.
+    """
+    if msize < MIN_MSIZE:
+        raise ValueError(f"msize {msize} is below the minimum of {MIN_MSIZE}")
+    decoded = None
+    if extensions:
+        decoded = await _version(stream, reader, msize, EXTENDED_VERSION)
+        if not (isinstance(decoded, m.Rversion) and decoded.version in (EXTENDED_VERSION, VERSION)):
+            log.debug("no extensions: %s", decoded)
+            decoded = None
+    if decoded is None:
+        decoded = await _version(stream, reader, msize, VERSION)
     reply = _answer(decoded, m.Tversion)
-    if reply.version != VERSION:
+    extended = reply.version == EXTENDED_VERSION and extensions
+    if reply.version != VERSION and not extended:
         why = ": it does not speak 9P2000.L" if reply.version == UNKNOWN_VERSION else ""
         raise ConnectionError(
             errno.EPROTONOSUPPORT, f"server answered version {reply.version!r} to {VERSION!r}{why}"
@@ -510,7 +552,7 @@ async def _negotiate(stream: trio.abc.Stream, reader: FrameReader, msize: int) -
     if not MIN_MSIZE <= reply.msize <= msize:
         raise ProtocolError(f"server msize {reply.msize} is outside {MIN_MSIZE}..{msize}")
     reader.max_size = reply.msize
-    return int(reply.msize)
+    return int(reply.msize), extended
 
 
 @asynccontextmanager
@@ -520,15 +562,21 @@ async def connect(
     msize: int = DEFAULT_MSIZE,
     timeout: float | None = None,
     version_timeout: float | None = None,
+    extensions: bool = True,
 ) -> AsyncIterator[Client]:
     """Connect to a 9P2000.L server (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`).
 
-    `timeout`, `version_timeout`: see `Client.from_stream` (neither bounds connecting itself).
+    `timeout`, `version_timeout`, `extensions`: see `Client.from_stream` (neither
+    timeout bounds connecting itself).
     """
     if isinstance(address, str):
         address = parse_address(address)
     stream = await connect_stream(address)
     async with Client.from_stream(
-        stream, msize=msize, timeout=timeout, version_timeout=version_timeout
+        stream,
+        msize=msize,
+        timeout=timeout,
+        version_timeout=version_timeout,
+        extensions=extensions,
     ) as client:
         yield client

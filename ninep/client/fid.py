@@ -138,6 +138,37 @@ class Fid:
         """A new fid for the same file."""
         return await self.walk()
 
+    async def walk_getattr(self, *names: str, mask: int = GetattrMask.ALL) -> tuple[Fid, Attr]:
+        """`walk(*names)` and the attributes of the file reached, in one round trip where
+        the server has the extensions (Twalkgetattr); else a walk, then a getattr."""
+        if not self.client.extended:
+            fid = await self.walk(*names)
+            try:
+                return fid, await fid.getattr(mask)
+            except BaseException:
+                fid._discard()
+                raise
+        split = max(0, len(names) - MAXWELEM)  # names before the last 16 go by Twalk
+        source = await self.walk(*names[:split]) if split else self
+        newfid = source._num() if split else self.client.alloc_fid()  # in place, or a new fid
+        try:
+            reply = await self._call(
+                m.Twalkgetattr,
+                fid=source._num(),
+                newfid=newfid,
+                wnames=list(names[split:]),
+                request_mask=mask,
+            )
+        except BaseException:
+            if split:
+                source._discard()
+            raise
+        qid = reply.qids[-1] if reply.qids else source.qid
+        if split:  # walked in place
+            source.qid = qid
+            return source, reply.attr
+        return Fid(self.client, newfid, qid), reply.attr
+
     async def clunk(self) -> None:
         """Release the fid (a no-op if already clunked or the connection is gone).
 
@@ -211,6 +242,24 @@ class Fid:
         self.qid, self.iounit = reply.qid, reply.iounit
         return reply.qid
 
+    async def create_getattr(
+        self, name: str, flags: int, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
+    ) -> tuple[Qid, Attr]:
+        """`create`, and the new file's attributes (one round trip: Tlcreateattr)."""
+        if not self.client.extended:
+            return await self.create(name, flags, mode, gid), await self.getattr(mask)
+        reply = await self._call(
+            m.Tlcreateattr,
+            fid=self._num(),
+            name=name,
+            flags=flags,
+            mode=mode,
+            gid=gid,
+            request_mask=mask,
+        )
+        self.qid, self.iounit = reply.qid, reply.iounit
+        return reply.qid, reply.attr if reply.attr.valid else await self.getattr(mask)
+
     async def read(self, offset: int, count: int) -> bytes:
         """Up to `count` bytes at `offset`, in iounit-sized Treads; fewer only at end of file."""
         num, chunk = self._num(), self._iosize()
@@ -252,6 +301,40 @@ class Fid:
             offset = chunk[-1].offset
         return entries
 
+    async def readdir_attrs_chunk(
+        self, offset: int, count: int, mask: int = GetattrMask.ALL
+    ) -> list[tuple[Dirent, Attr | None]]:
+        """One Treaddirattr: `readdir_chunk` with each entry's attributes (None: the server
+        could not read them). Without the extensions: Treaddir, then a walk and a getattr
+        of each entry (its fid clunked at once), in a Treaddir chunk of `count` bytes."""
+        if self.client.extended:
+            reply = await self._call(
+                m.Treaddirattr, fid=self._num(), offset=offset, count=count, request_mask=mask
+            )
+            return [
+                (Dirent(q, o, t, n), a if a.valid else None)
+                for q, o, t, n, a in m.decode_dirent_attrs(reply.data)
+            ]
+        listed: list[tuple[Dirent, Attr | None]] = []
+        for entry in await self.readdir_chunk(offset, count):
+            try:
+                fid, attr = await self.walk_getattr(entry.name, mask=mask)
+            except OSError:
+                listed.append((entry, None))
+                continue
+            await fid.clunk()
+            listed.append((entry, attr))
+        return listed
+
+    async def readdir_attrs(self, mask: int = GetattrMask.ALL) -> list[tuple[Dirent, Attr | None]]:
+        """Every entry of this open directory with its attributes (`readdir_attrs_chunk`)."""
+        entries: list[tuple[Dirent, Attr | None]] = []
+        offset = 0
+        while chunk := await self.readdir_attrs_chunk(offset, self.client.iosize, mask):
+            entries += chunk
+            offset = chunk[-1][0].offset
+        return entries
+
     async def fsync(self, datasync: bool = False) -> None:
         """Flush the open file to stable storage (only its data if `datasync`)."""
         await self._call(m.Tfsync, fid=self._num(), datasync=int(datasync))
@@ -276,6 +359,61 @@ class Fid:
             m.Tmknod, dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid
         )
         return reply.qid
+
+    async def _made(self, name: str, qid: Qid, attr: Attr | None, mask: int) -> tuple[Qid, Attr]:
+        """`qid` of the object just made as `name` here, with its attributes (`attr`, else
+        read by a walk and a getattr)."""
+        if attr is None or not attr.valid:
+            fid, attr = await self.walk_getattr(name, mask=mask)
+            await fid.clunk()
+        return qid, attr
+
+    async def mkdir_getattr(
+        self, name: str, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
+    ) -> tuple[Qid, Attr]:
+        """`mkdir`, and the new directory's attributes (one round trip: Tmkdirattr)."""
+        if not self.client.extended:
+            return await self._made(name, await self.mkdir(name, mode, gid), None, mask)
+        reply = await self._call(
+            m.Tmkdirattr, dfid=self._num(), name=name, mode=mode, gid=gid, request_mask=mask
+        )
+        return await self._made(name, reply.qid, reply.attr, mask)
+
+    async def symlink_getattr(
+        self, name: str, target: str, gid: int = 0, mask: int = GetattrMask.ALL
+    ) -> tuple[Qid, Attr]:
+        """`symlink`, and the new link's attributes (one round trip: Tsymlinkattr)."""
+        if not self.client.extended:
+            return await self._made(name, await self.symlink(name, target, gid), None, mask)
+        reply = await self._call(
+            m.Tsymlinkattr, fid=self._num(), name=name, symtgt=target, gid=gid, request_mask=mask
+        )
+        return await self._made(name, reply.qid, reply.attr, mask)
+
+    async def mknod_getattr(
+        self,
+        name: str,
+        mode: int,
+        major: int = 0,
+        minor: int = 0,
+        gid: int = 0,
+        mask: int = GetattrMask.ALL,
+    ) -> tuple[Qid, Attr]:
+        """`mknod`, and the new node's attributes (one round trip: Tmknodattr)."""
+        if not self.client.extended:
+            qid = await self.mknod(name, mode, major, minor, gid)
+            return await self._made(name, qid, None, mask)
+        reply = await self._call(
+            m.Tmknodattr,
+            dfid=self._num(),
+            name=name,
+            mode=mode,
+            major=major,
+            minor=minor,
+            gid=gid,
+            request_mask=mask,
+        )
+        return await self._made(name, reply.qid, reply.attr, mask)
 
     async def link(self, target: Fid, name: str) -> None:
         """Make `name` in this directory a hard link to `target`."""
