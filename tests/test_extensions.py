@@ -1,0 +1,427 @@
+"""The protocol extensions (docs/protocol-extensions.md) against a real server over real
+sockets: negotiation and fallback, the same answers as the plain sequences they replace,
+nothing of them on a plain connection, and no fid kept per listed entry."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ninep import messages as m
+from ninep.backend import Attr, Dirent
+from ninep.client import Client, Fid, connect
+from ninep.constants import (
+    EXTENDED_VERSION,
+    NOFID,
+    VERSION,
+    GetattrMask,
+    LockFlag,
+    LockStatus,
+    LockType,
+    OpenFlag,
+)
+from ninep.server import Server
+from ninep.transport import Address
+from volfs.export import open_export
+
+from .rawconn import RawConn
+
+ALL = int(GetattrMask.ALL)
+RDWR = int(OpenFlag.RDWR)
+DIRECTORY = int(OpenFlag.RDONLY | OpenFlag.DIRECTORY)
+
+
+@asynccontextmanager
+async def served(export_dir: Path) -> AsyncIterator[tuple[Server, str]]:
+    """An in-process server of `export_dir` as "C" on loopback TCP: the server, its address."""
+    export = open_export(str(export_dir))
+    server = Server({"C": export})
+    try:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(server.serve, [Address("tcp", host="127.0.0.1", port=0)])
+            yield server, str(bound[0])
+            nursery.cancel_scope.cancel()
+    finally:
+        export.close()
+
+
+async def handshake(conn: RawConn, version: str, aname: str = "C") -> str:
+    """Tversion `version`, then Tattach of fid 0; the version the server answered."""
+    reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version=version))
+    attached = await conn.call(
+        m.Tattach(1, fid=0, afid=NOFID, uname="root", aname=aname, n_uname=0)
+    )
+    assert attached.kind is m.Rattach
+    return str(reply.version)
+
+
+# ---- negotiation ----
+
+
+async def test_our_client_gets_the_extensions_from_our_server(export_dir: Path) -> None:
+    async with served(export_dir) as (_, address):
+        async with connect(address) as client:
+            assert client.extended
+        async with connect(address, extensions=False) as client:
+            assert not client.extended
+
+
+@pytest.mark.parametrize(
+    ("asked", "answered"),
+    [
+        (EXTENDED_VERSION, EXTENDED_VERSION),
+        (VERSION, VERSION),
+        (VERSION + ".other", VERSION),  # any other suffix: plain 9P2000.L, as before
+        (EXTENDED_VERSION + "2", VERSION),
+    ],
+)
+async def test_only_the_exact_extended_version_is_answered_extended(
+    export_dir: Path, asked: str, answered: str
+) -> None:
+    async with served(export_dir) as (_, address):
+        conn = await RawConn.open(address)
+        assert await handshake(conn, asked) == answered
+        reply = await conn.call(m.Twalkgetattr(2, fid=0, newfid=1, wnames=[], request_mask=ALL))
+        assert (reply.kind is m.Rwalkgetattr) == (answered == EXTENDED_VERSION)
+        await conn.aclose()
+
+
+def _requests(fid: int) -> list[m.Message]:
+    """One of each extension request, from directory fid `fid` (opened, for Treaddirattr)."""
+    return [
+        m.Twalkgetattr(2, fid=fid, newfid=9, wnames=["f"], request_mask=ALL),
+        m.Treaddirattr(3, fid=fid, offset=0, count=8192, request_mask=ALL),
+        m.Tlcreateattr(4, fid=fid, name="new", flags=RDWR, mode=0o644, gid=0, request_mask=ALL),
+        m.Tsymlinkattr(5, fid=fid, name="ln", symtgt="f", gid=0, request_mask=ALL),
+        m.Tmknodattr(
+            6, dfid=fid, name="p", mode=stat.S_IFIFO, major=0, minor=0, gid=0, request_mask=ALL
+        ),
+        m.Tmkdirattr(7, dfid=fid, name="d", mode=0o755, gid=0, request_mask=ALL),
+    ]
+
+
+async def test_a_plain_connection_sees_no_extension(server_address: str, export_dir: Path) -> None:
+    (export_dir / "f").write_text("x")
+    conn = await RawConn.open(server_address)
+    await conn.handshake()
+    assert (await conn.call(m.Twalk(1, fid=0, newfid=1, wnames=[]))).kind is m.Rwalk
+    assert (await conn.call(m.Tlopen(1, fid=1, flags=DIRECTORY))).kind is m.Rlopen
+    requests = _requests(1)
+    assert {type(r) for r in requests} == set(m.EXTENSIONS)
+    for request in requests:
+        reply = await conn.call(request)
+        assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EOPNOTSUPP), request
+    # nothing was made, and the walk made no fid 9
+    assert sorted(os.listdir(export_dir)) == ["f"]
+    assert (await conn.call(m.Tclunk(1, fid=9))).kind is m.Rlerror
+    await conn.aclose()
+
+
+async def test_a_new_tversion_turns_the_extensions_off(export_dir: Path) -> None:
+    async with served(export_dir) as (_, address):
+        conn = await RawConn.open(address)
+        assert await handshake(conn, EXTENDED_VERSION) == EXTENDED_VERSION
+        walk = m.Twalkgetattr(2, fid=0, newfid=1, wnames=[], request_mask=ALL)
+        assert (await conn.call(walk)).kind is m.Rwalkgetattr
+        assert await handshake(conn, VERSION) == VERSION
+        assert (await conn.call(walk)).ecode == errno.EOPNOTSUPP
+        await conn.aclose()
+
+
+@pytest.mark.parametrize("version", [VERSION, EXTENDED_VERSION])
+async def test_the_flock_flag_is_honoured_only_on_an_extended_connection(
+    export_dir: Path, version: str
+) -> None:
+    """A flock lock and a POSIX lock do not meet; on a plain connection the flag is
+    ignored and the lock is a POSIX one, which another fid's Tgetlock then finds."""
+    (export_dir / "f").write_text("x")
+    async with served(export_dir) as (_, address):
+        holder, asker = await RawConn.open(address), await RawConn.open(address)
+        await handshake(holder, version)
+        await handshake(asker, VERSION)
+        for conn in (holder, asker):
+            assert (await conn.call(m.Twalk(2, fid=0, newfid=1, wnames=["f"]))).kind is m.Rwalk
+            assert (await conn.call(m.Tlopen(3, fid=1, flags=RDWR))).kind is m.Rlopen
+        whole: dict[str, Any] = {"type": LockType.WRLCK, "start": 0, "length": 0}
+        whole |= {"proc_id": 1, "client_id": "t"}
+        locked = await holder.call(m.Tlock(4, fid=1, flags=int(LockFlag.FLOCK), **whole))
+        assert locked.status == LockStatus.SUCCESS
+        found = await asker.call(m.Tgetlock(4, fid=1, **whole))
+        posix = version == VERSION
+        assert found.type == (LockType.WRLCK if posix else LockType.UNLCK)
+        for conn in (holder, asker):
+            await conn.aclose()
+
+
+# ---- the same answers as the plain sequences they replace, on random trees ----
+
+_names = st.sampled_from(["a", "b", "Case", "case", "d.txt", "x y", "\u00e9t\u00e9"])
+_leaf = st.one_of(
+    st.integers(0, 3000).map(lambda n: ("file", n)),
+    st.sampled_from(["a", "../b", "nowhere"]).map(lambda t: ("link", t)),
+)
+_tree = st.dictionaries(
+    _names,
+    st.recursive(_leaf, lambda kids: st.dictionaries(_names, kids, max_size=4), max_leaves=12),
+    max_size=5,
+)
+
+
+def _build(path: Path, tree: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Make `tree` under `path`; every path in it, and paths that miss, as name tuples."""
+    paths: list[tuple[str, ...]] = [(), ("missing",)]
+    for name, node in tree.items():
+        here = path / name
+        if isinstance(node, dict):
+            here.mkdir()
+            paths += [(name, *sub) for sub in _build(here, node)]
+            continue
+        kind, value = node
+        if kind == "file":
+            here.write_bytes(b"x" * value)
+            paths += [(name,), (name, "below")]  # through a file: ENOTDIR
+        else:
+            here.symlink_to(value)
+            paths.append((name,))
+    os.listdir(path)  # the directory's atime settles (relatime) before anything compares
+    return paths
+
+
+def _lmode(path: Path) -> int:
+    """The mode of `path` itself (0 if missing)."""
+    try:
+        return path.lstat().st_mode
+    except OSError:
+        return 0
+
+
+async def _walk_then_getattr(root: Fid, path: tuple[str, ...]) -> Attr | int:
+    """The plain sequence: Twalk, Tgetattr, Tclunk; or the errno."""
+    try:
+        fid = await root.walk(*path)
+    except OSError as e:
+        return e.errno or 0
+    async with fid:
+        return await fid.getattr(ALL)
+
+
+async def _readdir_then_walk(root: Fid, path: tuple[str, ...]) -> list[tuple[Dirent, Attr]]:
+    """The plain sequence: Treaddir, then Twalk, Tgetattr and Tclunk of each entry."""
+    async with await root.walk(*path) as d:
+        await d.open(DIRECTORY)
+        listed = []
+        for entry in await d.readdir():
+            attr = await _walk_then_getattr(d, (entry.name,))
+            assert isinstance(attr, Attr), (path, entry, attr)
+            listed.append((entry, attr))
+        return listed
+
+
+async def _readdirattr(root: Fid, path: tuple[str, ...], count: int) -> list[tuple[Dirent, Attr]]:
+    """Treaddirattr chunks of `count` bytes, each entry's attributes read by the server."""
+    async with await root.walk(*path) as d:
+        await d.open(DIRECTORY)
+        listed, offset = [], 0
+        while chunk := await d.readdir_attrs_chunk(offset, count, ALL):
+            for entry, attr in chunk:
+                assert attr is not None, (path, entry)
+                listed.append((entry, attr))
+            offset = chunk[-1][0].offset
+        return listed
+
+
+@asynccontextmanager
+async def _both(address: str, aname: str) -> AsyncIterator[tuple[Fid, Fid]]:
+    """Roots attached by an extended client and by a plain one."""
+    async with connect(address) as ext, connect(address, extensions=False) as plain:
+        assert ext.extended and not plain.extended
+        async with await ext.attach(aname) as ext_root, await plain.attach(aname) as plain_root:
+            yield ext_root, plain_root
+
+
+@pytest.mark.parametrize("aname", ["C", "C;metadata"])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=_tree, count=st.sampled_from([400, 1000, 65536]))
+def test_extended_answers_equal_the_plain_sequences(
+    tmp_path: Path, aname: str, tree: dict[str, Any], count: int
+) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as top:
+        paths = _build(Path(top), tree)
+        dirs = [p for p in paths if stat.S_ISDIR(_lmode(Path(top, *p)))]
+
+        async def compare() -> None:
+            async with served(Path(top)) as (_, address), _both(address, aname) as (ext, plain):
+                for path in paths:
+                    expected = await _walk_then_getattr(plain, path)
+                    try:
+                        fid, attr = await ext.walk_getattr(*path, mask=ALL)
+                    except OSError as e:
+                        assert isinstance(expected, int), (path, e)
+                        if len(path) == 1:  # a partial Twalk does not say why it stopped
+                            assert e.errno == expected, path
+                        continue
+                    await fid.clunk()
+                    assert attr == expected, path
+                    assert fid.qid == attr.qid
+                for path in dirs:
+                    assert await _readdirattr(ext, path, count) == await _readdir_then_walk(
+                        plain, path
+                    )
+
+        trio.run(compare)
+
+
+async def _reply(root: Fid, kind: type[m.Request[m.R]], **fields: Any) -> m.R:
+    return await root.client.request(kind, **fields)
+
+
+@pytest.mark.parametrize("aname", ["C", "C;metadata"])
+async def test_made_with_attributes_equal_made_then_getattr(export_dir: Path, aname: str) -> None:
+    async with served(export_dir) as (_, address), _both(address, aname) as (ext, plain):
+        made: dict[str, tuple[m.Qid, Attr]] = {}
+        async with await ext.clone() as f:
+            r1 = await _reply(
+                f, m.Tlcreateattr, fid=f._num(), name="file", flags=RDWR, mode=0o640, gid=0,
+                request_mask=ALL,
+            )  # fmt: skip
+            made["file"] = r1.qid, r1.attr
+            assert await f.write(0, b"data") == 4
+        r2 = await _reply(
+            ext, m.Tmkdirattr, dfid=ext._num(), name="dir", mode=0o750, gid=0, request_mask=ALL
+        )
+        r3 = await _reply(
+            ext, m.Tsymlinkattr, fid=ext._num(), name="link", symtgt="file", gid=0,
+            request_mask=ALL,
+        )  # fmt: skip
+        made |= {"dir": (r2.qid, r2.attr), "link": (r3.qid, r3.attr)}
+        fifo = stat.S_IFIFO | 0o600
+        if "metadata" in aname:  # a fifo is kept in metadata; without it mknod is EPERM
+            r4 = await _reply(
+                ext, m.Tmknodattr, dfid=ext._num(), name="fifo", mode=fifo, major=0, minor=0,
+                gid=0, request_mask=ALL,
+            )  # fmt: skip
+            made["fifo"] = r4.qid, r4.attr
+            assert stat.S_ISFIFO(r4.attr.mode)
+        else:
+            for root in (ext, plain):
+                with pytest.raises(OSError) as info:
+                    await root.mknod_getattr("fifo", fifo)
+                assert info.value.errno == errno.EPERM
+        for name, (qid, attr) in made.items():
+            assert attr.valid and attr.qid == qid, name
+            expected = await _walk_then_getattr(plain, (name,))
+            assert isinstance(expected, Attr), name
+            if name == "file":  # written since: only size, blocks and times moved
+                assert (expected.size, attr.size) == (4, 0)
+                expected.size, expected.blocks = attr.size, attr.blocks
+                expected.mtime_sec, expected.mtime_nsec = attr.mtime_sec, attr.mtime_nsec
+                expected.ctime_sec, expected.ctime_nsec = attr.ctime_sec, attr.ctime_nsec
+            assert attr == expected, name
+        assert stat.S_ISLNK(made["link"][1].mode) and stat.S_ISDIR(made["dir"][1].mode)
+        # the client's helpers give the same
+        _, attr = await ext.mkdir_getattr("dir2", 0o700)
+        expected = await _walk_then_getattr(plain, ("dir2",))
+        assert attr == expected
+
+
+async def test_a_failed_creation_with_attributes_is_the_plain_error(export_dir: Path) -> None:
+    (export_dir / "taken").mkdir()
+    async with served(export_dir) as (_, address), _both(address, "C") as (ext, plain):
+        for root in (ext, plain):
+            with pytest.raises(OSError) as info:
+                await root.mkdir_getattr("taken", 0o755)
+            assert info.value.errno == errno.EEXIST
+            with pytest.raises(OSError) as info:
+                await root.walk_getattr("taken", "nothing")
+            assert info.value.errno == errno.ENOENT
+
+
+async def test_readdir_with_attributes_keeps_no_fid_per_entry(export_dir: Path) -> None:
+    big = export_dir / "big"
+    big.mkdir()
+    for i in range(3000):
+        (big / f"entry-{i:05d}").write_bytes(b"x" * (i % 7))
+    async with served(export_dir) as (server, address), connect(address) as client:
+        assert client.extended
+
+        def fids() -> int:
+            (connection,) = server.stats()["connections"]
+            return int(connection["fids"])
+
+        root = await client.attach("C")
+        d = await root.walk("big")
+        await d.open(DIRECTORY)
+        before, client_before = fids(), client.fids_in_use
+        requests: list[m.Message] = []
+        client.on_send = requests.append
+        listed = await d.readdir_attrs()
+        assert fids() == before == 2 and client.fids_in_use == client_before
+        assert len(listed) == 3002 and all(attr is not None for _, attr in listed)
+        sizes = {e.name: a.size for e, a in listed if a is not None and e.name.startswith("e")}
+        assert sizes == {f"entry-{i:05d}": i % 7 for i in range(3000)}
+        assert {type(r) for r in requests} == {m.Treaddirattr}  # no walk, no getattr
+        assert 2 <= len(requests) < 3002 // 100  # a chunk holds many entries
+
+
+# ---- against diod: the client falls back to plain 9P2000.L ----
+
+
+@pytest.fixture
+def diod(tmp_path: Path) -> Any:
+    from .guest.servers import start_diod
+
+    export = tmp_path / "diod-export"
+    export.mkdir()
+    try:
+        server = start_diod(export, tmp_path / "diod.log")
+    except (OSError, RuntimeError) as e:
+        pytest.skip(f"diod: {e}")
+    yield server
+    server.stop()
+
+
+async def test_against_diod_the_client_falls_back_and_works(diod: Any) -> None:
+    export: Path = diod.export
+    (export / "sub").mkdir()
+    (export / "sub" / "f").write_bytes(b"12345")
+    seen: list[m.Message] = []
+    async with connect(f"tcp:127.0.0.1:{diod.port}") as client:
+        assert not client.extended
+        client.on_send = seen.append
+        async with await client.attach(str(export), uname="root") as root:
+            await _use_every_helper(client, root, export)
+    assert not {type(msg) for msg in seen} & set(m.EXTENSIONS)
+
+
+async def _use_every_helper(client: Client, root: Fid, export: Path) -> None:
+    fid, attr = await root.walk_getattr("sub", "f")
+    await fid.clunk()
+    assert attr.size == 5 and stat.S_ISREG(attr.mode) and attr.qid == fid.qid
+    async with await root.walk("sub") as d:
+        await d.open(DIRECTORY)
+        listed = {e.name: a for e, a in await d.readdir_attrs()}
+    assert {"f", "."} <= set(listed)
+    attr_f = listed["f"]
+    assert attr_f is not None and attr_f.size == 5
+    _, made = await root.mkdir_getattr("newdir", 0o755)
+    assert stat.S_ISDIR(made.mode) and (export / "newdir").is_dir()
+    _, link = await root.symlink_getattr("ln", "sub/f")
+    assert stat.S_ISLNK(link.mode) and os.readlink(export / "ln") == "sub/f"
+    async with await root.clone() as f:
+        _, created = await f.create_getattr("new", RDWR, 0o644)
+        assert stat.S_ISREG(created.mode) and created.size == 0
+        assert await f.write(0, b"ab") == 2
+    assert (export / "new").read_bytes() == b"ab"
