@@ -425,3 +425,20 @@ async def _use_every_helper(client: Client, root: Fid, export: Path) -> None:
         assert stat.S_ISREG(created.mode) and created.size == 0
         assert await f.write(0, b"ab") == 2
     assert (export / "new").read_bytes() == b"ab"
+
+
+@pytest.mark.parametrize("extensions", [False, True])
+async def test_the_client_sends_the_flock_flag_only_when_extended(
+    export_dir: Path, extensions: bool
+) -> None:
+    (export_dir / "f").write_text("x")
+    async with served(export_dir) as (_, address):
+        async with connect(address, extensions=extensions) as client:
+            sent: list[m.Message] = []
+            client.on_send = sent.append
+            async with await client.attach("C") as root, await root.walk("f") as f:
+                await f.open(RDWR)
+                flags = int(LockFlag.FLOCK | LockFlag.BLOCK)
+                assert await f.lock(LockType.WRLCK, flags=flags) == LockStatus.SUCCESS
+        (tlock,) = [msg for msg in sent if isinstance(msg, m.Tlock)]
+        assert tlock.flags == (flags if extensions else LockFlag.BLOCK)

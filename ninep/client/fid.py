@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import messages as m
 from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
-from ..constants import MAXWELEM, GetattrMask, LockStatus, OpenFlag, SetattrMask
+from ..constants import MAXWELEM, GetattrMask, LockFlag, LockStatus, OpenFlag, SetattrMask
 from ..convert import decode_xattr_names, wire_time
 from ..messages import Qid, R, Request
 
@@ -493,7 +493,14 @@ class Fid:
         proc_id: int | None = None,
         client_id: str | None = None,
     ) -> LockStatus:
-        """Set or clear (type UNLCK) a POSIX lock on this open file; length 0: to the end."""
+        """Set or clear (type UNLCK) a POSIX lock on this open file; length 0: to the end.
+
+        With `LockFlag.FLOCK` in `flags`, a whole-file flock(2) lock instead, where the
+        connection is extended; elsewhere the flag is not sent, and the lock is a POSIX
+        one of the range given (docs/protocol-extensions.md).
+        """
+        if not self.client.extended:
+            flags &= ~LockFlag.FLOCK
         reply = await self._call(
             m.Tlock,
             fid=self._num(),
