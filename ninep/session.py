@@ -13,12 +13,13 @@ import trio
 from . import messages as m
 from .backend import Export
 from .constants import EXTENDED_VERSION, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
+from .fastcodec import data_header
 from .fids import FidTable
 from .handlers import HANDLERS
 from .limits import BIG, Limits
 from .messages import Message, ProtocolError
 from .stats import ConnectionStats
-from .transport import FrameReader
+from .transport import FrameReader, SocketIO, fast_stream
 
 log = logging.getLogger("ninep.server")
 trace = logging.getLogger("ninep.trace")
@@ -34,14 +35,36 @@ class _InFlight:
 #: Requests a backend answers from metadata it holds or one quick host call: served in
 #: the connection's own task, one after the other, without a task, as most are. A slow
 #: one (a large directory to index) holds up only this connection's next requests.
-_INLINE = (m.Twalk, m.Tgetattr, m.Tclunk, m.Tstatfs, m.Treadlink, m.Txattrwalk, m.Tlopen)
+_INLINE = (
+    m.Twalk,
+    m.Twalkgetattr,
+    m.Tgetattr,
+    m.Tclunk,
+    m.Tstatfs,
+    m.Treadlink,
+    m.Txattrwalk,
+    m.Tlopen,
+)
+
+
+#: At most this many quick replies wait to go out together (a flood of them is sent,
+#: and other connections get their turn, as they come).
+_REPLIES_HELD = 16
+
+
+def _frame_parts(reply: Message) -> list[bytes]:
+    """The frame of `reply` in parts to send one after the other: an Rread's data is
+    sent where it lies instead of being copied into the frame."""
+    if isinstance(reply, m.Rread):
+        return [data_header(m.Rread.id, reply.tag, len(reply.data)), reply.data]
+    return [reply.encode()]
 
 
 def _is_big(msg: Message) -> bool:
     """Whether `msg` moves more than `BIG` bytes of data (its own, or its reply's)."""
     if isinstance(msg, m.Twrite):
         return len(msg.data) > BIG
-    return isinstance(msg, m.Tread | m.Treaddir) and msg.count > BIG
+    return isinstance(msg, m.Tread | m.Treaddir | m.Treaddirattr) and msg.count > BIG
 
 
 class Session:
@@ -61,7 +84,7 @@ class Session:
         limits: Limits | None = None,
     ) -> None:
         self.exports = exports
-        self.stream = stream
+        self.stream = fast_stream(stream)
         self.max_msize = max_msize
         self.msize = 0  # 0 until Tversion
         self.extensions = False  # this project's extensions: asked for in Tversion
@@ -75,6 +98,7 @@ class Session:
         self._room = trio.Event()  # set when the queue shrinks
         self._nursery: trio.Nursery | None = None
         self._send_lock = trio.Lock()
+        self._replies: list[bytes] = []  # answers of quick requests, sent together
 
     def figures(self) -> dict[str, Any]:
         """This connection's statistics (`ninep.stats`)."""
@@ -87,7 +111,13 @@ class Session:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 try:
-                    while (frame := await reader.read()) is not None:
+                    while True:
+                        if self._replies and (
+                            not reader.has_frame() or len(self._replies) >= _REPLIES_HELD
+                        ):
+                            await self._send()  # before waiting, or before holding too many
+                        if (frame := await reader.read()) is None:
+                            break
                         msg = m.decode(frame)
                         if trace.isEnabledFor(logging.DEBUG):
                             trace.debug(">>> %s", msg)
@@ -121,7 +151,7 @@ class Session:
             and not self._queue
             and len(self._inflight) < self.limits.in_flight
         ):
-            await self._serve(msg, self._enter(msg))  # quick: no task of its own
+            await self._serve_inline(msg)
             return
         self._queue[msg.tag] = msg
         self._start_queued()
@@ -180,6 +210,20 @@ class Session:
         answer = EXTENDED_VERSION if self.extensions else VERSION
         return m.Rversion(msg.tag, msize=self.msize, version=answer)
 
+    async def _serve_inline(self, msg: Message) -> None:
+        """Serve a quick request in the connection's task; its reply waits in `_replies`.
+
+        Nothing is read meanwhile, so no Tflush can name it and nothing needs a
+        scope or an event; the reply goes out with the next `_send`, before any
+        later reply, and at the latest before the connection waits for input.
+        """
+        self.stats.started(len(self._inflight) + 1)
+        reply = await self._handle(msg)
+        self.stats.in_flight = len(self._inflight)
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("<<< %s", reply)
+        self._replies.append(reply.encode())
+
     async def _serve(self, msg: Message, entry: _InFlight) -> None:
         reply: Message | None = None
         try:
@@ -217,16 +261,31 @@ class Session:
             code = errno.EIO
         return m.Rlerror(msg.tag, ecode=code)
 
-    async def _send(self, reply: Message, entry: _InFlight | None = None) -> None:
-        """Send a reply; the tag is released first (the client may reuse it at once), but
-        under the send lock, so that a Tflush of this request answers after this reply."""
-        if trace.isEnabledFor(logging.DEBUG):
-            trace.debug("<<< %s", reply)
-        frame = reply.encode()
-        async with self._send_lock:
-            if entry is not None:
+    async def _send(self, reply: Message | None = None, entry: _InFlight | None = None) -> None:
+        """Send the waiting replies of quick requests, then `reply`, in one system call.
+
+        The tag is released first (the client may reuse it at once), but under the
+        send lock, so that a Tflush of this request answers after this reply.
+        """
+        parts: list[bytes] = []
+        if reply is not None:
+            if trace.isEnabledFor(logging.DEBUG):
+                trace.debug("<<< %s", reply)
+            parts = _frame_parts(reply)
+        if self._send_lock.locked():
+            await self._send_lock.acquire()
+        else:
+            self._send_lock.acquire_nowait()  # without the two passes of trio's loop
+        try:
+            if entry is not None and reply is not None:
                 self._release(reply.tag, entry)
-            await self.stream.send_all(frame)
+            waiting, self._replies = self._replies, []
+            if isinstance(self.stream, SocketIO):
+                await self.stream.send_parts(waiting + parts)
+            else:
+                await self.stream.send_all(b"".join(waiting + parts))
+        finally:
+            self._send_lock.release()
 
     def iosize(self, count: int) -> int:
         """A read or readdir count clamped to what fits in one reply."""

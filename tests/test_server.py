@@ -226,9 +226,18 @@ class _GatedExport:
         return cast(File, _GatedFile(await self.inner.attach(options, user), self.gate))
 
 
+def stream_pair(kind: str) -> tuple[trio.abc.Stream, trio.abc.Stream]:
+    """Two connected streams: in memory, or a socket pair (which the server reads and
+    writes through its descriptor, `ninep.transport.SocketIO`)."""
+    if kind == "memory":
+        return trio.testing.memory_stream_pair()
+    a, b = trio.socket.socketpair()
+    return trio.SocketStream(a), trio.SocketStream(b)
+
+
 @asynccontextmanager
 async def gated_server(
-    limits: Limits | None = None,
+    limits: Limits | None = None, kind: str = "memory"
 ) -> AsyncIterator[tuple[Server, RawConn, _Gate]]:
     """A server whose export holds reads until the gate opens, and a connection to it
     with file "f" open as fid 1."""
@@ -237,7 +246,7 @@ async def gated_server(
     gate = _Gate()
     export = _GatedExport(cast(Export, inner), gate)
     server = Server({"C": cast(Export, export)}, limits=limits)
-    ours, theirs = trio.testing.memory_stream_pair()
+    ours, theirs = stream_pair(kind)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.serve_connection, theirs)
         conn = RawConn(ours)
@@ -249,10 +258,10 @@ async def gated_server(
     inner.ledger.check()
 
 
-@pytest.fixture
-async def gated() -> AsyncIterator[tuple[RawConn, _Gate]]:
+@pytest.fixture(params=["memory", "socket"])
+async def gated(request: pytest.FixtureRequest) -> AsyncIterator[tuple[RawConn, _Gate]]:
     """A connection to a server whose export holds reads until the gate opens."""
-    async with gated_server() as (_, conn, gate):
+    async with gated_server(kind=request.param) as (_, conn, gate):
         yield conn, gate
 
 
@@ -291,6 +300,46 @@ async def test_flush_of_a_request_that_finishes_comes_after_its_answer(
     first, second = await conn.recv(), await conn.recv()
     assert (first.kind, first.tag, first.data) == (m.Rread, 2, b"contents")
     assert (second.kind, second.tag) == (m.Rflush, 3)
+
+
+async def test_quick_requests_sent_together_are_answered_in_order_before_a_flush(
+    gated: tuple[RawConn, _Gate],
+) -> None:
+    """Quick requests are served in the connection's task and their replies sent
+    together; a Tflush of one of them, sent in the same write, answers after it."""
+    conn, _ = gated
+    batch = [m.Tgetattr(10 + i, fid=0, request_mask=GetattrMask.BASIC) for i in range(40)]
+    frames: list[m.Message] = [*batch, m.Tflush(9, oldtag=49)]
+    await conn.send(b"".join(msg.encode() for msg in frames))
+    replies = [await conn.recv() for _ in range(41)]
+    assert [(r.kind, r.tag) for r in replies] == [
+        *((m.Rgetattr, 10 + i) for i in range(40)),
+        (m.Rflush, 9),
+    ]
+
+
+async def test_a_flood_of_quick_requests_leaves_other_connections_their_turn() -> None:
+    """One connection's pipelined quick requests, all read at once, are not served in
+    one go while another connection waits: the server yields between groups of them."""
+    export = MemExport()
+    server = Server({"C": cast(Export, export)})
+    flood_count = 4000  # 11-byte Rlerror each: all fit in the socket buffers, never blocking
+    async with trio.open_nursery() as nursery:
+        (a, b), (c, d) = stream_pair("socket"), stream_pair("socket")
+        nursery.start_soon(server.serve_connection, b)
+        nursery.start_soon(server.serve_connection, d)
+        flooder, other = RawConn(a), RawConn(c)
+        await flooder.handshake()
+        await other.handshake()
+        flood = b"".join(m.Tclunk(i, fid=999).encode() for i in range(flood_count))
+        await flooder.send(flood)
+        await other.call(m.Tgetattr(5, fid=0, request_mask=GetattrMask.BASIC))
+        served = server.stats()["connections"][0]["requests"].get("Tclunk", 0)
+        assert served < flood_count, "the other connection waited for the whole flood"
+        replies = [await flooder.recv() for _ in range(flood_count)]
+        assert [r.tag for r in replies] == list(range(flood_count))
+        nursery.cancel_scope.cancel()
+    export.ledger.check()
 
 
 async def test_a_tag_reused_while_in_flight_ends_the_connection(
