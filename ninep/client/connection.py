@@ -43,7 +43,7 @@ from ..constants import (
     VERSION,
 )
 from ..messages import Message, ProtocolError, R, Request
-from ..transport import Address, FrameReader, parse_address
+from ..transport import Address, FrameReader, fast_stream, parse_address
 from ..transport import connect as connect_stream
 from .fid import Fid
 
@@ -195,6 +195,7 @@ class Client:
             raise ValueError(f"timeout must be positive or None, not {timeout}")
         bound = version_timeout if version_timeout is not None else timeout
         async with stream:
+            stream = fast_stream(stream)
             reader = FrameReader(stream, msize)
             with trio.move_on_after(math.inf if bound is None else bound) as version:
                 negotiated, extended = await _negotiate(stream, reader, msize, extensions)
