@@ -360,7 +360,9 @@ class SeqRead(Workload):
         size = corpus.size.seq_mib * MIB
         if place.root is None:
             tool = shutil.which("diodcat") or "/usr/sbin/diodcat"
-            command = [tool, "-s", place.address, "-a", place.aname, "-t", "60", "big.bin"]
+            # -m: diodcat's default msize is 64 KiB; ask for 1 MiB reads as the title says
+            command = [tool, "-m", str(MIB), "-s", place.address, "-a", place.aname, "-t", "60",
+                       "big.bin"]  # fmt: skip
             done = subprocess.run(command, capture_output=True, check=False)
             if done.returncode != 0:
                 raise WorkloadError(f"diodcat: exit {done.returncode}: {done.stderr.decode()}")
