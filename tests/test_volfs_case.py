@@ -19,10 +19,11 @@ from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, GetattrMask, OpenFlag
 from ninep.server import Server
 from ninep.transport import Address
 from volfs.caseflag import HOST_XATTR
-from volfs.dirindex import SETTLE_NS, SETTLE_WHOLE_SECONDS_NS, DirIndexes, settled
+from volfs.dirindex import DirIndexes
 from volfs.escape import identity, swap
 from volfs.export import VolExport, open_export
 from volfs.options import AttachOptions, CaseOption, parse_options
+from volfs.racy import SETTLE_NS, SETTLE_WHOLE_SECONDS_NS, settled
 
 from .test_volfs import ROOT, fails, make_file, qid_at, read_all, shown
 

@@ -47,7 +47,9 @@ from contextvars import ContextVar
 from itertools import islice
 
 from .hostio import file_handle
+from .metadata import Metadata
 from .names import open_entry
+from .racy import Memo
 
 RESERVE_MIN = 64  # descriptors never given to the cache, at least
 RESERVE_SHARE = 4  # and at least 1/RESERVE_SHARE of the limit
@@ -67,8 +69,8 @@ def capacity_for(limit: int) -> int:
 class Entry:
     """One host object as fids reach it (see the module); counted by `retain`/`release`."""
 
-    __slots__ = ("_fd", "children", "handle", "ident", "name", "owner", "parent", "pins", "refs",
-                 "scope")  # fmt: skip
+    __slots__ = ("_fd", "case_flag", "children", "handle", "ident", "metadata", "name", "owner",
+                 "parent", "pins", "refs", "scope")  # fmt: skip
 
     def __init__(
         self, owner: Descriptors, st: os.stat_result, parent: Entry | None = None, name: str = ""
@@ -83,6 +85,8 @@ class Entry:
         self.pins = 0  # operations in progress that use it
         self.scope: list[Entry] | None = None  # the operation that pinned it last
         self.children: dict[str, Entry] = {}  # the registered entry of each name here
+        self.metadata: Memo[Metadata] = Memo()  # its stored metadata as last read (volfs.racy)
+        self.case_flag: Memo[bool] = Memo()  # a directory's stored case flag, likewise
 
     @property
     def fd(self) -> int:

@@ -12,8 +12,8 @@ thread). Changes the export itself makes are applied to the index in place
 
 A stamp can miss a change that lands in the same timestamp tick as the one it
 records (filesystems stamp with a coarse clock; some store whole seconds). So
-an index is *trusted* only when the directory's ctime was already `settle_ns`
-old when its listing began: any later change then gets a later ctime. Other
+an index is *trusted* only when the directory's ctime was already settled
+(`volfs.racy`) when its listing began: any later change then gets a later ctime. Other
 indexes (the directory had just changed, or the export has since changed it
 itself, when a host change could slip between the two fstats around its own
 change) are rechecked by a new listing once `settle_ns` or ten times the last
@@ -34,28 +34,16 @@ from dataclasses import dataclass, field
 
 from .casefold import fold
 from .hostio import in_thread, proc_path
+from .racy import SETTLE_NS, settled
 
 Stamp = tuple[int, int, int]  # st_ino, st_mtime_ns, st_ctime_ns
 
-SETTLE_NS = 20_000_000  # longer than a clock tick and than sub-second timestamp steps
-SETTLE_WHOLE_SECONDS_NS = 2_000_000_000  # a filesystem that stores whole (even) seconds
 RECHECK_FACTOR = 10  # an untrusted index is relisted at most once per 10 listing times
 MAX_DIRS = 256  # indexes kept, least recently used dropped first
 
 
 def stamp_of(st: os.stat_result) -> Stamp:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def settled(st: os.stat_result, now_ns: int, settle_ns: int = SETTLE_NS) -> bool:
-    """Whether every change after `now_ns` gets a ctime other than `st`'s.
-
-    True once the ctime is `settle_ns` old, or `SETTLE_WHOLE_SECONDS_NS` if it
-    is a whole second (a filesystem that stores whole or even seconds).
-    """
-    whole_seconds = st.st_ctime_ns % 10**9 == 0
-    margin = max(settle_ns, SETTLE_WHOLE_SECONDS_NS) if whole_seconds else settle_ns
-    return now_ns - st.st_ctime_ns >= margin
 
 
 @dataclass(slots=True)
@@ -91,9 +79,10 @@ class DirIndexes:
         """The fold key of a host name (of the name it is shown as)."""
         return fold(self._show(host_name))
 
-    async def find(self, dirfd: int, name: str) -> str | None:
-        """The host name a folded lookup of shown name `name` finds in directory `dirfd`."""
-        st = os.fstat(dirfd)
+    async def find(self, dirfd: int, name: str, st: os.stat_result | None = None) -> str | None:
+        """The host name a folded lookup of shown name `name` finds in directory `dirfd`
+        (`st`: its fstat, if this operation has just taken it)."""
+        st = os.fstat(dirfd) if st is None else st
         key = (st.st_dev, st.st_ino)
         index = self._indexes.get(key)
         if index is None or not self._usable(index, st):

@@ -17,11 +17,13 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 
 from . import caseflag
 from .dirindex import Change, DirIndexes
 from .hostio import in_thread
 from .options import CaseOption
+from .racy import Memo
 
 #: The export root's directory where objects with metadata are made on a host without
 #: O_TMPFILE (`volfs.stored`): no client sees, makes, replaces or removes it.
@@ -84,13 +86,31 @@ class Names:
 
     # ---- which directories fold ----
 
-    def sensitive(self, dirfd: int, root: bool) -> bool:
-        """Whether the directory `dirfd` (the export's root if `root`) is case-sensitive."""
+    def sensitive(
+        self,
+        dirfd: int,
+        root: bool,
+        st: os.stat_result | None = None,
+        flag: Memo[bool] | None = None,
+    ) -> bool:
+        """Whether the directory `dirfd` (the export's root if `root`) is case-sensitive.
+
+        `flag`: the memo of its stored flag, used with `st`, its fstat just taken.
+        """
+        fixed = self._fixed(root)
+        if fixed is not None:
+            return fixed
+        if flag is None or st is None:
+            return caseflag.stored(dirfd)
+        return flag.recall(st, partial(caseflag.stored, dirfd))
+
+    def _fixed(self, root: bool) -> bool | None:
+        """Whether a directory is case-sensitive whatever its flag; None if its flag says."""
         if self._sensitive_export:
             return True
         if root:
             return False
-        return self._case is CaseOption.FORCE or caseflag.stored(dirfd)
+        return True if self._case is CaseOption.FORCE else None
 
     def new_dir_flag(self, parent_fd: int, parent_root: bool) -> bool:
         """Whether a directory made in `parent_fd` gets the flag: `case=dir`, or inherited."""
@@ -144,8 +164,19 @@ class Names:
         found = await self._indexes.find(dirfd, name)
         return None if found in hidden else found
 
-    async def lookup(self, dirfd: int, name: str, root: bool) -> tuple[int, str]:
-        """An O_PATH fd on the entry `name` names in directory `dirfd`, and its host name."""
+    async def lookup(
+        self,
+        dirfd: int,
+        name: str,
+        root: bool,
+        st: os.stat_result | None = None,
+        flag: Memo[bool] | None = None,
+    ) -> tuple[int, str]:
+        """An O_PATH fd on the entry `name` names in directory `dirfd`, and its host name.
+
+        `st`: the directory's fstat if this operation has just taken it; `flag`: the memo
+        of its case flag. Either way the directory is stat'ed at most once.
+        """
         host = self.host(name)
         hidden = self.hidden(root)
         try:
@@ -153,10 +184,14 @@ class Names:
                 raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
             return open_entry(dirfd, host), host  # the exact name: no index needed
         except OSError as e:
-            if e.errno not in _NOT_THERE or self.sensitive(dirfd, root):
+            if e.errno not in _NOT_THERE:
                 raise
             missing = e
-        found = await self._indexes.find(dirfd, name)
+        if st is None and flag is not None and self._fixed(root) is None:
+            st = os.fstat(dirfd)  # once, for the flag's memo and the index
+        if self.sensitive(dirfd, root, st, flag):
+            raise missing
+        found = await self._indexes.find(dirfd, name, st)
         if found is None or found in hidden:
             raise missing
         return open_entry(dirfd, found), found

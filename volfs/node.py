@@ -38,9 +38,8 @@ from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
 from ninep.convert import check_name, check_new_name, time_ns
 from ninep.messages import Qid
-from ninep.notify import Changes
 
-from . import caseflag, metadata, stored, watching, xattrs
+from . import caseflag, metadata, stored, xattrs
 from .attrs import attr_of, statfs_of
 from .descriptors import Descriptors, Entry, Operation, ident_of
 from .dirindex import Change
@@ -106,7 +105,7 @@ class Node:
             st = os.stat(fd)
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.ENOTDIR, "export root is not a directory")
-            qid = tree.policy.qid(fd, st)
+            qid = tree.policy.qid(fd, st, entry.metadata)
         except BaseException:
             entry.release()
             raise
@@ -145,8 +144,9 @@ class Node:
         return self._tree.policy
 
     def _view(self, st: os.stat_result | None = None) -> Effective:
-        """Mode, owner, group and rdev as the attach shows them (`st`: the host's, if known)."""
-        return self._policy.view(self._fd, self._stat() if st is None else st)
+        """Mode, owner, group and rdev as the attach shows them (`st`: the host's, just taken)."""
+        entry = self._live()
+        return self._policy.view(entry.fd, self._stat() if st is None else st, entry.metadata)
 
     def _child_view(self, host: str) -> Effective:
         """The view of entry (host name) `host` of this directory."""
@@ -154,6 +154,10 @@ class Node:
 
     def _qid_of(self, fd: int) -> Qid:
         return self._policy.qid(fd, os.stat(fd))
+
+    def _entry_qid(self, entry: Entry) -> Qid:
+        fd = entry.fd
+        return self._policy.qid(fd, os.stat(fd), entry.metadata)
 
     def _writable(self) -> None:
         if self._tree.options.read_only:
@@ -169,7 +173,7 @@ class Node:
         """A Node taking over `fd`, the O_PATH fd of entry (host name) `name` of this directory."""
         entry, st = self._descriptors.child(self._live(), name, fd)
         try:
-            return Node(self._tree, entry, self._policy.qid(entry.fd, st))
+            return Node(self._tree, entry, self._policy.qid(entry.fd, st, entry.metadata))
         except BaseException:
             entry.release()
             raise
@@ -209,26 +213,19 @@ class Node:
     @_operation
     async def walk(self, name: str) -> Node:
         check_name(name)
+        entry, st = self._live(), None  # this object stat'ed at most once
         if self._policy.metadata:
             st = self._stat()
             if stat.S_ISDIR(st.st_mode):
                 self._policy.check_search(self._view(st))
         if name not in (".", ".."):
-            fd, host = await self._names.lookup(self._fd, name, self._is_root)
+            fd, host = await self._names.lookup(entry.fd, name, self._is_root, st, entry.case_flag)
             return self._adopt(fd, host)
-        if not stat.S_ISDIR(self._stat().st_mode):
+        if not stat.S_ISDIR((self._stat() if st is None else st).st_mode):
             raise OSError(errno.ENOTDIR, f"cannot walk {name!r} from a non-directory")
-        if name == "." or self._entry.parent is None:
+        if name == "." or entry.parent is None:
             return await self.clone()
-        parent = self._entry.parent
-        return Node(self._tree, parent.retain(), self._qid_of(parent.fd))
-
-    def watch(self) -> Changes | None:
-        """Change notification (`ninep.backend.Watchable`; `volfs.watching`)."""
-        return watching.watch(self._tree.export, self._live(), self._qid)
-
-    def place(self) -> tuple[int, str] | None:
-        return watching.place(self._tree.export, self._live())
+        return Node(self._tree, entry.parent.retain(), self._entry_qid(entry.parent))
 
     async def clone(self) -> Node:
         return Node(self._tree, self._live().retain(), self._qid)
@@ -321,7 +318,7 @@ class Node:
 
     def _parent_qid(self) -> Qid:
         parent = self._entry.parent
-        return self._qid if parent is None else self._qid_of(parent.fd)
+        return self._qid if parent is None else self._entry_qid(parent)
 
     @_operation
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[File, Handle]:

@@ -20,6 +20,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
+from functools import partial
 
 from ninep.backend import SetAttr
 from ninep.constants import SetattrMask
@@ -31,6 +32,7 @@ from .attrs import qid_of
 from .hostio import proc_path
 from .metadata import Effective, Metadata
 from .options import AttachOptions
+from .racy import Memo
 
 SPECIAL_TYPES = frozenset((stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK))
 PRIVS = stat.S_ISUID | stat.S_ISGID
@@ -52,10 +54,12 @@ class Policy:
 
     # ---- the view ----
 
-    def view(self, fd: int, st: os.stat_result) -> Effective:
-        """What a client is shown for the object of O_PATH fd `fd` and host stat `st`."""
+    def view(self, fd: int, st: os.stat_result, memo: Memo[Metadata] | None = None) -> Effective:
+        """What a client is shown for the object of O_PATH fd `fd` and host stat `st`, just
+        taken; `memo`: the object's stored metadata as last read (`volfs.racy`)."""
         if self.metadata:
-            return metadata.effective(st, self._load(fd, st))
+            load = partial(self._load, fd, st)
+            return metadata.effective(st, load() if memo is None else memo.recall(st, load))
         return self._wsl_view(st)
 
     @staticmethod
@@ -83,9 +87,9 @@ class Policy:
             return host_perms(host_mode) | 0o200
         return host_perms(host_mode) & ~0o222
 
-    def qid(self, fd: int, st: os.stat_result) -> Qid:
+    def qid(self, fd: int, st: os.stat_result, memo: Memo[Metadata] | None = None) -> Qid:
         """The qid of the object: its type as shown (a stored symlink is a SYMLINK)."""
-        mode = self.view(fd, st).mode if self.metadata else st.st_mode
+        mode = self.view(fd, st, memo).mode if self.metadata else st.st_mode
         return qid_of(st.st_ino, mode)
 
     # ---- the checks (metadata on only) ----
