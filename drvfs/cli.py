@@ -62,6 +62,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("mountpoint", metavar="MOUNTPOINT")
     m.add_argument("--server", metavar="ADDR", help="tcp:HOST:PORT or unix:PATH (-o server=)")
     m.add_argument(
+        "--aname",
+        action="store_true",
+        help="EXPORT is the attach name, sent as is (another server's, e.g. diod's export path)",
+    )
+    m.add_argument(
         "-o",
         dest="options",
         metavar="OPTIONS",
@@ -135,14 +140,15 @@ def _options(texts: Sequence[str], server: str | None, sloppy: bool = False) -> 
 
 
 def _mount(args: argparse.Namespace) -> int:
-    export = export_name(args.export)
+    export = args.export if args.aname else export_name(args.export)
     options = _options(args.options, args.server)
     if args.foreground:
         _setup_logging(args.verbose)
         return run_foreground(export, args.mountpoint, options, args.ready_fd)
     return _start(
-        export, args.mountpoint, options, args.options, args.server, args.verbose, args.log
-    )
+        export, args.mountpoint, options, args.options, args.server, args.verbose, args.log,
+        args.aname,
+    )  # fmt: skip
 
 
 def _setup_logging(verbose: int) -> None:
@@ -187,6 +193,7 @@ def _start(
     server: str | None,
     verbose: int,
     log_file: str | None,
+    raw_aname: bool = False,
 ) -> int:
     """Mount in a background process; return once it is mounted (0) or has failed (32)."""
     if not os.path.isdir(mountpoint):
@@ -199,6 +206,8 @@ def _start(
         command += ["-o", text]
     if server:
         command += ["--server", server]
+    if raw_aname:
+        command += ["--aname"]
     command += ["--", export, os.path.abspath(mountpoint)]
     log_out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     try:

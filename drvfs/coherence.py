@@ -1,4 +1,5 @@
-"""FUSE's lock requests on the server's locks (`drvfs.locks`), with the caches they order.
+"""What keeps the kernel's caches true: locks (`drvfs.locks`) and the caches they order,
+and the case variants of a changed name (`CaseVariants`).
 
 A lock is how another client's changes are ordered with ours: what the kernel
 cached of a file before a lock was granted may be stale, so it is dropped;
@@ -14,8 +15,10 @@ import logging
 import pyfuse3
 import trio
 
+from .inodes import InodeTable
 from .locks import Key, LockTable, flock_type
 from .openfiles import OpenFile
+from .operation import name_bytes
 from .resolver import FidResolver
 
 log = logging.getLogger("drvfs")
@@ -95,3 +98,52 @@ async def invalidate(ino: int) -> None:
             log.debug("invalidating inode %d: %s", ino, e)
 
     await trio.to_thread.run_sync(invalidate_inode)
+
+
+class CaseVariants:
+    """Case variants of a name, dropped from the kernel's dentry cache when the name changes.
+
+    The kernel's dentry cache is case-sensitive; in a case-insensitive directory
+    it may hold "FOO" and "foo" for one entry (two dentries of one inode, for
+    files), or hold "foo not found" (with `negative_timeout`). When this mount
+    makes, removes or renames a name, every other case variant the kernel was
+    given in that directory (`InodeTable.take_variants`) is invalidated. The
+    invalidation cannot be waited for: the kernel holds the directory's lock
+    until the operation is answered. Until it is done, the first getattr or open
+    of an inode a variant led to is answered ESTALE (`stale_once`): the kernel
+    then looks the name up again (LOOKUP_REVAL), so a stale variant is never
+    seen, even in the moment after the operation returns. In a case-sensitive
+    directory the variants are other files: they are looked up again, no more.
+    """
+
+    def __init__(self, inodes: InodeTable, nursery: trio.Nursery) -> None:
+        self._inodes = inodes
+        self._nursery = nursery
+        self._stale: set[int] = set()  # inodes whose next getattr or open is answered ESTALE
+
+    def changed(self, parent: int, name: str) -> None:
+        """`name` in directory `parent` was made, removed or renamed through this mount."""
+        for variant, ino in self._inodes.take_variants(parent, name):
+            if ino:
+                self._stale.add(ino)
+            self._nursery.start_soon(self._invalidate, parent, variant, ino)
+
+    def stale_once(self, ino: int) -> bool:
+        """Whether the kernel may have reached `ino` by a variant not yet invalidated
+        (answered True once)."""
+        if ino in self._stale:
+            self._stale.discard(ino)
+            return True
+        return False
+
+    async def _invalidate(self, parent: int, name: str, ino: int) -> None:
+        def invalidate_entry() -> None:
+            try:
+                pyfuse3.invalidate_entry(parent, name_bytes(name))
+            except OSError as e:  # ENOENT: the kernel holds no such entry
+                log.debug("invalidating %r in %d: %s", name, parent, e)
+
+        try:
+            await trio.to_thread.run_sync(invalidate_entry, abandon_on_cancel=True)
+        finally:
+            self._stale.discard(ino)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import pyfuse3
 
 from ninep.client import Attr, Fid
+from ninep.messages import Qid
 
 from . import convert
 from .inodes import Inode
@@ -28,27 +30,35 @@ class Entries:
         """The FUSE attributes of inode `ino`."""
         return convert.entry(ino, attr, self._attr_timeout, self._entry_timeout)
 
-    async def found(self, parent: Inode, name: str, fid: Fid) -> pyfuse3.EntryAttributes:
-        """Count a lookup of `name` in `parent`, just walked to with `fid`; its attributes."""
-        try:
-            attr = await fid.getattr()
-        except BaseException:
-            self._fids.drop(fid)
-            raise
+    def found(
+        self, parent: Inode, name: str, fid: Fid | None, attr: Attr
+    ) -> pyfuse3.EntryAttributes:
+        """Count a lookup of `name` in `parent`, found to have `attr` (through `fid`, which
+        becomes the node's fid or is clunked; None: the node needs no fid yet)."""
         node = self._fids.count_lookup(parent, name, attr.qid.path, fid)
         return self.entry(node.ino, attr)
 
     async def made(
-        self, parent: Inode, dir_fid: Fid, name: str, ctx: pyfuse3.RequestContext
+        self,
+        parent: Inode,
+        dir_fid: Fid,
+        name: str,
+        ctx: pyfuse3.RequestContext,
+        make: Callable[[], Awaitable[tuple[Qid, Attr]]],
     ) -> pyfuse3.EntryAttributes:
-        """The entry of `name`, just made in `parent` by the caller of `ctx`."""
+        """Make `name` in `parent` for the caller of `ctx` with `make` (which answers the
+        new entry's attributes: one round trip on an extended connection); its entry."""
+        _, attr = await make()
+        if ctx.uid == self._fids.remote.uid:
+            return self.found(parent, name, None, attr)
         fid = await dir_fid.walk(name)
         try:
             await self.give_to_caller(fid, ctx)
+            attr = await fid.getattr()
         except BaseException:
             self._fids.drop(fid)
             raise
-        return await self.found(parent, name, fid)
+        return self.found(parent, name, fid, attr)
 
     async def give_to_caller(self, fid: Fid, ctx: pyfuse3.RequestContext) -> None:
         """Make the caller the owner of what it made (the server made it the attaching user's).

@@ -23,11 +23,12 @@ from collections.abc import Awaitable, Callable, Sequence
 import pyfuse3
 import trio
 
-from ninep.client import Fid
+from ninep.client import Attr, Fid
 from ninep.constants import AT_REMOVEDIR, OpenFlag
+from ninep.messages import Qid
 
 from . import convert
-from .coherence import CoherentLocks
+from .coherence import CaseVariants, CoherentLocks
 from .entries import Entries
 from .inodes import Inode, InodeTable
 from .openfiles import OpenDir, OpenFileTable
@@ -36,7 +37,7 @@ from .operation import name_bytes, name_str, operation
 from .options import MountOptions
 from .readahead import DirReader
 from .remote import Attachment, Remote
-from .resolver import FidResolver
+from .resolver import FidResolver, stale
 
 log = logging.getLogger("drvfs")
 
@@ -67,6 +68,7 @@ class DrvFs(pyfuse3.Operations):
         self._opener = Opener(self.fids, self._entries, options.writeback_cache)
         self._dirs = DirReader(self.fids, self._entries)
         self._locks = CoherentLocks(self.fids, options.writeback_cache)
+        self._variants = CaseVariants(self.inodes, nursery)
 
     def init(self) -> None:
         """The kernel's INIT is answered: the mount is usable."""
@@ -89,15 +91,16 @@ class DrvFs(pyfuse3.Operations):
         text = name_str(name)
         dir_fid = await self.fids.fid(parent)
         try:
-            fid = await dir_fid.walk(text)
+            fid, attr = await dir_fid.walk_getattr(text)  # one round trip where extended
         except FileNotFoundError:
             if not self._options.negative_timeout:
                 raise
+            self.inodes.named(parent.ino, text, 0)  # its case variants made later drop it
             negative = pyfuse3.EntryAttributes()
             negative.st_ino = 0
             negative.entry_timeout = self._options.negative_timeout
             return negative
-        return await self._entries.found(parent, text, fid)
+        return self._entries.found(parent, text, fid, attr)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         try:
@@ -108,7 +111,16 @@ class DrvFs(pyfuse3.Operations):
 
     @operation
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self._entries.entry(inode, await (await self._fid_of(inode)).getattr())
+        node = self.fids.node(inode)
+        self._check_variants(node)
+        _, attr = await self.fids.stat(node)
+        return self._entries.entry(inode, attr)
+
+    def _check_variants(self, node: Inode) -> None:
+        """ESTALE if the kernel may have reached `node` by a stale case variant of its name
+        (`CaseVariants`): the kernel then looks the name up again."""
+        if self._variants.stale_once(node.ino):
+            raise stale("/".join(node.path()))
 
     @operation
     async def setattr(
@@ -145,7 +157,9 @@ class DrvFs(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return await self._make(parent_inode, name, ctx, lambda d, n: d.mkdir(n, mode, ctx.gid))
+        return await self._make(
+            parent_inode, name, ctx, lambda d, n: d.mkdir_getattr(n, mode, ctx.gid)
+        )
 
     @operation
     async def mknod(
@@ -153,7 +167,7 @@ class DrvFs(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         major, minor = os.major(rdev), os.minor(rdev)
         return await self._make(
-            parent_inode, name, ctx, lambda d, n: d.mknod(n, mode, major, minor, ctx.gid)
+            parent_inode, name, ctx, lambda d, n: d.mknod_getattr(n, mode, major, minor, ctx.gid)
         )
 
     @operation
@@ -161,20 +175,22 @@ class DrvFs(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         to = name_str(target)
-        return await self._make(parent_inode, name, ctx, lambda d, n: d.symlink(n, to, ctx.gid))
+        return await self._make(
+            parent_inode, name, ctx, lambda d, n: d.symlink_getattr(n, to, ctx.gid)
+        )
 
     async def _make(
         self,
         parent_inode: int,
         name: bytes,
         ctx: pyfuse3.RequestContext,
-        make: Callable[[Fid, str], Awaitable[object]],
+        make: Callable[[Fid, str], Awaitable[tuple[Qid, Attr]]],
     ) -> pyfuse3.EntryAttributes:
         """Make `name` with `make(dir_fid, name)`; its entry, the caller's (`Entries.made`)."""
         parent, text = self.fids.node(parent_inode), name_str(name)
         dir_fid = await self.fids.fid(parent)
-        await make(dir_fid, text)
-        return await self._entries.made(parent, dir_fid, text, ctx)
+        self._variants.changed(parent.ino, text)
+        return await self._entries.made(parent, dir_fid, text, ctx, lambda: make(dir_fid, text))
 
     @operation
     async def link(
@@ -184,6 +200,7 @@ class DrvFs(pyfuse3.Operations):
         text = name_str(new_name)
         fid = await self.fids.fid(node)
         await (await self.fids.fid(parent)).link(fid, text)
+        self._variants.changed(parent.ino, text)
         attr = await fid.getattr()
         self.fids.count_lookup(parent, text, attr.qid.path, None)
         return self._entries.entry(node.ino, attr)
@@ -194,11 +211,24 @@ class DrvFs(pyfuse3.Operations):
 
     @operation
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await (await self._fid_of(parent_inode)).unlinkat(name_str(name))
+        await self._remove(parent_inode, name, 0)
 
     @operation
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await (await self._fid_of(parent_inode)).unlinkat(name_str(name), AT_REMOVEDIR)
+        await self._remove(parent_inode, name, AT_REMOVEDIR)
+
+    async def _remove(self, parent_inode: int, name: bytes, flags: int) -> None:
+        text = name_str(name)
+        try:
+            dir_fid = await self._fid_of(parent_inode)
+            try:
+                await dir_fid.unlinkat(text, flags)
+            except OSError as e:  # a server without Tunlinkat (diod): Tremove, as the kernel
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                await (await dir_fid.walk(text)).remove()
+        finally:  # even on failure: whether it was removed is not known for sure
+            self._variants.changed(parent_inode, text)
 
     @operation
     async def rename(
@@ -222,8 +252,39 @@ class DrvFs(pyfuse3.Operations):
                 source = await self.fids.qid_of(old_dir, old)
                 if source is None or source.path != there.path:  # the same file: a case change
                     raise pyfuse3.FUSEError(errno.EEXIST)
-        await old_dir.renameat(old, new_dir, new)
-        self.fids.nursery.start_soon(self._follow_rename, new_dir, new_parent, new)
+        moving = self.inodes.ino_named(old_parent.ino, old)
+        try:
+            try:
+                await old_dir.renameat(old, new_dir, new)
+            except OSError as e:  # a server without Trenameat (diod): Trename, as the kernel
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                await self._rename_by_fid(old_dir, old, new_dir, new, moving)
+        finally:
+            self._variants.changed(old_parent.ino, old)
+            self._variants.changed(new_parent.ino, new)
+        node = self.inodes.find(moving) if moving is not None else None
+        if node is not None:  # the kernel's name of it: known at once
+            self.inodes.moved(node, new_parent, new)
+        else:
+            self.fids.nursery.start_soon(self._follow_rename, new_dir, new_parent, new)
+
+    async def _rename_by_fid(
+        self, old_dir: Fid, old: str, new_dir: Fid, new: str, moving: int | None
+    ) -> None:
+        """Trename of the file's own fid where it has one: a server whose fids are paths
+        (diod) moves that fid's path with the file, not the others'."""
+        node = self.inodes.find(moving) if moving is not None else None
+        if node is not None and node.fid is not None and node.fid.fid is not None:
+            try:
+                await node.fid.rename(new_dir, new)
+                return
+            except ConnectionError:
+                raise
+            except OSError:
+                pass  # a fid of another connection, or stale: by a walk
+        async with await old_dir.walk(old) as fid:
+            await fid.rename(new_dir, new)
 
     async def _follow_rename(self, dir_fid: Fid, parent: Inode, name: str) -> None:
         """Record the new path of the file renamed to `name` (for walks after a reconnection)."""
@@ -240,15 +301,18 @@ class DrvFs(pyfuse3.Operations):
 
     @operation
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        file, keep = await self._opener.open(self.fids.node(inode), flags)
+        node = self.fids.node(inode)
+        self._check_variants(node)
+        file, keep = await self._opener.open(node, flags)
         return pyfuse3.FileInfo(fh=self._files.add(file), keep_cache=keep)
 
     @operation
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        parent = self.fids.node(parent_inode)
-        file, attr = await self._opener.create(parent, name_str(name), mode, flags, ctx)
+        parent, text = self.fids.node(parent_inode), name_str(name)
+        self._variants.changed(parent.ino, text)
+        file, attr = await self._opener.create(parent, text, mode, flags, ctx)
         return pyfuse3.FileInfo(fh=self._files.add(file)), self._entries.entry(file.node.ino, attr)
 
     @operation

@@ -6,6 +6,17 @@ was reached on (or none), its lookup count (the kernel's references), and its
 parent and name, so that after a reconnection it can be walked to again from the
 root. A node the kernel has forgotten is kept while a child still refers to it
 (its path is needed), and is revived if the kernel looks it up again.
+
+A node needs no fid: one listed with its attributes (READDIRPLUS) has none
+until the kernel asks for something that needs one, and it is then walked to
+from its nearest ancestor that has one (`drvfs.resolver`).
+
+The table also records the names the kernel was given in each directory, by
+case-folded name (`names`): in a case-insensitive directory the kernel's
+dentry cache, which is case-sensitive, may hold several case variants of one
+entry, and they must all be dropped when the entry changes
+(`drvfs.coherence.CaseVariants`); the records also tell which node a name
+the kernel renames is.
 """
 
 from __future__ import annotations
@@ -54,6 +65,8 @@ class InodeTable:
         self.root = Inode(ROOT, None, "", None)  # its fid is the attachment's root
         self._nodes: dict[int, Inode] = {ROOT: self.root}
         self._limbo: weakref.WeakValueDictionary[int, Inode] = weakref.WeakValueDictionary()
+        # (directory ino, folded name) -> {name given to the kernel: ino, 0 for "no such name"}
+        self._names: dict[tuple[int, str], dict[str, int]] = {}
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -91,6 +104,7 @@ class InodeTable:
             self._nodes[ino] = node
         if node is not self.root and name not in (".", ".."):
             node.parent, node.name = parent, name
+            self.named(parent.ino, name, ino)
         node.lookups += 1
         spare: Fid | None = fid
         held = node.fid
@@ -108,10 +122,40 @@ class InodeTable:
             return None
         del self._nodes[ino]
         self._limbo[ino] = node
+        if node.parent is not None:
+            self._unname(node.parent.ino, node.name, ino)
         fid, node.fid = node.fid, None
         return fid
 
     def moved(self, node: Inode, parent: Inode, name: str) -> None:
         """Record that `node` is now `name` in `parent`."""
         if node is not self.root:
+            if node.parent is not None:
+                self._unname(node.parent.ino, node.name, node.ino)
             node.parent, node.name = parent, name
+            self.named(parent.ino, name, node.ino)
+
+    # ---- the names the kernel was given ----
+
+    def named(self, parent: int, name: str, ino: int) -> None:
+        """Record that the kernel was told `name` in directory `parent` is inode `ino`
+        (0: that there is no such name)."""
+        self._names.setdefault((parent, name.casefold()), {})[name] = ino
+
+    def ino_named(self, parent: int, name: str) -> int | None:
+        """The inode the kernel was last told `name` in `parent` is (None: not told, or 0)."""
+        return self._names.get((parent, name.casefold()), {}).get(name) or None
+
+    def take_variants(self, parent: int, name: str) -> list[tuple[str, int]]:
+        """The names the kernel was given in `parent` that fold like `name` (`name` itself
+        apart), with their inodes; all of them, `name` too, are forgotten."""
+        names = self._names.pop((parent, name.casefold()), {})
+        return [(other, ino) for other, ino in names.items() if other != name]
+
+    def _unname(self, parent: int, name: str, ino: int) -> None:
+        key = (parent, name.casefold())
+        names = self._names.get(key)
+        if names is not None and names.get(name) == ino:
+            del names[name]
+            if not names:
+                del self._names[key]

@@ -4,13 +4,16 @@ An open fetches the file's attributes while it opens, at no extra wait: a file
 another client removed or replaced since the kernel cached its name has no
 link left (ESTALE: the kernel looks the name up again and retries, once), and
 the kernel keeps its cached pages only while mtime and size are as when the
-file was last opened (or written through this mount).
+file was last opened (or written through this mount). On an extended
+connection the walk to the fid to open brings the attributes (Twalkgetattr):
+an open is two round trips, the walk and the Tlopen; on a plain one the
+getattr goes beside them. A create is a clone of the directory's fid and a
+Tlcreateattr; the new node gets no fid of its own until one is needed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import pyfuse3
 import trio
@@ -55,27 +58,16 @@ class Opener:
     ) -> tuple[OpenFile, Attr]:
         """Create and open `name` in `parent` for the caller of `ctx`; the file's attributes."""
         wire = self._wire_flags(flags)
-        dir_fid = await self._fids.fid(parent)
-        fid = await dir_fid.clone()
-        walked: list[Fid] = []  # the node's own fid
-        attrs: list[Attr] = []
-
-        async def walk() -> None:
-            walked.append(await dir_fid.walk(name))
-
-        async def stat() -> None:
-            attrs.append(await fid.getattr())
-
+        fid = await (await self._fids.fid(parent)).clone()
         try:
-            await fid.create(name, wire, mode, ctx.gid)
-            await self._entries.give_to_caller(fid, ctx)
-            await _together(walk, stat)
+            _, attr = await fid.create_getattr(name, wire, mode, ctx.gid)
+            if ctx.uid != self._fids.remote.uid:
+                await self._entries.give_to_caller(fid, ctx)
+                attr = await fid.getattr()
         except BaseException:
-            for f in (fid, *walked):
-                self._fids.drop(f)
+            self._fids.drop(fid)
             raise
-        attr = attrs[0]
-        node = self._fids.count_lookup(parent, name, attr.qid.path, walked[0])
+        node = self._fids.count_lookup(parent, name, attr.qid.path, None)
         node.stamp = convert.stamp(attr)
         return OpenFile(node, wire & convert.REOPEN_MASK, fid), attr
 
@@ -90,6 +82,14 @@ class Opener:
 
     async def _open_and_stat(self, node: Inode, wire: int) -> tuple[Fid, Attr | None]:
         """Open `node`, and fetch its attributes meanwhile (None with O_TRUNC, or on error)."""
+        if (await self._fids.remote.attachment()).client.extended:
+            fid, found = await self._fids.new_fid(node)  # one round trip
+            try:
+                await fid.open(wire)
+            except BaseException:
+                self._fids.drop(fid)
+                raise
+            return self._checked(node, fid, found, wire)
         node_fid = await self._fids.fid(node)
         attr: Attr | None = None
 
@@ -109,24 +109,14 @@ class Opener:
                 failure = e
         if failure is not None:
             raise failure
+        return self._checked(node, fid, attr, wire)
+
+    def _checked(
+        self, node: Inode, fid: Fid, attr: Attr | None, wire: int
+    ) -> tuple[Fid, Attr | None]:
+        """`fid`, opened, and `attr` as the close-to-open check may use them; ESTALE if
+        the file has no link left."""
         if attr is not None and attr.nlink == 0:
             self._fids.drop(fid)
             raise stale("/".join(node.path()))
         return fid, None if wire & OpenFlag.TRUNC else attr
-
-
-async def _together(*tasks: Callable[[], Awaitable[None]]) -> None:
-    """Run `tasks` concurrently; raise the first error (not wrapped in an ExceptionGroup)."""
-    errors: list[Exception] = []
-
-    async def run(task: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await task()
-        except Exception as e:
-            errors.append(e)
-
-    async with trio.open_nursery() as nursery:
-        for task in tasks:
-            nursery.start_soon(run, task)
-    if errors:
-        raise errors[0]

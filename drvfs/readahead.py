@@ -1,10 +1,13 @@
-"""readdir with read-ahead: entries listed with their attributes, fetched a batch at once.
+"""readdir with read-ahead: entries listed with their attributes.
 
-The entries of each chunk the server lists are walked to and stat'ed
-READDIR_BATCH at a time, concurrently, and the kernel gets each with its
-attributes (READDIRPLUS: a lookup of each entry, counted in the inode table).
-An entry removed meanwhile is skipped; one that cannot be reached is listed
-with its type only.
+The kernel gets each entry with its attributes (READDIRPLUS: a lookup of each
+entry, counted in the inode table). On an extended connection one
+Treaddirattr brings a whole chunk of entries with their attributes, and the
+listed nodes get no fid: one is walked to when the kernel first needs it
+(`drvfs.resolver`). On a plain 9P2000.L connection the entries of each
+Treaddir chunk are walked to and stat'ed READDIR_BATCH at a time,
+concurrently, and keep the fids walked. An entry removed meanwhile is
+skipped; one whose attributes cannot be read is listed with its type only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .operation import name_bytes
 from .resolver import FidResolver
 
 READDIR_BATCH = 32  # entries whose attributes are fetched together, ahead of the kernel
+_UNREADABLE = OSError(errno.EIO, "the server could not read the entry's attributes")
 
 
 class DirReader:
@@ -42,7 +46,15 @@ class DirReader:
             self.discard(directory)
             directory.offset = start_id
         while True:
-            if not directory.ahead:
+            if not directory.ahead and fid.client.extended:
+                listed = await fid.readdir_attrs_chunk(directory.offset, fid.client.iosize)
+                if not listed:
+                    return
+                directory.ahead.extend(
+                    Listed(d, True, a, None, None if a is not None else _UNREADABLE)
+                    for d, a in listed
+                )
+            elif not directory.ahead:
                 chunk = await fid.readdir_chunk(directory.offset, fid.client.iosize)
                 if not chunk:
                     return

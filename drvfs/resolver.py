@@ -1,9 +1,13 @@
 """Fids across reconnections: the fid of each node and open file on the live connection.
 
-A fid belongs to the connection it was made on. After a reconnection a node is
-walked to again from the root by its last known path (ESTALE if the name now
-leads to another file, or nowhere), and an open file is opened again with its
-flags. Fids that nobody waits for are clunked in the background.
+A fid belongs to the connection it was made on. A node without a fid on the
+live connection (one listed by READDIRPLUS, made by create or mkdir, or known
+from before a reconnection) is walked to by its last known names from its
+nearest ancestor that has one, or from the root (ESTALE if the name now leads
+to another file, or nowhere); where the attributes are wanted too, the walk
+brings them (Twalkgetattr: one round trip on an extended connection). An open
+file is opened again with its flags after a reconnection. Fids that nobody
+waits for are clunked in the background.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TypeGuard
 
 import trio
 
-from ninep.client import Fid
+from ninep.client import Attr, Fid
 from ninep.messages import Qid
 
 from .inodes import Inode, InodeTable
@@ -53,8 +57,48 @@ class FidResolver:
         held = node.fid
         if _live(held, a):
             return held
+        fid, _ = await self._walk(node, a, stat=False)
+        return self._keep(node, fid, a)
+
+    async def stat(self, node: Inode) -> tuple[Fid, Attr]:
+        """The fid of `node` and its attributes: a getattr, or a walk that brings them."""
+        a = await self.remote.attachment()
+        held = a.root if node is self.inodes.root else node.fid
+        if _live(held, a):
+            return held, await held.getattr()
+        fid, attr = await self._walk(node, a, stat=True)
+        assert attr is not None
+        return self._keep(node, fid, a), attr
+
+    async def new_fid(self, node: Inode) -> tuple[Fid, Attr]:
+        """A new fid of `node` (to open), with its attributes, in one walk (the node's own
+        fid is neither needed nor made)."""
+        a = await self.remote.attachment()
+        held = a.root if node is self.inodes.root else node.fid
+        if _live(held, a):
+            return await held.walk_getattr()
+        fid, attr = await self._walk(node, a, stat=True)
+        assert attr is not None
+        return fid, attr
+
+    async def _walk(self, node: Inode, a: Attachment, stat: bool) -> tuple[Fid, Attr | None]:
+        """A new fid of `node` on `a`, walked from its nearest ancestor with a fid there
+        (with the attributes of the file reached if `stat`); ESTALE if its names lead
+        elsewhere."""
+        names: list[str] = []
+        start: Inode | None = node
+        while start is not None and start.parent is not None and not _live(start.fid, a):
+            names.append(start.name)
+            start = start.parent
+        origin = a.root if start is None or start.parent is None else start.fid
+        assert origin is not None
+        names.reverse()
+        attr: Attr | None = None
         try:
-            fid = await a.root.walk(*node.path())
+            if stat:
+                fid, attr = await origin.walk_getattr(*names)
+            else:
+                fid = await origin.walk(*names)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENOTDIR):
                 raise stale("/".join(node.path())) from None
@@ -62,8 +106,13 @@ class FidResolver:
         if self.inodes.ino(fid.qid.path) != node.ino:  # the name is another file's now
             self.drop(fid)
             raise stale("/".join(node.path()))
+        return fid, attr
+
+    def _keep(self, node: Inode, fid: Fid, a: Attachment) -> Fid:
+        """`fid`, just walked to, becomes the fid of `node`, unless another task got
+        there first."""
         held = node.fid
-        if _live(held, a):  # another task got there first
+        if _live(held, a):
             self.drop(fid)
             return held
         node.fid = fid

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .messages import Attr, Qid, SetAttr, StatFs
+from .notify import Changes
 
 __all__ = [
     "Attr",
@@ -49,6 +50,7 @@ __all__ = [
     "SetAttr",
     "StatFs",
     "User",
+    "Watchable",
 ]
 
 
@@ -219,6 +221,28 @@ class ChildAttrs(Protocol):
 
     async def getattr_child(self, name: str, mask: int) -> Attr:
         """What `walk(name)` then `getattr(mask)` of the child would give."""
+        ...
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """Optional for a File: change notification (Tnotify, docs/protocol-extensions.md).
+
+    The server asks for it only for connections that sent a Tnotify: `watch` on
+    the Tnotify's fid and on every directory such a connection walks to or lists,
+    before it reads anything the watch covers; `place` around the requests of such
+    a connection that change an object, to mark what they change as its own.
+    """
+
+    def watch(self) -> Changes | None:
+        """The export's hub of changes (None: it offers none); if this File is a
+        directory, its changes are published from now on where the hub's
+        `covered(qid.path)` says so."""
+        ...
+
+    def place(self) -> tuple[int, str] | None:
+        """Where changes of this object are reported: (qid path of its directory, its
+        name there), or None (the root of the export, or not known)."""
         ...
 
 

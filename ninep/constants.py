@@ -54,6 +54,37 @@ class GetattrMask(IntFlag):
     ALL = 0x3FFF
 
 
+#: This project's extension (negotiated: EXTENDED_VERSION), a bit of Attr.valid for a
+#: directory on a connection that asked for change notification (Tnotify): the server
+#: watches the directory, and reports every change of its entries (ChangeKind) and of
+#: itself. Never set on a plain 9P2000.L connection.
+NOTIFY_COVERED = 1 << 63
+
+
+class ChangeKind(IntEnum):
+    """What happened to a name of a directory, as Rnotify reports it."""
+
+    CREATED = 1
+    REMOVED = 2
+    RENAMED_FROM = 3  # the name was moved away (to another name or directory)
+    RENAMED_TO = 4  # the name was moved here (what it named before is gone)
+    ATTRIB = 5  # attributes or extended attributes changed
+    DATA = 6  # the content was written or truncated
+    UNCOVERED = 7  # the directory is no longer watched (removed, or its watch lost): name ""
+
+
+class ChangeFlag(IntFlag):
+    """Flags of one change in Rnotify."""
+
+    OWN = 1  # made by a request of this connection, and of no other
+
+
+class NotifyFlag(IntFlag):
+    """Flags of Rnotify."""
+
+    OVERFLOW = 1  # changes were lost: the client must drop everything it caches
+
+
 class SetattrMask(IntFlag):
     """Tsetattr valid bits; a time bit without its _SET bit means "now"."""
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import pwd
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import messages as m
-from .backend import Attr, ChildAttrs, File, Handle, Lock, User
-from .constants import MAXWELEM, NOFID, NONUNAME, LockFlag, OpenFlag
+from .backend import Attr, ChildAttrs, File, Handle, Lock, User, Watchable
+from .constants import (
+    HEADER_SIZE,
+    MAXWELEM,
+    NOFID,
+    NONUNAME,
+    NOTIFY_COVERED,
+    LockFlag,
+    NotifyFlag,
+    OpenFlag,
+    QidType,
+)
 from .convert import check_new_name, encode_xattr_names
 from .fids import XATTR_SIZE_MAX, FidRef, XattrState
 from .messages import Message, Qid
@@ -58,6 +70,48 @@ def _user(uname: str, n_uname: int) -> User:
         return User(uname, pwd.getpwnam(uname).pw_uid)
     except KeyError:
         raise OSError(errno.EPERM, f"unknown user {uname!r}") from None
+
+
+# ---- change notification (Tnotify): watches, coverage, own changes ----
+
+
+def _watched(s: Session, file: File) -> bool:
+    """On a connection that asked for changes: watch directory `file` (before anything it
+    covers is read); whether its changes reach this connection."""
+    sub = s.notify
+    if sub is None or not file.qid.type & QidType.DIR or not isinstance(file, Watchable):
+        return False
+    return file.watch() is sub.hub and sub.hub.covered(file.qid.path)
+
+
+def _covered(s: Session, attr: Attr) -> bool:
+    """Whether the directory `attr` describes is covered for this connection (no watch set)."""
+    sub = s.notify
+    return sub is not None and bool(attr.qid.type & QidType.DIR) and sub.hub.covered(attr.qid.path)
+
+
+def _with_coverage(attr: Attr, covered: bool) -> Attr:
+    return dataclasses.replace(attr, valid=attr.valid | NOTIFY_COVERED) if covered else attr
+
+
+def _place(file: File) -> tuple[int, str] | None:
+    return file.place() if isinstance(file, Watchable) else None
+
+
+def _own(s: Session, *places: tuple[int, str] | None) -> AbstractContextManager[None]:
+    """Around a request that changes `places` (qid path of a directory, name): what the
+    host reports of them meanwhile is marked as this connection's own."""
+    sub = s.notify
+    if sub is None:
+        return nullcontext()
+    return sub.hub.origin(sub, [p for p in places if p is not None])
+
+
+def _own_object(s: Session, file: File) -> AbstractContextManager[None]:
+    """`_own` for a change of `file` itself: its entry, and if a directory, itself."""
+    if s.notify is None:
+        return nullcontext()
+    return _own(s, _place(file), (file.qid.path, ""))
 
 
 # ---- handlers: one per request, in protocol order ----
@@ -144,6 +198,7 @@ async def _walk(s: Session, msg: m.Twalk) -> Message:
     async with s.fids.use(msg.fid) as fid:
         qids, current, error = await _walk_names(fid, msg)
         if error is None:
+            _watched(s, current)
             await _walked(s, fid, msg, current)
         else:
             await current.close()
@@ -160,7 +215,8 @@ async def _walkgetattr(s: Session, msg: m.Twalkgetattr) -> Message:
         try:
             if error is not None:  # all or nothing: the errno of the name that failed
                 raise error
-            attr = await current.getattr(msg.request_mask)
+            covered = _watched(s, current)
+            attr = _with_coverage(await current.getattr(msg.request_mask), covered)
         except BaseException:
             await current.close()
             raise
@@ -176,10 +232,11 @@ async def _clunk(s: Session, msg: m.Tclunk) -> Message:
         if x is not None and x.writing:
             if len(x.value) != x.size:
                 raise OSError(errno.EINVAL, f"xattr {x.name}: {len(x.value)} of {x.size} bytes")
-            if x.size == 0:  # as QEMU: an empty value is how a client removes one
-                await fid.file.removexattr(x.name)
-            else:
-                await fid.file.setxattr(x.name, bytes(x.value), x.flags)
+            with _own_object(s, fid.file):
+                if x.size == 0:  # as QEMU: an empty value is how a client removes one
+                    await fid.file.removexattr(x.name)
+                else:
+                    await fid.file.setxattr(x.name, bytes(x.value), x.flags)
     return m.Rclunk(msg.tag)
 
 
@@ -187,21 +244,24 @@ async def _clunk(s: Session, msg: m.Tclunk) -> Message:
 async def _remove(s: Session, msg: m.Tremove) -> Message:
     async with s.fids.use(msg.fid) as fid:
         s.fids.pop(msg.fid)
-        await fid.file.remove()
+        with _own_object(s, fid.file):
+            await fid.file.remove()
     return m.Rremove(msg.tag)
 
 
 @handles(m.Tgetattr)
 async def _getattr(s: Session, msg: m.Tgetattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        attr = await fid.file.getattr(msg.request_mask)
+        covered = _watched(s, fid.file)
+        attr = _with_coverage(await fid.file.getattr(msg.request_mask), covered)
     return m.Rgetattr(msg.tag, attr=attr)
 
 
 @handles(m.Tsetattr)
 async def _setattr(s: Session, msg: m.Tsetattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        await fid.file.setattr(msg.attr)
+        with _own_object(s, fid.file):
+            await fid.file.setattr(msg.attr)
     return m.Rsetattr(msg.tag)
 
 
@@ -248,10 +308,11 @@ async def _made_attr(directory: File, name: str, qid: Qid, mask: int) -> Attr:
     return attr if attr.qid == qid else m.Attr.absent()
 
 
-async def _create(fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr) -> File:
+async def _create(s: Session, fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr) -> File:
     """Create and open `msg.name` in `fid`'s directory; `fid` becomes the new file."""
     _check_unopened(fid)
-    file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
+    with _own(s, (fid.file.qid.path, msg.name)):
+        file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
     fid.replace_file(file)
     fid.handle = handle
     return file
@@ -260,14 +321,14 @@ async def _create(fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr) -> File:
 @handles(m.Tlcreate)
 async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        file = await _create(fid, msg)
+        file = await _create(s, fid, msg)
         return m.Rlcreate(msg.tag, qid=file.qid, iounit=0)
 
 
 @handles(m.Tlcreateattr)
 async def _lcreateattr(s: Session, msg: m.Tlcreateattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        file = await _create(fid, msg)
+        file = await _create(s, fid, msg)
         try:
             attr = await file.getattr(msg.request_mask)
         except OSError:
@@ -275,59 +336,63 @@ async def _lcreateattr(s: Session, msg: m.Tlcreateattr) -> Message:
         return m.Rlcreateattr(msg.tag, qid=file.qid, iounit=0, attr=attr)
 
 
-async def _symlink_in(fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr) -> Qid:
-    return await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
+async def _symlink_in(s: Session, fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr) -> Qid:
+    with _own(s, (fid.file.qid.path, msg.name)):
+        return await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
 
 
 @handles(m.Tsymlink)
 async def _symlink(s: Session, msg: m.Tsymlink) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        qid = await _symlink_in(fid, msg)
+        qid = await _symlink_in(s, fid, msg)
     return m.Rsymlink(msg.tag, qid=qid)
 
 
 @handles(m.Tsymlinkattr)
 async def _symlinkattr(s: Session, msg: m.Tsymlinkattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        qid = await _symlink_in(fid, msg)
+        qid = await _symlink_in(s, fid, msg)
         attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
     return m.Rsymlinkattr(msg.tag, qid=qid, attr=attr)
 
 
-async def _mknod_in(fid: FidRef, msg: m.Tmknod | m.Tmknodattr) -> Qid:
-    return await fid.file.mknod(check_new_name(msg.name), msg.mode, msg.major, msg.minor, msg.gid)
+async def _mknod_in(s: Session, fid: FidRef, msg: m.Tmknod | m.Tmknodattr) -> Qid:
+    with _own(s, (fid.file.qid.path, msg.name)):
+        name = check_new_name(msg.name)
+        return await fid.file.mknod(name, msg.mode, msg.major, msg.minor, msg.gid)
 
 
 @handles(m.Tmknod)
 async def _mknod(s: Session, msg: m.Tmknod) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await _mknod_in(fid, msg)
+        qid = await _mknod_in(s, fid, msg)
     return m.Rmknod(msg.tag, qid=qid)
 
 
 @handles(m.Tmknodattr)
 async def _mknodattr(s: Session, msg: m.Tmknodattr) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await _mknod_in(fid, msg)
+        qid = await _mknod_in(s, fid, msg)
         attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
     return m.Rmknodattr(msg.tag, qid=qid, attr=attr)
 
 
-async def _mkdir_in(fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr) -> Qid:
-    return await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
+async def _mkdir_in(s: Session, fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr) -> Qid:
+    with _own(s, (fid.file.qid.path, msg.name)):
+        return await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
 
 
 @handles(m.Tmkdir)
 async def _mkdir(s: Session, msg: m.Tmkdir) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await _mkdir_in(fid, msg)
+        qid = await _mkdir_in(s, fid, msg)
     return m.Rmkdir(msg.tag, qid=qid)
 
 
 @handles(m.Tmkdirattr)
 async def _mkdirattr(s: Session, msg: m.Tmkdirattr) -> Message:
     async with s.fids.use(msg.dfid) as fid:
-        qid = await _mkdir_in(fid, msg)
+        qid = await _mkdir_in(s, fid, msg)
         attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
     return m.Rmkdirattr(msg.tag, qid=qid, attr=attr)
 
@@ -335,28 +400,34 @@ async def _mkdirattr(s: Session, msg: m.Tmkdirattr) -> Message:
 @handles(m.Trename)
 async def _rename(s: Session, msg: m.Trename) -> Message:
     async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
-        await fid.file.rename(dfid.file, check_new_name(msg.name))
+        with _own(s, _place(fid.file), (dfid.file.qid.path, msg.name)):
+            await fid.file.rename(dfid.file, check_new_name(msg.name))
     return m.Rrename(msg.tag)
 
 
 @handles(m.Trenameat)
 async def _renameat(s: Session, msg: m.Trenameat) -> Message:
     async with s.fids.use(msg.olddirfid) as old, s.fids.use(msg.newdirfid) as new:
-        await old.file.renameat(check_new_name(msg.oldname), new.file, check_new_name(msg.newname))
+        places = (old.file.qid.path, msg.oldname), (new.file.qid.path, msg.newname)
+        with _own(s, *places):
+            oldname, newname = check_new_name(msg.oldname), check_new_name(msg.newname)
+            await old.file.renameat(oldname, new.file, newname)
     return m.Rrenameat(msg.tag)
 
 
 @handles(m.Tunlinkat)
 async def _unlinkat(s: Session, msg: m.Tunlinkat) -> Message:
     async with s.fids.use(msg.dirfid) as fid:
-        await fid.file.unlinkat(check_new_name(msg.name), msg.flags)
+        with _own(s, (fid.file.qid.path, msg.name)):
+            await fid.file.unlinkat(check_new_name(msg.name), msg.flags)
     return m.Runlinkat(msg.tag)
 
 
 @handles(m.Tlink)
 async def _link(s: Session, msg: m.Tlink) -> Message:
     async with s.fids.use(msg.dfid) as dfid, s.fids.use(msg.fid) as fid:
-        await dfid.file.link(fid.file, check_new_name(msg.name))
+        with _own(s, (dfid.file.qid.path, msg.name), _place(fid.file)):
+            await dfid.file.link(fid.file, check_new_name(msg.name))
     return m.Rlink(msg.tag)
 
 
@@ -397,7 +468,8 @@ async def _write(s: Session, msg: m.Twrite) -> Message:
             count = len(msg.data)
         else:
             handle = _opened(fid)
-            count = await handle.write(msg.offset, msg.data)
+            with _own_object(s, fid.file):
+                count = await handle.write(msg.offset, msg.data)
     return m.Rwrite(msg.tag, count=count)
 
 
@@ -406,6 +478,7 @@ async def _readdir(s: Session, msg: m.Treaddir) -> Message:
     room = s.iosize(msg.count)
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
+        _watched(s, fid.file)
         entries = await handle.readdir(msg.offset)
     out = []
     for e in entries:
@@ -421,6 +494,7 @@ async def _readdirattr(s: Session, msg: m.Treaddirattr) -> Message:
     room = s.iosize(msg.count)
     async with s.fids.use(msg.fid) as fid:
         handle = _opened(fid)
+        _watched(s, fid.file)
         entries = await handle.readdir(msg.offset)
         out: list[m.DirentAttr] = []
         for e in entries:
@@ -428,7 +502,7 @@ async def _readdirattr(s: Session, msg: m.Treaddirattr) -> Message:
             if room < 0:
                 break
             attr = await _child_attr(fid.file, e.name, msg.request_mask)
-            out.append((e.qid, e.offset, e.type, e.name, attr))
+            out.append((e.qid, e.offset, e.type, e.name, _with_coverage(attr, _covered(s, attr))))
     return m.Rreaddirattr(msg.tag, data=m.encode_dirent_attrs(out))
 
 
@@ -495,6 +569,28 @@ async def _xattrcreate(s: Session, msg: m.Txattrcreate) -> Message:
         _check_unopened(fid)
         fid.xattr = XattrState(msg.name, bytearray(), msg.attr_size, msg.flags, writing=True)
     return m.Rxattrcreate(msg.tag)
+
+
+@handles(m.Tnotify)
+async def _notify(s: Session, msg: m.Tnotify) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        hub = fid.file.watch() if isinstance(fid.file, Watchable) else None
+        if hub is None:
+            raise OSError(errno.EOPNOTSUPP, "this export offers no change notification")
+        sub = s.notify
+        if sub is None:  # at once after the watch: no change can fall between the two
+            sub = s.notify = hub.subscribe(s.limits.changes)
+        elif sub.hub is not hub:
+            raise OSError(errno.EXDEV, "changes are notified of one export per connection")
+    if sub.waiting:
+        raise OSError(errno.EBUSY, "a Tnotify is already pending")
+    sub.waiting = True
+    try:
+        overflow, batch = await sub.take(s.msize - HEADER_SIZE - 8)
+    finally:
+        sub.waiting = False
+    flags = NotifyFlag.OVERFLOW if overflow else 0
+    return m.Rnotify(msg.tag, flags=flags, data=m.encode_changes(batch))
 
 
 assert set(HANDLERS) == {

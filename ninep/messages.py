@@ -698,11 +698,22 @@ class Tmkdirattr(Request["Rmkdirattr"]):
 class Rmkdirattr(Message):
     qid: QidField
     attr: AttrRecord
+
+# Change notification: a client leaves one Tnotify pending; the server answers a batch of
+# changes of the export of `fid` (encode_changes), or OVERFLOW (NotifyFlag) when it lost some.
+@message(192)
+class Tnotify(Request["Rnotify"]):
+    fid: U32
+
+@message(193)
+class Rnotify(Message):
+    flags: U32
+    data: Data  # changes: dir[8] kind[1] flags[1] name[s] each (encode_changes)
 # fmt: on
 
 #: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
 EXTENSIONS: tuple[type[Request[Any]], ...] = (
-    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr
+    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify
 )  # fmt: skip
 
 _header = struct.Struct("<IBH")
@@ -836,3 +847,70 @@ def decode_dirent_attrs_reference(blob: bytes) -> list[DirentAttr]:
     except (ConstructError, UnicodeError, struct.error) as e:
         raise ProtocolError(f"malformed directory entries: {e}") from e
     return [(e.qid, e.offset, e.type, e.name, e.attr) for e in entries]
+
+
+class Change(NamedTuple):
+    """One change in Rnotify: entry `name` of the directory whose qid path is `dir` (""
+    for the directory itself), what happened (ChangeKind) and its ChangeFlag bits."""
+
+    dir: int
+    kind: int
+    flags: int
+    name: str
+
+
+#: One change inside Rnotify's data.
+change = Struct("dir" / u64, "kind" / u8, "flags" / u8, "name" / string)
+_changes = Struct("changes" / GreedyRange(change), Terminated).compile()
+_CHANGE = struct.Struct("<QBBH")  # dir, kind, flags, name length
+
+
+def change_size(name: str) -> int:
+    """Bytes one change takes in Rnotify data."""
+    return _CHANGE.size + len(name.encode("utf-8", "surrogateescape"))
+
+
+def encode_changes(changes: list[Change]) -> bytes:
+    """Pack changes as Rnotify data."""
+    out = []
+    try:
+        for c in changes:
+            name = c.name.encode("utf-8", "surrogateescape")
+            out.append(_CHANGE.pack(c.dir, c.kind, c.flags, len(name)) + name)
+    except struct.error as e:
+        raise ValueError(f"cannot encode changes: {e}") from e
+    return b"".join(out)
+
+
+def encode_changes_reference(changes: list[Change]) -> bytes:
+    """`encode_changes` by the `construct` declaration of `change` (its reference)."""
+    build: Callable[[dict[str, Any]], bytes] = change.build
+    return b"".join(build(c._asdict()) for c in changes)
+
+
+def decode_changes(blob: bytes) -> list[Change]:
+    """Unpack Rnotify data into changes."""
+    out = []
+    off = 0
+    try:
+        while off < len(blob):
+            dir_, kind, flags, n = _CHANGE.unpack_from(blob, off)
+            off += _CHANGE.size
+            if off + n > len(blob):
+                raise ProtocolError("malformed changes: a name runs past the end")
+            out.append(
+                Change(dir_, kind, flags, blob[off : off + n].decode("utf-8", "surrogateescape"))
+            )
+            off += n
+    except struct.error as e:
+        raise ProtocolError(f"malformed changes: {e}") from e
+    return out
+
+
+def decode_changes_reference(blob: bytes) -> list[Change]:
+    """`decode_changes` by the `construct` declaration of `change` (its reference)."""
+    try:
+        parsed = _changes.parse(blob).changes
+    except (ConstructError, UnicodeError, struct.error) as e:
+        raise ProtocolError(f"malformed changes: {e}") from e
+    return [Change(c.dir, c.kind, c.flags, c.name) for c in parsed]

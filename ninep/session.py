@@ -18,6 +18,7 @@ from .fids import FidTable
 from .handlers import HANDLERS
 from .limits import BIG, Limits
 from .messages import Message, ProtocolError
+from .notify import Subscription
 from .stats import ConnectionStats
 from .transport import FrameReader, SocketIO, fast_stream
 
@@ -93,6 +94,9 @@ class Session:
         self.fids = FidTable(self.limits.fids)
         self.stats = ConnectionStats(peer)
         self._inflight: dict[int, _InFlight] = {}
+        # a pending Tnotify waits without working: outside the bounds, at most one at a time
+        self._parked: dict[int, _InFlight] = {}
+        self.notify: Subscription | None = None  # this connection's changes (after a Tnotify)
         self._queue: dict[int, Message] = {}  # read and not started, oldest first
         self._big = 0  # big requests in flight
         self._room = trio.Event()  # set when the queue shrinks
@@ -102,7 +106,8 @@ class Session:
 
     def figures(self) -> dict[str, Any]:
         """This connection's statistics (`ninep.stats`)."""
-        return {**self.stats.as_dict(), "fids": len(self.fids)}
+        changes = len(self.notify) if self.notify is not None else 0
+        return {**self.stats.as_dict(), "fids": len(self.fids), "changes": changes}
 
     async def run(self) -> None:
         """Read frames, queue them, and serve each request in its own task."""
@@ -125,7 +130,11 @@ class Session:
                             await self._abort_all()
                             await self._send(self._version(msg))
                             reader.max_size = self.msize or self.max_msize
-                        elif msg.tag in self._inflight or msg.tag in self._queue:
+                        elif (
+                            msg.tag in self._inflight
+                            or msg.tag in self._queue
+                            or (msg.tag in self._parked)
+                        ):
                             raise ProtocolError(f"tag {msg.tag} is already in flight")
                         else:
                             await self._accept(msg)
@@ -135,6 +144,7 @@ class Session:
                     log.info("%s: connection lost: %s", self.peer, e)
                 nursery.cancel_scope.cancel()
         finally:
+            self._unsubscribe()
             with trio.CancelScope(shield=True):
                 await self.fids.clear()
                 await trio.aclose_forcefully(self.stream)
@@ -142,6 +152,12 @@ class Session:
     async def _accept(self, msg: Message) -> None:
         """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
         self.stats.requests[type(msg).__name__] += 1
+        if isinstance(msg, m.Tnotify) and not self._parked:
+            assert self._nursery is not None
+            entry = _InFlight(trio.CancelScope(), trio.Event(), False)
+            self._parked[msg.tag] = entry
+            self._nursery.start_soon(self._serve, msg, entry)
+            return
         reserve = self.limits.in_flight + self.limits.read_ahead
         if isinstance(msg, m.Tflush) and len(self._inflight) < reserve:
             self._start(msg)  # a flush never waits behind what it may have to cancel
@@ -189,11 +205,18 @@ class Session:
     async def _abort_all(self) -> None:
         """Tversion: abort every outstanding request and clunk every fid."""
         self._queue.clear()
-        for entry in list(self._inflight.values()):
+        entries = [*self._inflight.values(), *self._parked.values()]
+        for entry in entries:
             entry.scope.cancel()
-        for entry in list(self._inflight.values()):
+        for entry in entries:
             await entry.done.wait()
+        self._unsubscribe()
         await self.fids.clear()
+
+    def _unsubscribe(self) -> None:
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
 
     def _version(self, msg: m.Tversion) -> Message:
         """Rversion: EXTENDED_VERSION if asked for exactly, else 9P2000.L (any suffix dropped)."""
@@ -243,6 +266,9 @@ class Session:
         if self._inflight.get(tag) is entry:
             del self._inflight[tag]
             self.stats.in_flight = len(self._inflight)
+            entry.done.set()
+        elif self._parked.get(tag) is entry:
+            del self._parked[tag]
             entry.done.set()
 
     async def _handle(self, msg: Message) -> Message:
@@ -296,7 +322,7 @@ class Session:
         if self._queue.pop(oldtag, None) is not None:
             self._start_queued()  # never started: it is gone, unanswered
             return
-        entry = self._inflight.get(oldtag)
+        entry = self._inflight.get(oldtag) or self._parked.get(oldtag)
         if entry is not None:
             entry.scope.cancel()
             await entry.done.wait()

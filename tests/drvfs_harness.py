@@ -77,13 +77,22 @@ class ServerProcess:
 
 
 class MountProcess:
-    """`python -m drvfs mount --foreground` of export C on `mountpoint`."""
+    """`python -m drvfs mount --foreground` of export C (or of the attach name `aname`,
+    sent as is) on `mountpoint`."""
 
-    def __init__(self, address: str, mountpoint: Path, log_path: Path, options: str = "") -> None:
+    def __init__(
+        self,
+        address: str,
+        mountpoint: Path,
+        log_path: Path,
+        options: str = "",
+        aname: str | None = None,
+    ) -> None:
         self.address = address
         self.mountpoint = mountpoint
         self.log_path = log_path
         self.options = options
+        self.aname = aname
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -92,7 +101,8 @@ class MountProcess:
                    "--server", self.address, "-v"]  # fmt: skip
         if self.options:
             command += ["-o", self.options]
-        command += ["C:", str(self.mountpoint)]
+        export = ["C:"] if self.aname is None else ["--aname", "--", self.aname]
+        command += [*export, str(self.mountpoint)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(command, stderr=log, pass_fds=(write_fd,))
         os.close(write_fd)

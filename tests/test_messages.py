@@ -122,10 +122,30 @@ def test_dirent_attrs_round_trip(entries: list[m.DirentAttr]) -> None:
 
 
 def test_extension_numbers_are_apart_from_other_dialects() -> None:
-    """180-191: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor (124-143, 250-251)."""
+    """180-193: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor (124-143, 250-251)."""
     ids = {kind.id for kind in m.EXTENSIONS} | {kind.id + 1 for kind in m.EXTENSIONS}
-    assert ids == set(range(180, 192))
-    assert all(m.KINDS[i].__name__.endswith(("attr", "getattr")) for i in ids)
+    assert ids == set(range(180, 194))
+    assert all(m.KINDS[i].__name__.endswith(("attr", "getattr")) for i in range(180, 192))
+    assert {m.KINDS[192], m.KINDS[193]} == {m.Tnotify, m.Rnotify}
+
+
+_changes = st.builds(
+    m.Change, st.integers(0, 2**64 - 1), st.integers(0, 255), st.integers(0, 255), _text
+)
+
+
+@given(st.lists(_changes, max_size=8))
+def test_changes_round_trip(changes: list[m.Change]) -> None:
+    """Rnotify's data: both codecs agree, both ways, and refuse a cut blob alike."""
+    blob = m.encode_changes(changes)
+    assert len(blob) == sum(m.change_size(c.name) for c in changes)
+    assert blob == m.encode_changes_reference(changes)
+    assert m.decode_changes(blob) == changes
+    assert m.decode_changes_reference(blob) == changes
+    for cut in range(0, len(blob), max(1, len(blob) // 16)):
+        assert _outcome(m.decode_changes, blob[:cut]) == _outcome(
+            m.decode_changes_reference, blob[:cut]
+        )
 
 
 def test_names_that_are_not_utf8_round_trip() -> None:

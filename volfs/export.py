@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from ninep.backend import File, User
+from ninep.watch import Watcher
 
 from .access import cred_for
 from .descriptors import Descriptors, shared
@@ -64,13 +65,14 @@ class VolExport:
         self.escape = not case_sensitive if escape is None else escape
         self.show = swap if self.escape else identity  # host name -> shown, and back
         self.indexes = DirIndexes(self.show)
+        self.watcher = Watcher(self.show)  # change notification (volfs.watching)
         self._root = root
         self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
         self._finalizer = weakref.finalize(self, root.release)
 
     def stats(self) -> dict[str, Any]:
-        """The export's figures for `Server.stats()`: its descriptor cache's."""
-        return {"descriptor_cache": self.descriptors.stats()}
+        """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""
+        return {"descriptor_cache": self.descriptors.stats(), "watch": self.watcher.stats()}
 
     async def attach(self, options: str, user: User) -> File:
         """The root for `user`; `options` are the attach options (see `volfs.options`)."""
@@ -89,7 +91,8 @@ class VolExport:
         return Node.root(Tree(self, opts, names, policy, self.staging), self._root.retain())
 
     def close(self) -> None:
-        """Release the root (Files already attached keep working)."""
+        """Release the root (Files already attached keep working) and stop watching."""
+        self.watcher.close()
         self._finalizer()
 
 

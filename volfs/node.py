@@ -38,8 +38,9 @@ from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
 from ninep.convert import check_name, check_new_name, time_ns
 from ninep.messages import Qid
+from ninep.notify import Changes
 
-from . import caseflag, metadata, stored, xattrs
+from . import caseflag, metadata, stored, watching, xattrs
 from .attrs import attr_of, statfs_of
 from .descriptors import Descriptors, Entry, Operation, ident_of
 from .dirindex import Change
@@ -226,6 +227,13 @@ class Node:
         if name == "." or entry.parent is None:
             return await self.clone()
         return Node(self._tree, entry.parent.retain(), self._entry_qid(entry.parent))
+
+    def watch(self) -> Changes | None:
+        """Change notification (`ninep.backend.Watchable`; `volfs.watching`)."""
+        return watching.watch(self._tree.export, self._live(), self._qid)
+
+    def place(self) -> tuple[int, str] | None:
+        return watching.place(self._tree.export, self._live())
 
     async def clone(self) -> Node:
         return Node(self._tree, self._live().retain(), self._qid)

@@ -2,11 +2,12 @@
 
 from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
 from .connection import Client, connect
-from .fid import NOW, Fid, make_setattr
+from .fid import NOW, Changes, Fid, make_setattr
 
 __all__ = [
     "NOW",
     "Attr",
+    "Changes",
     "Client",
     "Dirent",
     "Fid",

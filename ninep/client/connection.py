@@ -14,7 +14,8 @@ touching its backend; ours starts it ahead of queued requests), and again a
 quarter after each answer. A server that answers nothing at all for `timeout`
 (stopped, or partitioned with the connection open) is lost; a slow request on
 a live server is not, since its probes are answered. An idle connection is
-never probed and never times out.
+never probed and never times out; a pending Tnotify (which waits for changes,
+however long) leaves it idle.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class Client:
         self._tags = _Pool(NOTAG)
         self._fids = _Pool(NOFID)
         self._pending: dict[int, _Request] = {}
+        self._waits = 0  # of them, Tnotify: waiting for changes is not waiting for an answer
         self._outbox, self._outbox_out = trio.open_memory_channel[_Request](math.inf)
         self._tag_waiters = trio.lowlevel.ParkingLot()
         self._orphans = 0  # pending requests nobody awaits (flushes, background clunks)
@@ -232,6 +234,7 @@ class Client:
         if reason != _CLOSED:
             log.warning("9P connection lost: %s", reason)
         pending, self._pending = self._pending, {}
+        self._waits = 0
         for req in pending.values():
             req.state = _State.DONE
             if req.waiter is not None:
@@ -305,7 +308,7 @@ class Client:
         """Probe a server quiet while requests wait; lose it after `timeout` s of silence."""
         interval = timeout / _PROBES
         while True:
-            while not self._pending:
+            while len(self._pending) == self._waits:
                 await self._busy.park()
             quiet = trio.current_time() - self._heard
             if quiet >= timeout:
@@ -376,6 +379,7 @@ class Client:
     def _release(self, req: _Request) -> None:
         """Free the tag of a request that is over."""
         del self._pending[req.msg.tag]
+        self._waits -= isinstance(req.msg, m.Tnotify)
         self._tags.give(req.msg.tag)
         self._tag_waiters.unpark()
         if req.abandoned:
@@ -417,10 +421,12 @@ class Client:
 
     def _track(self, req: _Request) -> None:
         """Hold the tag of a request about to be sent; the first one starts the watchdog's clock."""
-        if not self._pending:
+        waits = isinstance(req.msg, m.Tnotify)
+        if not waits and len(self._pending) == self._waits:
             self._heard = trio.current_time()
             self._busy.unpark_all()
         self._pending[req.msg.tag] = req
+        self._waits += waits
 
     def alloc_fid(self) -> int:
         """A fid number for a new Tattach, Twalk or Txattrwalk (freed by its failure or clunk)."""

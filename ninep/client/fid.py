@@ -6,13 +6,23 @@ import contextlib
 import enum
 import errno
 import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import messages as m
 from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
-from ..constants import MAXWELEM, GetattrMask, LockFlag, LockStatus, OpenFlag, SetattrMask
+from ..constants import (
+    MAXWELEM,
+    GetattrMask,
+    LockFlag,
+    LockStatus,
+    NotifyFlag,
+    OpenFlag,
+    SetattrMask,
+)
 from ..convert import decode_xattr_names, wire_time
-from ..messages import Qid, R, Request
+from ..messages import Change, Qid, R, Request
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,6 +76,14 @@ def make_setattr(
     if ctime:
         valid |= SetattrMask.CTIME
     return SetAttr(valid, **values)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """One Rnotify: the changes in order, or `overflow` (changes were lost: drop every cache)."""
+
+    overflow: bool
+    changes: list[Change]
 
 
 def _split(path: str) -> list[str]:
@@ -532,6 +550,27 @@ class Fid:
             client_id=self.client.client_id if client_id is None else client_id,
         )
         return Lock(reply.type, reply.start, reply.length, reply.proc_id, reply.client_id)
+
+    # ---- change notification ----
+
+    async def changes(self) -> AsyncIterator[Changes]:
+        """Batches of changes of this fid's export, one Tnotify pending at a time (the next
+        is sent when the caller asks for the next batch; leaving the loop flushes it).
+
+        Ends at once, yielding nothing, where the server has none: a plain connection
+        (`Client.extended` false) or an export without notification (EOPNOTSUPP).
+        """
+        if not self.client.extended:
+            return
+        while True:
+            try:
+                reply = await self._call(m.Tnotify, fid=self._num())
+            except OSError as e:
+                if e.errno == errno.EOPNOTSUPP:
+                    return
+                raise
+            overflow = bool(reply.flags & NotifyFlag.OVERFLOW)
+            yield Changes(overflow, m.decode_changes(reply.data))
 
     # ---- path helpers ----
 

@@ -1,0 +1,152 @@
+"""drvfs with its cache defaults: case variants seen at once, no fid per listed entry, and
+the requests each operation costs, counted by the server (its --stats socket)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ninep import stats
+
+from .drvfs_harness import ServerProcess, drvfs_mount
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
+)
+
+ROUNDS = 10  # each case-variant sequence, on fresh names: a stale cache shows in any round
+
+
+class StatsServer(ServerProcess):
+    """The harness's server with a --stats socket."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--stats", str(self.stats_path)]
+
+    @property
+    def stats_path(self) -> Path:
+        return self.socket_path.with_suffix(".stats")
+
+    def total(self) -> dict[str, Any]:
+        figures: dict[str, Any] = stats.read(str(self.stats_path))["total"]
+        return figures
+
+    def requests(self) -> Counter[str]:
+        return Counter(self.total()["requests"])
+
+
+# ---- case variants: the kernel's dentry cache is case-sensitive, the directory is not ----
+
+
+def test_a_name_made_after_a_failed_lookup_of_a_case_variant_is_found_at_once(
+    tmp_path: Path,
+) -> None:
+    with drvfs_mount(tmp_path, "case=off") as (mnt, _server, _):
+        for i in range(ROUNDS):
+            file, directory, link = f"foo{i}", f"dir{i}", f"link{i}"
+            for name in (file, directory, link):
+                assert not (mnt / name).exists()
+            (mnt / file.upper()).write_text("made")
+            (mnt / directory.upper()).mkdir()
+            os.symlink(file.upper(), mnt / link.upper())
+            assert (mnt / file).read_text() == "made"
+            assert (mnt / directory).is_dir()
+            assert os.readlink(mnt / link) == file.upper()
+
+
+def test_unlinking_a_case_variant_removes_the_cached_name_at_once(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, "case=off") as (mnt, server, _):
+        for i in range(ROUNDS):
+            upper, lower = f"FOO{i}", f"foo{i}"
+            (mnt / upper).write_text("old")
+            assert os.stat(mnt / upper).st_size == 3  # cached by the kernel as FOO
+            os.unlink(mnt / lower)
+            assert not (mnt / upper).exists()
+            assert not (server.export / upper).exists()
+            with pytest.raises(FileNotFoundError):
+                (mnt / upper).read_text()
+            (mnt / upper).write_text("new")  # made again, not the old file
+            assert (mnt / lower).read_text() == "new"
+            (mnt / f"D{i}").mkdir()
+            assert (mnt / f"D{i}").is_dir()
+            os.rmdir(mnt / f"d{i}")
+            assert not (mnt / f"D{i}").exists()
+
+
+def test_renames_between_case_variants_are_seen_at_once(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, "case=off") as (mnt, server, _):
+        for i in range(ROUNDS):
+            # away from a variant the kernel has cached
+            (mnt / f"A{i}").write_text("a")
+            assert (mnt / f"A{i}").exists()
+            os.rename(mnt / f"a{i}", mnt / f"moved{i}")
+            assert not (mnt / f"A{i}").exists()
+            assert (mnt / f"moved{i}").read_text() == "a"
+            # onto a variant found missing just before
+            assert not (mnt / f"b{i}").exists()
+            os.rename(mnt / f"moved{i}", mnt / f"B{i}")
+            assert (mnt / f"b{i}").read_text() == "a"
+            # onto a variant of a cached file, which it replaces
+            (mnt / f"C{i}").write_text("replaced")
+            replaced = os.stat(mnt / f"C{i}").st_ino
+            os.rename(mnt / f"B{i}", mnt / f"c{i}")
+            assert os.stat(mnt / f"C{i}").st_ino != replaced
+            assert (mnt / f"C{i}").read_text() == "a"
+            assert sorted(os.listdir(server.export)) == [f"c{j}" for j in range(i + 1)]
+
+
+def test_an_open_file_stays_readable_after_a_case_variant_is_unlinked(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, "case=off") as (mnt, _server, _):
+        (mnt / "Open").write_text("still here")
+        with open(mnt / "Open") as f:
+            os.unlink(mnt / "open")
+            assert f.read() == "still here"
+        assert not (mnt / "Open").exists()
+
+
+# ---- fids and requests, counted by the server ----
+
+
+def test_listing_10000_entries_holds_no_server_fid_per_entry(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, "", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        big = server.export / "big"
+        big.mkdir()
+        for i in range(10_000):
+            (big / f"entry-{i:05}").write_bytes(b"x" * (i % 7))
+        fids_before = server.total()["fids"]
+        requests_before = server.requests()
+        listed = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(mnt / "big")}
+        assert len(listed) == 10_000
+        assert all(listed[f"entry-{i:05}"].st_size == i % 7 for i in range(10_000))
+        spent = server.requests() - requests_before
+        assert server.total()["fids"] <= fids_before + 3  # the directory's, none per entry
+        assert spent["Treaddirattr"] >= 2
+        assert spent["Twalk"] + spent["Twalkgetattr"] + spent["Tgetattr"] < 10
+        # each entry is usable: a fid is walked when one is needed
+        assert (mnt / "big" / "entry-00006").read_bytes() == b"x" * 6
+
+
+def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, "", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        os.listdir(mnt)  # the root is known, the names below are not
+        (server.export / "fresh").write_bytes(b"12345")
+        (server.export / "dir").mkdir()
+        before = server.requests()
+        assert os.stat(mnt / "fresh").st_size == 5
+        assert server.requests() - before == Counter(Twalkgetattr=1)
+        before = server.requests()
+        assert not (mnt / "missing").exists()
+        assert server.requests() - before == Counter(Twalkgetattr=1)
+        before = server.requests()
+        os.mkdir(mnt / "dir" / "new")  # the lookup of "dir", of "new" (missing), the mkdir
+        spent = server.requests() - before
+        assert spent["Tmkdirattr"] == 1 and spent["Twalkgetattr"] == 2
+        assert spent["Tmkdir"] == spent["Twalk"] == 0
+        assert stat.S_ISDIR(os.stat(mnt / "dir" / "new").st_mode)

@@ -1,0 +1,319 @@
+"""Change notification (Tnotify, docs/protocol-extensions.md) against a real server over
+real sockets, with real changes of the host directory: each kind arrives, changes made
+through another connection arrive (marked own for the connection that made them), a
+client that does not collect gets an overflow and the server holds a bounded number,
+Tflush cancels a pending Tnotify, a pending Tnotify takes no slot of the in-flight bound,
+a plain connection has none of it, and a FUSE host directory is reported as not covered."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import trio
+
+from ninep import messages as m
+from ninep.backend import Export
+from ninep.client import Fid, connect
+from ninep.constants import (
+    EXTENDED_VERSION,
+    NOFID,
+    NOTIFY_COVERED,
+    VERSION,
+    ChangeFlag,
+    ChangeKind,
+    GetattrMask,
+    NotifyFlag,
+    OpenFlag,
+)
+from ninep.limits import Limits
+from ninep.server import Server
+from ninep.transport import Address
+from volfs.export import VolExport, open_export
+
+from .rawconn import RawConn
+from .test_server import _Gate, _GatedExport
+from .test_volfs_staging import no_tmpfile  # noqa: F401  (a fixture)
+
+DEADLINE = 10  # seconds for a change to arrive: generous, never a measure
+ALL = int(GetattrMask.ALL)
+
+
+@asynccontextmanager
+async def served(export: Export, limits: Limits | None = None) -> AsyncIterator[tuple[Server, str]]:
+    """An in-process server of `export` as "C" on loopback TCP: the server, its address."""
+    server = Server({"C": export}, limits=limits)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(server.serve, [Address("tcp", host="127.0.0.1", port=0)])
+        yield server, str(bound[0])
+        nursery.cancel_scope.cancel()
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds; fail past DEADLINE."""
+    with trio.move_on_after(DEADLINE):
+        while not condition():
+            await trio.sleep(0.01)
+        return
+    raise AssertionError(f"not within {DEADLINE} s: {what}")
+
+
+class Collector:
+    """Every change a fid's `changes()` yields, collected by a task of its own."""
+
+    def __init__(self) -> None:
+        self.changes: list[m.Change] = []
+        self.overflows = 0
+
+    async def run(self, fid: Fid) -> None:
+        async for batch in fid.changes():
+            self.overflows += batch.overflow
+            self.changes += batch.changes
+
+    def has(self, dir: int, kind: ChangeKind, name: str, flags: int = 0) -> bool:
+        return m.Change(dir, kind, flags, name) in self.changes
+
+    async def expect(self, dir: int, kind: ChangeKind, name: str, flags: int = 0) -> None:
+        await until(lambda: self.has(dir, kind, name, flags), f"{kind.name} {name!r}")
+
+
+async def subscribed(export: VolExport, root: Fid, nursery: trio.Nursery) -> Collector:
+    """A collector of `root`'s changes, once the server has taken its first Tnotify."""
+    collector = Collector()
+    nursery.start_soon(collector.run, root)
+    await until(lambda: export.watcher.covered(root.qid.path), "the root is watched")
+    return collector
+
+
+async def test_host_changes_arrive_as_their_kind(export_dir: Path) -> None:
+    d = export_dir / "d"
+    d.mkdir()
+    (d / "f").write_bytes(b"one")
+    export = open_export(str(export_dir))
+    async with served(export) as (_, address), connect(address) as client:
+        root = await client.attach("C")
+        async with trio.open_nursery() as nursery:
+            seen = await subscribed(export, root, nursery)
+            dfid, attr = await root.walk_getattr("d")
+            assert attr.valid & NOTIFY_COVERED  # watched before its attributes were read
+            assert not (await (await root.walk("d", "f")).getattr()).valid & NOTIFY_COVERED
+            async with await root.clone() as listing:
+                await listing.open(OpenFlag.RDONLY | OpenFlag.DIRECTORY)
+                listed = {e.name: a for e, a in await listing.readdir_attrs() if a is not None}
+            assert listed["d"].valid & NOTIFY_COVERED
+            where = dfid.qid.path
+
+            (d / "new").write_bytes(b"x")
+            await seen.expect(where, ChangeKind.CREATED, "new")
+            with open(d / "f", "ab") as f:
+                f.write(b"two")
+            await seen.expect(where, ChangeKind.DATA, "f")
+            os.rename(d / "f", d / "g")
+            await seen.expect(where, ChangeKind.RENAMED_FROM, "f")
+            await seen.expect(where, ChangeKind.RENAMED_TO, "g")
+            os.unlink(d / "g")
+            await seen.expect(where, ChangeKind.REMOVED, "g")
+            seen.changes.clear()
+            os.chmod(d / "new", 0o600)
+            await seen.expect(where, ChangeKind.ATTRIB, "new")
+            seen.changes.clear()
+            os.setxattr(d / "new", "user.test", b"1")
+            await seen.expect(where, ChangeKind.ATTRIB, "new")
+            os.chmod(d, 0o700)  # the directory itself: "" in its own watch
+            await seen.expect(where, ChangeKind.ATTRIB, "")
+            assert seen.overflows == 0
+            nursery.cancel_scope.cancel()
+    export.close()
+
+
+async def test_a_removed_directory_is_no_longer_covered(export_dir: Path) -> None:
+    (export_dir / "d").mkdir()
+    export = open_export(str(export_dir))
+    async with served(export) as (_, address), connect(address) as client:
+        root = await client.attach("C")
+        async with trio.open_nursery() as nursery:
+            seen = await subscribed(export, root, nursery)
+            dfid, attr = await root.walk_getattr("d")
+            assert attr.valid & NOTIFY_COVERED
+            os.rmdir(export_dir / "d")
+            await seen.expect(root.qid.path, ChangeKind.REMOVED, "d")
+            await dfid.clunk()  # the host lets the directory go once no descriptor holds it
+            await seen.expect(dfid.qid.path, ChangeKind.UNCOVERED, "")
+            assert not export.watcher.covered(dfid.qid.path)
+            nursery.cancel_scope.cancel()
+    export.close()
+
+
+async def test_changes_through_another_connection_arrive_marked_own_for_it(
+    export_dir: Path,
+) -> None:
+    (export_dir / "d").mkdir()
+    export = open_export(str(export_dir))
+    async with served(export) as (_, address), connect(address) as a, connect(address) as b:
+        root_a, root_b = await a.attach("C"), await b.attach("C")
+        async with trio.open_nursery() as nursery:
+            seen_a = await subscribed(export, root_a, nursery)
+            seen_b = Collector()
+            nursery.start_soon(seen_b.run, root_b)
+            await until(lambda: len(export.watcher.changes._subscriptions) == 2, "b")
+            d_a = await root_a.walk("d")
+            d_b = await root_b.walk("d")
+            await d_b.create("made", OpenFlag.WRONLY, 0o644)
+            await d_b.write(0, b"data")
+            own = ChangeFlag.OWN
+            await seen_a.expect(d_a.qid.path, ChangeKind.CREATED, "made")
+            await seen_b.expect(d_a.qid.path, ChangeKind.CREATED, "made", own)
+            await seen_a.expect(d_a.qid.path, ChangeKind.DATA, "made")
+            await seen_b.expect(d_a.qid.path, ChangeKind.DATA, "made", own)
+            await (await root_a.walk("d")).unlinkat("made")
+            await seen_a.expect(d_a.qid.path, ChangeKind.REMOVED, "made", own)
+            await seen_b.expect(d_a.qid.path, ChangeKind.REMOVED, "made")
+            assert not seen_a.has(d_a.qid.path, ChangeKind.CREATED, "made", own)
+            assert not seen_b.has(d_a.qid.path, ChangeKind.REMOVED, "made", own)
+            nursery.cancel_scope.cancel()
+    export.close()
+
+
+async def _extended(conn: RawConn, version: str = EXTENDED_VERSION) -> None:
+    reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version=version))
+    assert reply.version == version
+    attached = await conn.call(m.Tattach(1, fid=0, afid=NOFID, uname="root", aname="C", n_uname=0))
+    assert attached.kind is m.Rattach
+
+
+async def test_a_client_that_does_not_collect_gets_an_overflow(export_dir: Path) -> None:
+    limit = 16
+    export = open_export(str(export_dir))
+    async with served(export, Limits(changes=limit)) as (server, address):
+        conn = await RawConn.open(address)
+        await _extended(conn)
+        await conn.send(m.Tnotify(5, fid=0))
+        await until(lambda: export.watcher.covered(export_dir.stat().st_ino), "watched")
+        (export_dir / "first").touch()
+        reply = await conn.recv()
+        assert (reply.kind, reply.flags) == (m.Rnotify, 0)
+        assert m.Change(export_dir.stat().st_ino, ChangeKind.CREATED, 0, "first") in (
+            m.decode_changes(reply.data)
+        )
+        queued = []
+        for i in range(20 * limit):  # no Tnotify pending: the server holds them
+            (export_dir / f"flood{i}").touch()
+            if i % 16 == 0:
+                export.watcher.drain()
+                queued.append(server.stats()["connections"][0]["changes"])
+        export.watcher.drain()
+        queued.append(server.stats()["connections"][0]["changes"])
+        assert max(queued) <= limit and queued[-1] == 0  # dropped at the overflow
+        reply = await conn.call(m.Tnotify(6, fid=0))
+        assert (reply.kind, reply.flags, reply.data) == (m.Rnotify, NotifyFlag.OVERFLOW, b"")
+        (export_dir / "after").touch()
+        reply = await conn.call(m.Tnotify(7, fid=0))
+        assert (reply.kind, reply.flags) == (m.Rnotify, 0)
+        names = {c.name for c in m.decode_changes(reply.data)}
+        assert "after" in names and not any(n.startswith("flood") for n in names)
+        await conn.stream.aclose()
+    export.close()
+
+
+async def test_tflush_cancels_a_pending_tnotify(export_dir: Path) -> None:
+    export = open_export(str(export_dir))
+    async with served(export) as (server, address):
+        conn = await RawConn.open(address)
+        await _extended(conn)
+        await conn.send(m.Tnotify(5, fid=0))
+        await until(lambda: export.watcher.covered(export_dir.stat().st_ino), "watched")
+        reply = await conn.call(m.Tflush(6, oldtag=5))
+        assert reply.kind is m.Rflush  # and nothing for tag 5: it was cancelled, not answered
+        await conn.send(m.Tnotify(7, fid=0))  # not EBUSY: the flushed one is gone
+        (export_dir / "x").touch()
+        reply = await conn.recv()
+        assert (reply.kind, reply.tag) == (m.Rnotify, 7)
+        assert "x" in {c.name for c in m.decode_changes(reply.data)}
+        assert server.stats()["connections"][0]["in_flight"] == 0
+        await conn.stream.aclose()
+    export.close()
+
+
+async def test_a_second_pending_tnotify_is_refused(export_dir: Path) -> None:
+    export = open_export(str(export_dir))
+    async with served(export) as (_, address):
+        conn = await RawConn.open(address)
+        await _extended(conn)
+        await conn.send(m.Tnotify(5, fid=0))
+        reply = await conn.call(m.Tnotify(6, fid=0))
+        assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EBUSY)
+        await conn.stream.aclose()
+    export.close()
+
+
+async def test_a_pending_tnotify_takes_no_slot_of_the_in_flight_bound(export_dir: Path) -> None:
+    (export_dir / "f").write_bytes(b"contents")
+    gate = _Gate()
+    inner = open_export(str(export_dir))
+    limits = Limits(in_flight=2, big_in_flight=1, read_ahead=4)
+    async with served(cast(Export, _GatedExport(cast(Export, inner), gate)), limits) as (
+        server,
+        address,
+    ):
+        conn = await RawConn.open(address)
+        await _extended(conn)
+        await conn.call(m.Twalk(2, fid=0, newfid=1, wnames=["f"]))
+        await conn.call(m.Tlopen(3, fid=1, flags=OpenFlag.RDONLY))
+        await conn.send(m.Tnotify(5, fid=0))
+        for tag in (10, 11):  # the whole bound: two reads held at the gate
+            await conn.send(m.Tread(tag, fid=1, offset=0, count=8))
+        await gate.entered.wait()
+
+        def figures() -> dict[str, Any]:
+            figures: dict[str, Any] = server.stats()["connections"][0]
+            return figures
+
+        await until(lambda: figures()["in_flight"] == 2, "both reads started")
+        assert figures()["queued"] == 0
+        await conn.send(m.Tread(12, fid=1, offset=0, count=8))  # past the bound: queued
+        await until(lambda: figures()["queued"] == 1, "the third read queued")
+        gate.open.set()
+        replies = {(await conn.recv()).tag for _ in range(3)}
+        assert replies == {10, 11, 12}
+        await conn.stream.aclose()
+    inner.close()
+
+
+async def test_a_plain_connection_has_no_notification(export_dir: Path) -> None:
+    export = open_export(str(export_dir))
+    async with served(export) as (_, address):
+        conn = await RawConn.open(address)
+        await _extended(conn, VERSION)
+        reply = await conn.call(m.Tnotify(5, fid=0))
+        assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EOPNOTSUPP)
+        d = await conn.call(m.Tgetattr(6, fid=0, request_mask=ALL))
+        assert not d.attr.valid & NOTIFY_COVERED
+        await conn.stream.aclose()
+        async with connect(address, extensions=False) as client:
+            root = await client.attach("C")
+            assert [batch async for batch in root.changes()] == []  # ends at once
+    assert export.watcher.stats()["watches"] == 0
+    export.close()
+
+
+async def test_a_fuse_host_directory_is_not_covered(
+    no_tmpfile: tuple[Path, Path],  # noqa: F811
+) -> None:
+    source, mnt = no_tmpfile
+    (source / "d").mkdir()
+    export = open_export(str(mnt))
+    async with served(export) as (_, address), connect(address) as client:
+        root = await client.attach("C")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(Collector().run, root)
+            await until(lambda: len(export.watcher.changes._subscriptions) == 1, "subscribed")
+            _, attr = await root.walk_getattr("d")
+            assert not attr.valid & NOTIFY_COVERED
+            assert not (await root.getattr()).valid & NOTIFY_COVERED
+            assert export.watcher.stats()["watches"] == 0
+            nursery.cancel_scope.cancel()
+    export.close()
