@@ -108,6 +108,7 @@ def _requests(fid: int) -> list[m.Message]:
             6, dfid=fid, name="p", mode=stat.S_IFIFO, major=0, minor=0, gid=0, request_mask=ALL
         ),
         m.Tmkdirattr(7, dfid=fid, name="d", mode=0o755, gid=0, request_mask=ALL),
+        m.Tnotify(8, fid=fid),
     ]
 
 
