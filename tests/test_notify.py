@@ -317,3 +317,24 @@ async def test_a_fuse_host_directory_is_not_covered(
             assert export.watcher.stats()["watches"] == 0
             nursery.cancel_scope.cancel()
     export.close()
+
+
+async def test_the_watchdog_does_not_probe_a_pending_tnotify(export_dir: Path) -> None:
+    """A client with a liveness timeout, idle but for its pending Tnotify: no probe goes
+    out and the connection stays (counted as pending, it would be probed every quarter
+    of the timeout), and a change still arrives."""
+    timeout = 0.4
+    export = open_export(str(export_dir))
+    async with served(export) as (_, address), connect(address, timeout=timeout) as client:
+        root = await client.attach("C")
+        sent: list[m.Message] = []
+        client.on_send = sent.append
+        async with trio.open_nursery() as nursery:
+            seen = await subscribed(export, root, nursery)
+            await trio.sleep(4 * timeout)  # four timeouts of nothing but the Tnotify
+            assert not [msg for msg in sent if isinstance(msg, m.Tflush)]
+            assert not client.closed
+            (export_dir / "late").touch()
+            await seen.expect(root.qid.path, ChangeKind.CREATED, "late")
+            nursery.cancel_scope.cancel()
+    export.close()
