@@ -4,14 +4,16 @@
                                                      [--sensitive] [--variant]
 
 Exports a fresh directory holding a directory `dir` of N files (with their
-mode, uid and gid attributes under --metadata, as files made through the server
-have), runs the server under `strace -f`, and from one client walks from `dir`
-to each file (by a case variant of its name with --variant), then getattrs
-each, then clunks each; a Tstatfs (one `fstatfs` on the host) marks the
-boundaries of the phases in the trace. Prints the system calls per request of
-each phase: all of them, and those on the host's files (the calls of the
-connection's socket and of the event loop, `LOOP_CALLS`, left out), with the
-most frequent ones.
+mode, uid and gid attributes under --metadata, as files made through the
+server have), runs the server under `strace -f`, and from one client walks
+from `dir` to each file (by a case variant of its name with --variant), then
+getattrs each, then clunks each; then clones `dir` N times and makes N files
+(Tlcreate on the clones), N directories, N symlinks and N regular files by
+Tmknod in it. A Tstatfs (one `fstatfs` on the host) marks the boundaries of
+the phases in the trace. Prints the system calls per request of each phase:
+all of them, and those on the host's files (the calls of the connection's
+socket and of the event loop, `LOOP_CALLS`, left out), with the most
+frequent ones.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -33,7 +36,7 @@ import trio
 from ninep.client.connection import connect
 
 DIR = "dir"
-PHASES = ("walk", "getattr", "clunk")
+PHASES = ("walk", "getattr", "clunk", "walk (clone)", "lcreate", "mkdir", "symlink", "mknod")
 LOOP_CALLS = frozenset(
     {"socket", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_wait", "epoll_ctl",
      "epoll_pwait", "poll", "ppoll", "select", "futex", "getpid", "clock_gettime"}
@@ -66,6 +69,20 @@ async def _drive(sock: str, names: list[str]) -> None:
         await root.statfs()
         for fid in fids:
             await fid.clunk()
+        await root.statfs()
+        clones = [await top.walk() for _ in names]
+        await root.statfs()
+        for i, fid in enumerate(clones):
+            await fid.create(f"new{i}", os.O_RDWR, 0o644)
+        await root.statfs()
+        for i in range(len(names)):
+            await top.mkdir(f"dir{i}", 0o755)
+        await root.statfs()
+        for i in range(len(names)):
+            await top.symlink(f"sym{i}", "target")
+        await root.statfs()
+        for i in range(len(names)):
+            await top.mknod(f"nod{i}", stat.S_IFREG | 0o644)
         await root.statfs()
 
 
