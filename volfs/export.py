@@ -15,6 +15,7 @@ from .access import cred_for
 from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
 from .escape import identity, swap
+from .making import making_for
 from .names import Names
 from .node import Node, Tree
 from .options import parse_options
@@ -88,7 +89,9 @@ class VolExport:
         )
         squash = self.squash_root and opts.metadata
         policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups))
-        return Node.root(Tree(self, opts, names, policy, self.staging), self._root.retain())
+        return Node.root(
+            Tree(self, opts, names, policy, self.staging, making_for(policy)), self._root.retain()
+        )
 
     def close(self) -> None:
         """Release the root (Files already attached keep working) and stop watching."""

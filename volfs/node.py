@@ -18,8 +18,9 @@ by the attach's `Names` (`volfs.names`: escaping, case folding, the case flag).
 
 What a client sees of an object (mode, owner, group, rdev, qid type) and every
 permission check come from the attach's `Policy` (`volfs.policy`: metadata in
-extended attributes, or WSL's masks); objects made with metadata on are made
-atomically by `volfs.stored`.
+extended attributes, or WSL's masks). How new objects are made (plain host
+objects, or with their metadata, atomically) is the attach's `Making`
+(`volfs.making`), chosen once when it attaches.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ from ninep.convert import check_name, check_new_name, time_ns
 from ninep.messages import Qid
 from ninep.notify import Changes
 
-from . import caseflag, metadata, stored, watching, xattrs
+from . import caseflag, stored, watching, xattrs
 from .attrs import attr_of, statfs_of
 from .descriptors import Descriptors, Entry, Operation, ident_of
 from .dirindex import Change
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
-from .metadata import Effective, Metadata
+from .making import Make, Making, Site
+from .metadata import Effective
 from .names import Names, open_entry
 from .options import AttachOptions
 from .policy import Policy, host_perms, is_special
@@ -69,6 +71,7 @@ class Tree:
     names: Names
     policy: Policy
     staging: stored.Staging
+    making: Making  # plain objects, or objects with their metadata (volfs.making)
 
 
 P = ParamSpec("P")
@@ -143,6 +146,10 @@ class Node:
     @property
     def _policy(self) -> Policy:
         return self._tree.policy
+
+    @property
+    def _making(self) -> Making:
+        return self._tree.making
 
     def _view(self, st: os.stat_result | None = None) -> Effective:
         """Mode, owner, group and rdev as the attach shows them (`st`: the host's, just taken)."""
@@ -341,38 +348,12 @@ class Node:
             return await self._open_existing(existing, flags)
         self._policy.check_create(parent)
         host = self._names.new_host(name, self._is_root)
-        if self._policy.metadata:
-            return self._create_stored(host, flags, mode, gid, parent)
-        host_flags = host_open_flags(flags & ~int(OpenFlag.DIRECTORY)) | os.O_CREAT | os.O_EXCL
-        with self._names.changing(self._fd) as change:
-            try:
-                with self._descriptors.opening():
-                    fd = os.open(host, host_flags, host_perms(mode), dir_fd=self._fd)
-            except FileExistsError:  # made by someone else meanwhile
-                if flags & OpenFlag.EXCL:
-                    raise
-                fd = -1
-            else:
-                change.added.append(host)
-        if fd < 0:
-            return await self._open_existing(host, flags)
-        return self._new_file(fd, host, flags, mode)
-
-    def _create_stored(
-        self, host: str, flags: int, mode: int, gid: int, parent: Effective
-    ) -> tuple[File, Handle]:
-        """Create with metadata on: the file appears with its attributes (`volfs.stored`)."""
-        md = self._policy.new_object(parent, stat.S_IFREG | mode & 0o7777, gid)
+        make = self._making.file(parent, flags, mode, gid)
         with self._names.changing(self._fd) as change, bad_values_are_einval():
-            made = stored.make(self._fd, host, md, self._tree.staging)
-            change.added.append(host)
-        try:
-            wanted = flags & ~int(OpenFlag.DIRECTORY | OpenFlag.TRUNC)
-            with self._descriptors.opening():
-                fd = os.open(proc_path(made), host_open_flags(wanted))
-        finally:
-            os.close(made)
-        return self._new_file(fd, host, flags, None)
+            fd = make(self._site(host, change))
+        if fd is None:  # made by someone else meanwhile
+            return await self._open_existing(host, flags)
+        return self._new_file(fd, host, flags, self._making.settle(mode))
 
     def _new_file(self, fd: int, host: str, flags: int, mode: int | None) -> tuple[File, Handle]:
         """The File and Handle of regular file `host` just made here and opened as `fd` with
@@ -395,12 +376,29 @@ class Node:
         )
         return node, handle
 
-    def _make_stored(self, host: str, md: Metadata, content: bytes = b"") -> Qid:
-        """A symlink or special file as a regular host file with `md`; its qid."""
-        with self._names.changing(self._fd) as change, bad_values_are_einval():
-            os.close(stored.make(self._fd, host, md, self._tree.staging, content))
-            change.added.append(host)
-        return self._made(host, None)
+    def _site(self, host: str, change: Change) -> Site:
+        return Site(self._fd, host, change, self._tree.staging, self._descriptors.opening)
+
+    def _finish(
+        self,
+        host: str,
+        changing: AbstractContextManager[Change],
+        make: Make[None],
+        settle: int | None,
+        is_dir: bool = False,
+    ) -> Qid:
+        """Make entry `host` here by `make` within `changing`; its qid, its host permissions
+        settled to `settle` if not None (last: a move out of staging needs the owner's; a
+        directory is removed if that fails)."""
+        with changing as change, bad_values_are_einval():
+            make(self._site(host, change))
+        try:
+            return self._made(host, settle)
+        except BaseException:
+            if is_dir and settle is not None:
+                with suppress(OSError):
+                    os.rmdir(host, dir_fd=self._fd)
+            raise
 
     def _new(self) -> Effective:
         """Check that an entry may be made here (metadata on); this directory's view."""
@@ -431,28 +429,8 @@ class Node:
         parent = self._new()
         host, changing = await self._fresh(name)
         case_flag = self._names.new_dir_flag(self._fd, self._is_root)
-        md = None
-        if self._policy.metadata:
-            md = self._policy.new_object(parent, stat.S_IFDIR | mode & 0o7777, gid)
-
-        def settle(fd: int) -> None:
-            if case_flag:
-                caseflag.store(fd, True)
-            if md is not None:
-                stored.store(fd, md)
-
-        staged = settle if case_flag or md is not None else None
-        with changing as change:
-            stored.make_dir(self._fd, host, staged, self._tree.staging)
-            change.added.append(host)
-        if md is not None:
-            return self._made(host, None)
-        try:  # the host's permissions last: a move out of staging needs the owner's
-            return self._made(host, mode)
-        except BaseException:
-            with suppress(OSError):
-                os.rmdir(host, dir_fd=self._fd)
-            raise
+        make = self._making.directory(parent, mode, gid, case_flag)
+        return self._finish(host, changing, make, self._making.settle(mode), is_dir=True)
 
     @_operation
     async def symlink(self, name: str, target: str, gid: int) -> Qid:
@@ -460,37 +438,16 @@ class Node:
         check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
-        if self._policy.metadata:
-            md = self._policy.new_object(parent, stat.S_IFLNK | 0o777, gid)
-            with bad_values_are_einval():
-                return self._make_stored(host, md, os.fsencode(target))
-        with changing as change, bad_values_are_einval():
-            os.symlink(target, host, dir_fd=self._fd)
-            change.added.append(host)
-        return self._made(host, None)
+        return self._finish(host, changing, self._making.symlink(parent, target, gid), None)
 
     @_operation
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
         self._writable()
         check_new_name(name)
         parent = self._new()
-        kind = stat.S_IFMT(mode) or stat.S_IFREG
         host, changing = await self._fresh(name)
-        if self._policy.metadata:
-            if kind not in metadata.STORED_AS_REGULAR - {stat.S_IFLNK}:
-                raise OSError(errno.EINVAL, f"mknod of file type {kind:#o}")
-            md = self._policy.new_object(parent, kind | mode & 0o7777, gid)
-            if kind in (stat.S_IFCHR, stat.S_IFBLK):
-                with bad_values_are_einval():
-                    md = Metadata(md.uid, md.gid, md.mode, metadata.makedev(major, minor))
-            self._policy.check_mknod(md, repr(name))
-            return self._make_stored(host, md)
-        if kind != stat.S_IFREG:
-            raise OSError(errno.EPERM, "only regular files can be made without metadata")
-        with changing as change, bad_values_are_einval():
-            os.mknod(host, stat.S_IFREG | host_perms(mode), dir_fd=self._fd)
-            change.added.append(host)
-        return self._made(host, mode)
+        make = self._making.node(parent, mode, (major, minor), gid, repr(name))
+        return self._finish(host, changing, make, self._making.settle(mode))
 
     @_operation
     async def link(self, target: File, name: str) -> None:
