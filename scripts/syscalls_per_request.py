@@ -7,7 +7,9 @@ Exports a fresh directory holding a directory `dir` of N files (with their
 mode, uid and gid attributes under --metadata, as files made through the
 server have), runs the server under `strace -f`, and from one client walks
 from `dir` to each file (by a case variant of its name with --variant), then
-getattrs each, then clunks each; then clones `dir` N times and makes N files
+getattrs each, then clunks each; then lists `dir` with attributes (Treaddirattr,
+a few chunks: its figures are per listed file, the Tlopen and Tclunk of the
+listing's fid included); then clones `dir` N times and makes N files
 (Tlcreate on the clones), N directories, N symlinks and N regular files by
 Tmknod in it. A Tstatfs (one `fstatfs` on the host) marks the boundaries of
 the phases in the trace. Prints the system calls per request of each phase:
@@ -34,9 +36,13 @@ from pathlib import Path
 import trio
 
 from ninep.client.connection import connect
+from ninep.constants import OpenFlag
 
 DIR = "dir"
-PHASES = ("walk", "getattr", "clunk", "walk (clone)", "lcreate", "mkdir", "symlink", "mknod")
+PHASES = (
+    "walk", "getattr", "clunk", "readdirattr", "walk (clone)", "lcreate", "mkdir", "symlink",
+    "mknod",
+)  # fmt: skip
 LOOP_CALLS = frozenset(
     {"socket", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_wait", "epoll_ctl",
      "epoll_pwait", "poll", "ppoll", "select", "futex", "getpid", "clock_gettime"}
@@ -70,6 +76,11 @@ async def _drive(sock: str, names: list[str]) -> None:
         for fid in fids:
             await fid.clunk()
         await root.statfs()
+        async with await top.walk() as listing:
+            await listing.open(OpenFlag.RDONLY | OpenFlag.DIRECTORY)
+            listed = await listing.readdir_attrs()
+        await root.statfs()
+        assert client.extended and len(listed) == len(names) + 2, len(listed)
         clones = [await top.walk() for _ in names]
         await root.statfs()
         for i, fid in enumerate(clones):
@@ -155,6 +166,7 @@ def main() -> None:
         host = Counter({c: n for c, n in calls.items() if c not in LOOP_CALLS})
         total, on_host = calls.total() / args.files, host.total() / args.files
         common = ", ".join(f"{c} {n / args.files:.2f}" for c, n in host.most_common(8))
+        name += " (per listed file)" if name == "readdirattr" else ""
         print(f"  T{name}: {total:.2f} in all, {on_host:.2f} on the host ({common})")
 
 
