@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import trio
@@ -19,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ninep import messages as m
-from ninep.backend import Attr, Dirent
+from ninep.backend import Attr, ChildAttrs, Dirent, File, User
 from ninep.client import Client, Fid, connect
 from ninep.constants import (
     EXTENDED_VERSION,
@@ -33,9 +36,16 @@ from ninep.constants import (
 )
 from ninep.server import Server
 from ninep.transport import Address
+from volfs import metadata
+from volfs.caseflag import HOST_XATTR
+from volfs.escape import swap
 from volfs.export import open_export
+from volfs.names import STAGING_DIR
+from volfs.racy import settled
 
 from .rawconn import RawConn
+
+T = TypeVar("T")
 
 ALL = int(GetattrMask.ALL)
 RDWR = int(OpenFlag.RDWR)
@@ -167,36 +177,89 @@ async def test_the_flock_flag_is_honoured_only_on_an_extended_connection(
 
 # ---- the same answers as the plain sequences they replace, on random trees ----
 
-_names = st.sampled_from(["a", "b", "Case", "case", "d.txt", "x y", "\u00e9t\u00e9"])
+# Host names: case variants of one another, names with characters Windows cannot hold
+# (`:` raw, shown escaped) and their private-use images (U+F03F, shown as `?`).
+_names = st.sampled_from(
+    ["a", "b", "Case", "case", "CASE", "d.txt", "x y", "\u00e9t\u00e9", "a:b", "q\uf03f"]
+)
+_BY_ROOT, _BY_OTHER = 0, 1000  # owners of stored metadata
 _leaf = st.one_of(
     st.integers(0, 3000).map(lambda n: ("file", n)),
     st.sampled_from(["a", "../b", "nowhere"]).map(lambda t: ("link", t)),
+    st.just(("fifo", 0)),  # a host fifo
+    # a regular host file with stored metadata (docs/metadata.md): what it shows with it
+    st.sampled_from(["fifo", "chr", "blk", "sock", "symlink", "setuid", "private"]).map(
+        lambda kind: ("stored", kind)
+    ),
 )
+# A directory: plain, case-sensitive by its flag, or with stored metadata that lets
+# others list it but not search it (mode 0744, owned by root).
+_dir_kinds = st.sampled_from(["plain", "sensitive", "unsearchable"])
 _tree = st.dictionaries(
     _names,
-    st.recursive(_leaf, lambda kids: st.dictionaries(_names, kids, max_size=4), max_leaves=12),
+    st.recursive(
+        _leaf,
+        lambda kids: st.tuples(_dir_kinds, st.dictionaries(_names, kids, max_size=4)),
+        max_leaves=12,
+    ),
     max_size=5,
 )
+_STORED: dict[str, dict[metadata.Field, int]] = {
+    "fifo": {"mode": stat.S_IFIFO | 0o640, "uid": _BY_OTHER, "gid": _BY_OTHER},
+    "chr": {"mode": stat.S_IFCHR | 0o660, "uid": 0, "gid": 6, "rdev": metadata.makedev(1, 3)},
+    "blk": {"mode": stat.S_IFBLK | 0o600, "rdev": metadata.makedev(8, 1)},
+    "sock": {"mode": stat.S_IFSOCK | 0o755},
+    "symlink": {"mode": stat.S_IFLNK | 0o777, "uid": _BY_OTHER},
+    "setuid": {"mode": stat.S_IFREG | 0o4755, "uid": _BY_OTHER, "gid": 50},
+    "private": {"mode": stat.S_IFREG | 0o600, "uid": 0, "gid": 0},
+    "unsearchable": {"mode": stat.S_IFDIR | 0o744, "uid": 0, "gid": 0},
+}
+
+
+def _store(path: Path, kind: str) -> None:
+    for field, value in _STORED[kind].items():
+        os.setxattr(path, metadata.XATTRS[field], metadata.encode(field, value))
 
 
 def _build(path: Path, tree: dict[str, Any]) -> list[tuple[str, ...]]:
-    """Make `tree` under `path`; every path in it, and paths that miss, as name tuples."""
+    """Make `tree` under `path`; every path in it, and paths that miss, as tuples of host
+    names (clients see them escaped: `volfs.escape.swap`)."""
     paths: list[tuple[str, ...]] = [(), ("missing",)]
     for name, node in tree.items():
         here = path / name
-        if isinstance(node, dict):
-            here.mkdir()
-            paths += [(name, *sub) for sub in _build(here, node)]
-            continue
         kind, value = node
-        if kind == "file":
+        if isinstance(value, dict):
+            here.mkdir()
+            paths += [(name, *sub) for sub in _build(here, value)]
+            if kind == "sensitive":
+                os.setxattr(here, HOST_XATTR, b"1")
+            elif kind == "unsearchable":
+                _store(here, kind)
+        elif kind == "file":
             here.write_bytes(b"x" * value)
             paths += [(name,), (name, "below")]  # through a file: ENOTDIR
-        else:
+        elif kind == "link":
             here.symlink_to(value)
+            paths.append((name,))
+        elif kind == "fifo":
+            os.mkfifo(here)
+            paths.append((name,))
+        else:
+            here.write_bytes(value.encode())
+            _store(here, value)
             paths.append((name,))
     os.listdir(path)  # the directory's atime settles (relatime) before anything compares
     return paths
+
+
+def _build_export(top: Path, tree: dict[str, Any], staging: bool) -> list[tuple[str, ...]]:
+    """`_build`, and the export's hidden staging directory (`volfs.names.STAGING_DIR`)
+    at its root if `staging`: no client sees it, by any name."""
+    paths = _build(top, tree)
+    if staging:
+        (top / STAGING_DIR).mkdir()
+        (top / STAGING_DIR / "inside").write_text("x")
+    return [*paths, (STAGING_DIR,), (STAGING_DIR.upper(),)]
 
 
 def _lmode(path: Path) -> int:
@@ -217,54 +280,74 @@ async def _walk_then_getattr(root: Fid, path: tuple[str, ...]) -> Attr | int:
         return await fid.getattr(ALL)
 
 
-async def _readdir_then_walk(root: Fid, path: tuple[str, ...]) -> list[tuple[Dirent, Attr]]:
-    """The plain sequence: Treaddir, then Twalk, Tgetattr and Tclunk of each entry."""
+async def _readdir_then_walk(root: Fid, path: tuple[str, ...]) -> list[tuple[Dirent, Attr | None]]:
+    """The plain sequence: Treaddir, then Twalk, Tgetattr and Tclunk of each entry (None
+    where that fails: EACCES in a directory that may be listed but not searched)."""
     async with await root.walk(*path) as d:
         await d.open(DIRECTORY)
         listed = []
         for entry in await d.readdir():
             attr = await _walk_then_getattr(d, (entry.name,))
-            assert isinstance(attr, Attr), (path, entry, attr)
-            listed.append((entry, attr))
+            listed.append((entry, attr if isinstance(attr, Attr) else None))
         return listed
 
 
-async def _readdirattr(root: Fid, path: tuple[str, ...], count: int) -> list[tuple[Dirent, Attr]]:
+async def _readdirattr(
+    root: Fid, path: tuple[str, ...], count: int
+) -> list[tuple[Dirent, Attr | None]]:
     """Treaddirattr chunks of `count` bytes, each entry's attributes read by the server."""
     async with await root.walk(*path) as d:
         await d.open(DIRECTORY)
-        listed, offset = [], 0
+        listed: list[tuple[Dirent, Attr | None]] = []
+        offset = 0
         while chunk := await d.readdir_attrs_chunk(offset, count, ALL):
-            for entry, attr in chunk:
-                assert attr is not None, (path, entry)
-                listed.append((entry, attr))
+            listed += chunk
             offset = chunk[-1][0].offset
         return listed
 
 
+async def _errno_or(result: Awaitable[T]) -> T | int:
+    try:
+        return await result
+    except OSError as e:
+        return e.errno or 0
+
+
 @asynccontextmanager
-async def _both(address: str, aname: str) -> AsyncIterator[tuple[Fid, Fid]]:
-    """Roots attached by an extended client and by a plain one."""
+async def _both(address: str, aname: str, uid: int = 0) -> AsyncIterator[tuple[Fid, Fid]]:
+    """Roots attached (as `uid`) by an extended client and by a plain one."""
     async with connect(address) as ext, connect(address, extensions=False) as plain:
         assert ext.extended and not plain.extended
-        async with await ext.attach(aname) as ext_root, await plain.attach(aname) as plain_root:
+        async with (
+            await ext.attach(aname, n_uname=uid) as ext_root,
+            await plain.attach(aname, n_uname=uid) as plain_root,
+        ):
             yield ext_root, plain_root
 
 
-@pytest.mark.parametrize("aname", ["C", "C;metadata"])
+# (attach options, uid): plain; with metadata as root, and as another user (who may list
+# but not search an "unsearchable" directory); every directory below the root sensitive.
+_ATTACHES = [("C", 0), ("C;metadata", 0), ("C;metadata", _BY_OTHER), ("C;case=force", 0)]
+
+
+@pytest.mark.parametrize(("aname", "uid"), _ATTACHES)
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(tree=_tree, count=st.sampled_from([400, 1000, 65536]))
+@given(tree=_tree, count=st.sampled_from([400, 1000, 65536]), staging=st.booleans())
 def test_extended_answers_equal_the_plain_sequences(
-    tmp_path: Path, aname: str, tree: dict[str, Any], count: int
+    tmp_path: Path, aname: str, uid: int, tree: dict[str, Any], count: int, staging: bool
 ) -> None:
     with tempfile.TemporaryDirectory(dir=tmp_path) as top:
-        paths = _build(Path(top), tree)
-        dirs = [p for p in paths if stat.S_ISDIR(_lmode(Path(top, *p)))]
+        hosts = _build_export(Path(top), tree, staging)
+        paths = [tuple(map(swap, p)) for p in hosts]  # as the export shows them
+        dirs = [tuple(map(swap, p)) for p in hosts if stat.S_ISDIR(_lmode(Path(top, *p)))]
 
         async def compare() -> None:
-            async with served(Path(top)) as (_, address), _both(address, aname) as (ext, plain):
+            async with (
+                served(Path(top)) as (_, address),
+                _both(address, aname, uid) as (ext, plain),
+            ):
                 for path in paths:
                     expected = await _walk_then_getattr(plain, path)
                     try:
@@ -278,11 +361,216 @@ def test_extended_answers_equal_the_plain_sequences(
                     assert attr == expected, path
                     assert fid.qid == attr.qid
                 for path in dirs:
-                    assert await _readdirattr(ext, path, count) == await _readdir_then_walk(
-                        plain, path
-                    )
+                    listed = await _errno_or(_readdirattr(ext, path, count))
+                    assert listed == await _errno_or(_readdir_then_walk(plain, path)), path
 
         trio.run(compare)
+
+
+# ---- the backend's getattr_child itself: every name a client may send ----
+
+
+def _asked(shown: list[str]) -> list[str]:
+    """Names to ask a directory of entries `shown` for: each, in other cases, and names
+    that are not there, are hidden, or are not names."""
+    variants = {v for n in shown for v in (n, n.upper(), n.lower(), n.swapcase())}
+    others = [".", "..", "missing", STAGING_DIR, STAGING_DIR.upper(), "", "a/b"]
+    return sorted(variants) + others
+
+
+async def _walk_node(root: File, names: list[str]) -> File:
+    """The File at `names` below `root` (a new one: the caller closes it)."""
+    node = await root.clone()
+    for name in names:
+        try:
+            child = await node.walk(name)
+        finally:
+            await node.close()
+        node = child
+    return node
+
+
+async def _walked_attr(node: File, name: str) -> Attr:
+    child = await node.walk(name)
+    try:
+        return await child.getattr(ALL)
+    finally:
+        await child.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "uid", "sensitive"),
+    [
+        ("", 0, False),
+        ("metadata", 0, False),
+        ("metadata", _BY_OTHER, False),
+        ("metadata;case=force", 0, False),
+        ("metadata", 0, True),  # a case-sensitive export: no escape, no folding
+    ],
+)
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=_tree, staging=st.booleans())
+def test_getattr_child_equals_walk_then_getattr(
+    tmp_path: Path, options: str, uid: int, sensitive: bool, tree: dict[str, Any], staging: bool
+) -> None:
+    """volfs's `getattr_child` (what Treaddirattr and the creations with attributes ask)
+    gives what a walk then a getattr gives, or the walk's errno, for the names a listing
+    shows, their case variants (found by folding where the directory folds), escaped
+    names, missing and hidden names, `.` and `..`, from directories and from files."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as top:
+        hosts = _build_export(Path(top), tree, staging)
+
+        async def compare() -> None:
+            export = open_export(top, case_sensitive=sensitive)
+            root = await export.attach(options, User("u", uid))
+            assert isinstance(root, ChildAttrs)
+            try:
+                for path in hosts:
+                    try:
+                        node = await _walk_node(root, [export.show(n) for n in path])
+                    except OSError:
+                        continue
+                    assert isinstance(node, ChildAttrs)
+                    here = Path(top, *path)
+                    shown = [export.show(h) for h in os.listdir(here)] if here.is_dir() else []
+                    for name in _asked(shown):
+                        expected = await _errno_or(_walked_attr(node, name))
+                        got = await _errno_or(node.getattr_child(name, ALL))
+                        assert got == expected, (path, name)
+                    await node.close()
+            finally:
+                await root.close()
+                export.close()
+
+        trio.run(compare)
+
+
+# ---- what a listed entry costs the server's host: no walk ----
+
+Listener = Callable[[str, tuple[Any, ...]], None]
+_listeners: list[Listener] = []
+
+
+def _dispatch(event: str, args: tuple[Any, ...]) -> None:
+    for listener in list(_listeners):
+        listener(event, args)
+
+
+@contextmanager
+def _audited(listener: Listener) -> Iterator[None]:
+    """Call `listener` with each audit event of this process (`sys.addaudithook`: the
+    host calls Python makes, `open`, `os.getxattr`...) while the block runs."""
+    if not _listeners and _dispatch not in _hooks:
+        sys.addaudithook(_dispatch)  # once per process: hooks cannot be removed
+        _hooks.append(_dispatch)
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+_hooks: list[Listener] = []
+
+
+@pytest.mark.parametrize("aname", ["C", "C;metadata"])
+async def test_a_listed_entry_costs_no_walk(export_dir: Path, aname: str) -> None:
+    """Treaddirattr asks volfs's getattr_child: no host object is opened per listed entry
+    (a walk opens each), and stored metadata is read by the entry's name in the listed
+    directory, never through a descriptor of the entry."""
+    big = export_dir / "big"
+    big.mkdir()
+    names = {f"entry-{i:04d}" for i in range(500)}
+    for i, name in enumerate(sorted(names)):
+        (big / name).write_bytes(b"x" * (i % 5))
+        if i % 2:
+            _store(big / name, "setuid")
+    async with served(export_dir) as (_, address), connect(address) as client:
+        root = await client.attach(aname)
+        async with await root.walk("big") as d:
+            await d.open(DIRECTORY)
+            events: list[tuple[str, tuple[Any, ...]]] = []
+            with _audited(lambda event, args: events.append((event, args))):
+                listed = await d.readdir_attrs()
+    assert {e.name for e, _ in listed} == names | {".", ".."}
+    assert all(attr is not None and attr.valid for _, attr in listed)
+    opened = [args for event, args in events if event == "open"]
+    assert opened == []
+    read = [os.fsdecode(args[0]) for event, args in events if event == "os.getxattr"]
+    by_name = [path for path in read if path.rpartition("/")[2] in names]
+    dots = [path for path in read if path not in by_name]  # `.` and `..` (unless kept)
+    assert all(re.fullmatch(r"/proc/self/fd/\d+", path) for path in dots), dots
+    if "metadata" in aname:
+        assert len(by_name) == 5 * len(names)  # the listing's stored type, then the 4 fields
+        assert len(dots) <= 2 * len(metadata.FIELDS)
+    else:
+        assert read == []
+
+
+async def test_an_entry_replaced_while_its_metadata_is_read_is_walked_to(
+    export_dir: Path,
+) -> None:
+    """The host renames another file over a listed entry between its lstat and the read of
+    its stored metadata (by name): the attributes are the new file's, all of them, as a
+    walk then a getattr gives, never the old file's stat with the new file's metadata."""
+    victim, other = export_dir / "victim", export_dir / "other"
+    victim.write_bytes(b"old")
+    _store(victim, "private")
+    other.write_bytes(b"newer")
+    _store(other, "setuid")
+    export = open_export(str(export_dir), metadata=True)
+    root = await export.attach("", User("root", 0))
+    assert isinstance(root, ChildAttrs)
+    replaced: list[str] = []
+
+    def replace(event: str, args: tuple[Any, ...]) -> None:
+        if event == "os.getxattr" and os.fsdecode(args[0]).endswith("/victim") and not replaced:
+            replaced.append(os.fsdecode(args[0]))
+            os.rename(other, victim)
+
+    try:
+        with _audited(replace):
+            attr = await root.getattr_child("victim", ALL)
+        assert replaced and not other.exists()
+        assert attr == await _walked_attr(root, "victim")
+        assert (attr.size, attr.uid, attr.mode) == (5, _BY_OTHER, stat.S_IFREG | 0o4755)
+    finally:
+        await root.close()
+        export.close()
+
+
+async def test_a_live_entry_lends_its_metadata_as_read(export_dir: Path) -> None:
+    """An entry a fid holds keeps its stored metadata as last read, while its ctime holds
+    (`volfs.racy`): getattr_child of its name reads none, and gives the fid's getattr."""
+    for name in ("held", "free"):
+        (export_dir / name).write_bytes(b"x")
+        _store(export_dir / name, "setuid")
+    while not settled(os.stat(export_dir / "held"), time.time_ns()):
+        await trio.sleep(0.005)  # until a read of it is kept (a file not just written)
+    export = open_export(str(export_dir), metadata=True)
+    root = await export.attach("", User("root", 0))
+    assert isinstance(root, ChildAttrs)
+    held = await root.walk("held")  # reads the metadata, kept in the entry's memo
+    read: list[str] = []
+
+    def reads(event: str, args: tuple[Any, ...]) -> None:
+        if event == "os.getxattr":
+            read.append(os.fsdecode(args[0]))
+
+    try:
+        with _audited(reads):
+            attr = await root.getattr_child("held", ALL)
+            assert read == []
+            other = await root.getattr_child("free", ALL)
+            assert len(read) == 4 and all(path.endswith("/free") for path in read)
+        assert attr == await held.getattr(ALL) and attr.uid == _BY_OTHER
+        assert other.uid == _BY_OTHER and other.qid != attr.qid
+    finally:
+        await held.close()
+        await root.close()
+        export.close()
 
 
 async def _reply(root: Fid, kind: type[m.Request[m.R]], **fields: Any) -> m.R:

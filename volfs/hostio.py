@@ -67,6 +67,16 @@ def proc_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+def entry_path(dirfd: int, name: str) -> str:
+    """A path naming entry `name` (one component) of the directory of `dirfd`.
+
+    Only for calls that do not follow the last component (`follow_symlinks=False`,
+    an l* call): the kernel resolves the directory's `proc_path`, then looks up
+    `name` in it, and a symlink there is then acted on, never followed.
+    """
+    return f"{proc_path(dirfd)}/{name}"
+
+
 async def in_thread(fn: Callable[[*Ts], T], *args: *Ts) -> T:
     """Run a blocking host call in a worker thread."""
     return await trio.to_thread.run_sync(fn, *args)

@@ -232,16 +232,26 @@ def load(path: str, host_mode: int, ident: Ident | None = None) -> Metadata:
     An absent attribute, or a filesystem without user xattrs, gives None; other
     host errors are raised.
     """
+    return decode(read(path), host_mode, ident)
+
+
+def read(path: str, *, follow: bool = True) -> dict[str, bytes]:
+    """The raw attributes the object at `path` has (`follow`: as `os.getxattr`'s
+    `follow_symlinks`: False for a path whose last component is the object's own name).
+
+    Absent ones are left out, all of them on a filesystem without user xattrs;
+    other host errors are raised.
+    """
     raw = {}
     for name in XATTRS.values():
         try:
-            raw[name] = os.getxattr(path, name)
+            raw[name] = os.getxattr(path, name, follow_symlinks=follow)
         except OSError as e:
             if e.errno == errno.ENOTSUP:
                 break
             if e.errno != errno.ENODATA:
                 raise
-    return decode(raw, host_mode, ident)
+    return raw
 
 
 def store(

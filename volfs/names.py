@@ -18,6 +18,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
+from typing import TypeVar
 
 from . import caseflag
 from .dirindex import Change, DirIndexes
@@ -29,10 +30,17 @@ from .racy import Memo
 #: O_TMPFILE (`volfs.stored`): no client sees, makes, replaces or removes it.
 STAGING_DIR = ".volfs-staging"
 
+T = TypeVar("T")
+
 
 def open_entry(dirfd: int, host_name: str) -> int:
     """An O_PATH fd on the entry `host_name` of directory `dirfd`, not following a symlink."""
     return os.open(host_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+
+
+def lstat_entry(dirfd: int, host_name: str) -> os.stat_result:
+    """The host's stat of the entry `host_name` of directory `dirfd`, not following a symlink."""
+    return os.stat(host_name, dir_fd=dirfd, follow_symlinks=False)
 
 
 # An exact name that fails so may still fold like a name that is there (`ß` * 128 is
@@ -46,7 +54,7 @@ _HIDDEN_AT_ROOT = frozenset({STAGING_DIR})
 def _exists(dirfd: int, host_name: str) -> bool:
     """Whether directory `dirfd` has the entry `host_name` (ENOTDIR if `dirfd` is none)."""
     try:
-        os.stat(host_name, dir_fd=dirfd, follow_symlinks=False)
+        lstat_entry(dirfd, host_name)
     except OSError as e:
         if e.errno in _NOT_THERE:
             return False
@@ -177,12 +185,36 @@ class Names:
         `st`: the directory's fstat if this operation has just taken it; `flag`: the memo
         of its case flag. Either way the directory is stat'ed at most once.
         """
+        return await self._resolve(open_entry, dirfd, name, root, st, flag)
+
+    async def stat_entry(
+        self,
+        dirfd: int,
+        name: str,
+        root: bool,
+        st: os.stat_result | None = None,
+        flag: Memo[bool] | None = None,
+    ) -> tuple[os.stat_result, str]:
+        """As `lookup`, the entry's lstat instead of a descriptor on it: one fstatat
+        (AT_SYMLINK_NOFOLLOW) where the name is exactly the host's."""
+        return await self._resolve(lstat_entry, dirfd, name, root, st, flag)
+
+    async def _resolve(
+        self,
+        reach: Callable[[int, str], T],
+        dirfd: int,
+        name: str,
+        root: bool,
+        st: os.stat_result | None,
+        flag: Memo[bool] | None,
+    ) -> tuple[T, str]:
+        """`reach(dirfd, host)` of the host name `host` that `name` names, and `host`."""
         host = self.host(name)
         hidden = self.hidden(root)
         try:
             if host in hidden:
                 raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-            return open_entry(dirfd, host), host  # the exact name: no index needed
+            return reach(dirfd, host), host  # the exact name: no index needed
         except OSError as e:
             if e.errno not in _NOT_THERE:
                 raise
@@ -194,7 +226,7 @@ class Names:
         found = await self._indexes.find(dirfd, name, st)
         if found is None or found in hidden:
             raise missing
-        return open_entry(dirfd, found), found
+        return reach(dirfd, found), found
 
     async def existing(self, dirfd: int, name: str, root: bool) -> str:
         """As `find`, ENOENT if there is no such entry."""

@@ -218,22 +218,68 @@ class Node:
 
     # ---- the File interface ----
 
+    def _searched(self) -> os.stat_result | None:
+        """Before a walk from here: search permission checked (metadata on); this object's
+        fstat if that took it (so that a walk stats it at most once)."""
+        if not self._policy.metadata:
+            return None
+        st = self._stat()
+        if stat.S_ISDIR(st.st_mode):
+            self._policy.check_search(self._view(st))
+        return st
+
+    def _dots(self, name: str, st: os.stat_result | None) -> Entry:
+        """The entry `name`, `.` or `..`, names from here (`st`: `_searched`'s)."""
+        if not stat.S_ISDIR((self._stat() if st is None else st).st_mode):
+            raise OSError(errno.ENOTDIR, f"cannot walk {name!r} from a non-directory")
+        entry = self._live()
+        return entry if name == "." or entry.parent is None else entry.parent
+
     @_operation
     async def walk(self, name: str) -> Node:
         check_name(name)
-        entry, st = self._live(), None  # this object stat'ed at most once
-        if self._policy.metadata:
-            st = self._stat()
-            if stat.S_ISDIR(st.st_mode):
-                self._policy.check_search(self._view(st))
+        entry, st = self._live(), self._searched()
         if name not in (".", ".."):
             fd, host = await self._names.lookup(entry.fd, name, self._is_root, st, entry.case_flag)
             return self._adopt(fd, host)
-        if not stat.S_ISDIR((self._stat() if st is None else st).st_mode):
-            raise OSError(errno.ENOTDIR, f"cannot walk {name!r} from a non-directory")
-        if name == "." or entry.parent is None:
+        there = self._dots(name, st)
+        if there is entry:
             return await self.clone()
-        return Node(self._tree, entry.parent.retain(), self._entry_qid(entry.parent))
+        return Node(self._tree, there.retain(), self._entry_qid(there))
+
+    @_operation
+    async def getattr_child(self, name: str, mask: int) -> Attr:
+        """What `walk(name)` then `getattr(mask)` of the child give (`ninep.backend.ChildAttrs`:
+        Treaddirattr asks it of every listed entry), with no entry, descriptor or File for it.
+
+        The same checks and the same resolution of `name` as `walk` (`Names.stat_entry`),
+        then the host's lstat of the entry, one fstatat in its directory; with metadata
+        on, its stored metadata read by its name (`Policy.view_entry`), or recalled from
+        the memo of a live entry of that object. If another object took the name while
+        its metadata was read, the child is walked to after all.
+        """
+        check_name(name)
+        entry, st = self._live(), self._searched()
+        if name in (".", ".."):
+            there = self._dots(name, st)
+            fd = there.fd
+            there_st = os.stat(fd)
+            return attr_of(there_st, self._policy.view(fd, there_st, there.metadata))
+        dirfd = entry.fd
+        child, host = await self._names.stat_entry(dirfd, name, self._is_root, st, entry.case_flag)
+        live = entry.children.get(host)
+        memo = live.metadata if live is not None and live.ident == ident_of(child) else None
+        shown = self._policy.view_entry(dirfd, host, child, memo)
+        if shown is None:
+            return await self._attr_by_walk(name, mask)
+        return attr_of(child, shown)
+
+    async def _attr_by_walk(self, name: str, mask: int) -> Attr:
+        child = await self.walk(name)
+        try:
+            return await child.getattr(mask)
+        finally:
+            await child.close()
 
     def watch(self) -> Changes | None:
         """Change notification (`ninep.backend.Watchable`; `volfs.watching`)."""

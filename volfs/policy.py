@@ -29,8 +29,9 @@ from ninep.messages import Qid
 from . import access, metadata
 from .access import W_OK, X_OK, Cred
 from .attrs import qid_of
-from .hostio import proc_path
+from .hostio import entry_path, proc_path
 from .metadata import Effective, Metadata
+from .names import lstat_entry
 from .options import AttachOptions
 from .racy import Memo
 
@@ -64,9 +65,29 @@ class Policy:
 
     @staticmethod
     def _load(fd: int, st: os.stat_result) -> Metadata:
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            return Metadata()  # Linux keeps no user.* attributes on other objects
+        if not _may_hold_metadata(st):
+            return Metadata()
         return metadata.load(proc_path(fd), st.st_mode, metadata.ident_of(st))
+
+    def view_entry(
+        self, dirfd: int, host: str, st: os.stat_result, memo: Memo[Metadata] | None = None
+    ) -> Effective | None:
+        """As `view`, for entry (host name) `host` of directory `dirfd` with no descriptor of
+        its own: `st` is its lstat, just taken, and its stored metadata is read by its name
+        in `dirfd`, never following it (`hostio.entry_path`).
+
+        None if the name did not hold the same object, unchanged, from `st` to the end of
+        that read (its (st_dev, st_ino, st_ctime_ns) moved): the metadata read may be
+        another object's, so ask `view` again through a descriptor. Without metadata,
+        no host call.
+        """
+        if not self.metadata:
+            return self._wsl_view(st)
+        load = partial(_load_entry, dirfd, host, st)
+        try:
+            return metadata.effective(st, load() if memo is None else memo.recall(st, load))
+        except _Moved:
+            return None
 
     def _wsl_view(self, st: os.stat_result) -> Effective:
         o, kind = self._opts, stat.S_IFMT(st.st_mode)
@@ -198,6 +219,28 @@ class Policy:
         if v & (SetattrMask.ATIME_SET | SetattrMask.MTIME_SET):
             raise OSError(errno.EPERM, f"only the owner may set the times of {what}")
         self.check(shown, W_OK, what)
+
+
+def _may_hold_metadata(st: os.stat_result) -> bool:
+    """Whether the host object of `st` can hold stored metadata: Linux keeps no user.*
+    attributes on anything but regular files and directories."""
+    return stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+
+
+class _Moved(Exception):
+    """The name read changed objects, or its object changed, while its metadata was read."""
+
+
+def _load_entry(dirfd: int, host: str, st: os.stat_result) -> Metadata:
+    """The stored metadata of entry `host` of `dirfd`, whose lstat `st` was just taken,
+    read by name (`Policy.view_entry`); `_Moved` if its lstat moved meanwhile."""
+    if not _may_hold_metadata(st):
+        return Metadata()
+    raw = metadata.read(entry_path(dirfd, host), follow=False)
+    now = lstat_entry(dirfd, host)
+    if (now.st_dev, now.st_ino, now.st_ctime_ns) != (st.st_dev, st.st_ino, st.st_ctime_ns):
+        raise _Moved(host)
+    return metadata.decode(raw, st.st_mode, metadata.ident_of(st))
 
 
 def is_special(shown: Effective) -> bool:
