@@ -8,11 +8,10 @@ import errno
 import os
 import re
 import stat
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +42,7 @@ from volfs.export import open_export
 from volfs.names import STAGING_DIR
 from volfs.racy import settled
 
+from .audit import audited
 from .rawconn import RawConn
 
 T = TypeVar("T")
@@ -449,31 +449,6 @@ def test_getattr_child_equals_walk_then_getattr(
 
 # ---- what a listed entry costs the server's host: no walk ----
 
-Listener = Callable[[str, tuple[Any, ...]], None]
-_listeners: list[Listener] = []
-
-
-def _dispatch(event: str, args: tuple[Any, ...]) -> None:
-    for listener in list(_listeners):
-        listener(event, args)
-
-
-@contextmanager
-def _audited(listener: Listener) -> Iterator[None]:
-    """Call `listener` with each audit event of this process (`sys.addaudithook`: the
-    host calls Python makes, `open`, `os.getxattr`...) while the block runs."""
-    if not _listeners and _dispatch not in _hooks:
-        sys.addaudithook(_dispatch)  # once per process: hooks cannot be removed
-        _hooks.append(_dispatch)
-    _listeners.append(listener)
-    try:
-        yield
-    finally:
-        _listeners.remove(listener)
-
-
-_hooks: list[Listener] = []
-
 
 @pytest.mark.parametrize("aname", ["C", "C;metadata"])
 async def test_a_listed_entry_costs_no_walk(export_dir: Path, aname: str) -> None:
@@ -492,7 +467,7 @@ async def test_a_listed_entry_costs_no_walk(export_dir: Path, aname: str) -> Non
         async with await root.walk("big") as d:
             await d.open(DIRECTORY)
             events: list[tuple[str, tuple[Any, ...]]] = []
-            with _audited(lambda event, args: events.append((event, args))):
+            with audited(lambda event, args: events.append((event, args))):
                 listed = await d.readdir_attrs()
     assert {e.name for e, _ in listed} == names | {".", ".."}
     assert all(attr is not None and attr.valid for _, attr in listed)
@@ -531,7 +506,7 @@ async def test_an_entry_replaced_while_its_metadata_is_read_is_walked_to(
             os.rename(other, victim)
 
     try:
-        with _audited(replace):
+        with audited(replace):
             attr = await root.getattr_child("victim", ALL)
         assert replaced and not other.exists()
         assert attr == await _walked_attr(root, "victim")
@@ -560,7 +535,7 @@ async def test_a_live_entry_lends_its_metadata_as_read(export_dir: Path) -> None
             read.append(os.fsdecode(args[0]))
 
     try:
-        with _audited(reads):
+        with audited(reads):
             attr = await root.getattr_child("held", ALL)
             assert read == []
             other = await root.getattr_child("free", ALL)
