@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,9 +32,12 @@ from ninep.constants import (
     SetattrMask,
 )
 from ninep.messages import Qid
+from volfs import metadata
 from volfs.export import VolExport, open_export
 from volfs.names import STAGING_DIR
 from volfs.options import AttachOptions, parse_options
+
+from .audit import audited
 
 ROOT = User("root", 0)
 SERVER = (os.geteuid(), os.getegid())  # the owner of every host object the export makes
@@ -294,6 +298,37 @@ async def test_symlink_to_a_directory_outside(
     await evil.close()
     assert sorted(os.listdir(export_dir)) == ["evil"]
     outside.assert_untouched()
+
+
+async def test_a_listing_never_follows_an_entry_replaced_by_a_symlink(
+    export_dir: Path, outside: Outside
+) -> None:
+    """With metadata, a listing reads the stored type of each regular file by its name; a
+    host process replaces one by a symlink to a file outside that stores a fifo's mode,
+    just before that read: the symlink is not followed, the entry is not listed a fifo."""
+    secret = outside.path / "secret"
+    os.setxattr(secret, metadata.XATTRS["mode"], metadata.encode("mode", stat.S_IFIFO | 0o644))
+    (export_dir / "victim").write_text("x")
+    export = open_export(str(export_dir), metadata=True)
+    root = await export.attach("", User("root", 0))
+    replaced: list[str] = []
+
+    def replace(event: str, args: tuple[Any, ...]) -> None:
+        if event == "os.getxattr" and str(args[0]).endswith("/victim") and not replaced:
+            replaced.append(str(args[0]))
+            (export_dir / "victim").unlink()
+            (export_dir / "victim").symlink_to(secret)
+
+    handle = await root.open(int(OpenFlag.RDONLY | OpenFlag.DIRECTORY))
+    try:
+        with audited(replace):
+            listed = {e.name: e.type for e in await handle.readdir(0)}
+        assert replaced
+        assert listed["victim"] == stat.S_IFREG >> 12  # what the listing saw: a file
+    finally:
+        await handle.close()
+        await root.close()
+        export.close()
 
 
 async def test_create_over_a_dangling_symlink_to_outside(

@@ -211,14 +211,14 @@ def effective(st: os.stat_result, md: Metadata) -> Effective:
 _NOT_THERE: Final = (*XATTR_ABSENT, errno.ENOENT)  # ENOENT: the object is gone
 
 
-def load_mode(path: str, host_mode: int) -> int | None:
-    """The valid stored mode of the object at `path`, by one getxattr.
+def load_mode(path: str, host_mode: int, *, follow: bool = True) -> int | None:
+    """The valid stored mode of the object at `path`, by one getxattr (`follow`: as `read`'s).
 
     None if it is absent (or bad, or the object is gone, or the filesystem has
     no user xattrs).
     """
     try:
-        raw = os.getxattr(path, XATTRS["mode"])
+        raw = os.getxattr(path, XATTRS["mode"], follow_symlinks=follow)
     except OSError as e:
         if e.errno not in _NOT_THERE:
             raise

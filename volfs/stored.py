@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 
 from . import metadata
-from .hostio import proc_path, rename_noreplace
+from .hostio import entry_path, proc_path, rename_noreplace
 from .metadata import Metadata
 from .names import STAGING_DIR, open_entry
 
@@ -193,7 +193,8 @@ def listed_types(dirfd: int, entries: list[tuple[str, int, int]]) -> list[tuple[
     out = []
     for name, ino, kind in entries:
         if kind == stat.S_IFREG:
-            mode = metadata.load_mode(os.path.join(proc_path(dirfd), name), stat.S_IFREG)
+            path = entry_path(dirfd, name)  # a symlink there now is not followed
+            mode = metadata.load_mode(path, stat.S_IFREG, follow=False)
             if mode is not None and stat.S_IFMT(mode):
                 kind = stat.S_IFMT(mode)
         out.append((name, ino, kind))
