@@ -121,12 +121,20 @@ class CaseVariants:
         self._nursery = nursery
         self._stale: set[int] = set()  # inodes whose next getattr or open is answered ESTALE
 
-    def changed(self, parent: int, name: str) -> None:
-        """`name` in directory `parent` was made, removed or renamed through this mount."""
+    async def changed(self, parent: int, name: str) -> None:
+        """`name` in directory `parent` was made, removed or renamed through this mount.
+
+        The attributes of the inodes the variants led to are dropped before this
+        returns (that needs no lock of the kernel's): a stat through a variant then
+        asks for them, and gets ESTALE, however long they were to be cached."""
+        stale: list[int] = []
         for variant, ino in self._inodes.take_variants(parent, name):
             if ino:
                 self._stale.add(ino)
+                stale.append(ino)
             self._nursery.start_soon(self._invalidate, parent, variant, ino)
+        if stale:
+            await trio.to_thread.run_sync(_drop_attributes, stale)
 
     def stale_once(self, ino: int) -> bool:
         """Whether the kernel may have reached `ino` by a variant not yet invalidated
@@ -147,3 +155,11 @@ class CaseVariants:
             await trio.to_thread.run_sync(invalidate_entry, abandon_on_cancel=True)
         finally:
             self._stale.discard(ino)
+
+
+def _drop_attributes(inos: list[int]) -> None:
+    for ino in inos:
+        try:
+            pyfuse3.invalidate_inode(ino, attr_only=True)
+        except OSError as e:  # ENOENT: the kernel holds nothing of it
+            log.debug("invalidating the attributes of inode %d: %s", ino, e)

@@ -1,8 +1,14 @@
-"""Entries the kernel gets: attributes with the mount's timeouts, lookups counted, new files."""
+"""Entries the kernel gets: attributes with the mount's timeouts, lookups counted, new files.
+
+A name in a directory whose changes the server notifies (`drvfs.notified.Coverage`)
+is given with `covered_timeout`, and so are the attributes of what it names;
+elsewhere the short `entry_timeout` and `attr_timeout`.
+"""
 
 from __future__ import annotations
 
 import logging
+import stat
 from collections.abc import Awaitable, Callable
 
 import pyfuse3
@@ -12,6 +18,7 @@ from ninep.messages import Qid
 
 from . import convert
 from .inodes import Inode
+from .notified import Coverage
 from .options import MountOptions
 from .resolver import FidResolver
 
@@ -21,14 +28,32 @@ log = logging.getLogger("drvfs")
 class Entries:
     """FUSE entries of the nodes `fids` resolves, cached for `options`' timeouts."""
 
-    def __init__(self, fids: FidResolver, options: MountOptions) -> None:
+    def __init__(self, fids: FidResolver, options: MountOptions, coverage: Coverage) -> None:
         self._fids = fids
+        self._coverage = coverage
         self._attr_timeout = options.attr_timeout
         self._entry_timeout = options.entry_timeout
+        self._long_attr = max(options.attr_timeout, options.covered_timeout)
+        self._long_entry = max(options.entry_timeout, options.covered_timeout)
 
-    def entry(self, ino: int, attr: Attr) -> pyfuse3.EntryAttributes:
-        """The FUSE attributes of inode `ino`."""
-        return convert.entry(ino, attr, self._attr_timeout, self._entry_timeout)
+    def entry(self, ino: int, attr: Attr, parent: Inode | None = None) -> pyfuse3.EntryAttributes:
+        """The FUSE attributes of inode `ino`, just received, named in `parent` (by default
+        the directory it was last reached in)."""
+        coverage = self._coverage
+        attr = coverage.note(ino, attr)
+        node = self._fids.inodes.get(ino)
+        if node is not None:
+            node.given = convert.stamp(attr)
+            if parent is None:
+                parent = node.parent
+        names_long = parent is not None and coverage.covered(parent.ino)
+        attrs_long = names_long or (stat.S_ISDIR(attr.mode) and coverage.covered(ino))
+        return convert.entry(
+            ino,
+            attr,
+            self._long_attr if attrs_long else self._attr_timeout,
+            self._long_entry if names_long else self._entry_timeout,
+        )
 
     def found(
         self, parent: Inode, name: str, fid: Fid | None, attr: Attr

@@ -31,6 +31,7 @@ from . import convert
 from .coherence import CaseVariants, CoherentLocks
 from .entries import Entries
 from .inodes import Inode, InodeTable
+from .notified import Coverage, Notifications
 from .openfiles import OpenDir, OpenFileTable
 from .opening import Opener
 from .operation import name_bytes, name_str, operation
@@ -64,14 +65,20 @@ class DrvFs(pyfuse3.Operations):
         self.inodes = InodeTable(attachment.root.qid.path)
         self._files = OpenFileTable()
         self.fids = FidResolver(remote, self.inodes, nursery)
-        self._entries = Entries(self.fids, options)
+        self.coverage = Coverage(options.covered_timeout)
+        self.notifications = Notifications(remote, self.inodes, self.coverage)
+        self._nursery = nursery
+        self._entries = Entries(self.fids, options, self.coverage)
         self._opener = Opener(self.fids, self._entries, options.writeback_cache)
         self._dirs = DirReader(self.fids, self._entries)
         self._locks = CoherentLocks(self.fids, options.writeback_cache)
         self._variants = CaseVariants(self.inodes, nursery)
 
     def init(self) -> None:
-        """The kernel's INIT is answered: the mount is usable."""
+        """The kernel's INIT is answered: the mount is usable (and can be invalidated): the
+        server's changes are followed from now on (`drvfs.notified`)."""
+        if self._options.covered_timeout:
+            self._nursery.start_soon(self.notifications.run)
         try:
             self._on_init()
         except Exception:
@@ -189,7 +196,7 @@ class DrvFs(pyfuse3.Operations):
         """Make `name` with `make(dir_fid, name)`; its entry, the caller's (`Entries.made`)."""
         parent, text = self.fids.node(parent_inode), name_str(name)
         dir_fid = await self.fids.fid(parent)
-        self._variants.changed(parent.ino, text)
+        await self._variants.changed(parent.ino, text)
         return await self._entries.made(parent, dir_fid, text, ctx, lambda: make(dir_fid, text))
 
     @operation
@@ -200,7 +207,7 @@ class DrvFs(pyfuse3.Operations):
         text = name_str(new_name)
         fid = await self.fids.fid(node)
         await (await self.fids.fid(parent)).link(fid, text)
-        self._variants.changed(parent.ino, text)
+        await self._variants.changed(parent.ino, text)
         attr = await fid.getattr()
         self.fids.count_lookup(parent, text, attr.qid.path, None)
         return self._entries.entry(node.ino, attr)
@@ -228,7 +235,7 @@ class DrvFs(pyfuse3.Operations):
                     raise
                 await (await dir_fid.walk(text)).remove()
         finally:  # even on failure: whether it was removed is not known for sure
-            self._variants.changed(parent_inode, text)
+            await self._variants.changed(parent_inode, text)
 
     @operation
     async def rename(
@@ -261,8 +268,8 @@ class DrvFs(pyfuse3.Operations):
                     raise
                 await self._rename_by_fid(old_dir, old, new_dir, new, moving)
         finally:
-            self._variants.changed(old_parent.ino, old)
-            self._variants.changed(new_parent.ino, new)
+            await self._variants.changed(old_parent.ino, old)
+            await self._variants.changed(new_parent.ino, new)
         node = self.inodes.find(moving) if moving is not None else None
         if node is not None:  # the kernel's name of it: known at once
             self.inodes.moved(node, new_parent, new)
@@ -311,7 +318,7 @@ class DrvFs(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent, text = self.fids.node(parent_inode), name_str(name)
-        self._variants.changed(parent.ino, text)
+        await self._variants.changed(parent.ino, text)
         file, attr = await self._opener.create(parent, text, mode, flags, ctx)
         return pyfuse3.FileInfo(fh=self._files.add(file)), self._entries.entry(file.node.ino, attr)
 

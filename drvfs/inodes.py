@@ -33,7 +33,7 @@ ROOT = pyfuse3.ROOT_INODE
 class Inode:
     """One file the kernel knows."""
 
-    __slots__ = ("__weakref__", "fid", "ino", "lookups", "name", "parent", "stamp")
+    __slots__ = ("__weakref__", "fid", "given", "ino", "lookups", "name", "parent", "stamp")
 
     def __init__(self, ino: int, parent: Inode | None, name: str, fid: Fid | None) -> None:
         self.ino = ino
@@ -42,6 +42,7 @@ class Inode:
         self.fid = fid  # not opened: used for walks, getattr, setattr, directory operations
         self.lookups = 0
         self.stamp: tuple[int, int, int] | None = None  # (mtime s, mtime ns, size) at last open
+        self.given: tuple[int, int, int] | None = None  # the same, as last given to the kernel
 
     def __repr__(self) -> str:
         return f"<Inode {self.ino} {'/'.join(self.path())!r}>"
@@ -65,8 +66,8 @@ class InodeTable:
         self.root = Inode(ROOT, None, "", None)  # its fid is the attachment's root
         self._nodes: dict[int, Inode] = {ROOT: self.root}
         self._limbo: weakref.WeakValueDictionary[int, Inode] = weakref.WeakValueDictionary()
-        # (directory ino, folded name) -> {name given to the kernel: ino, 0 for "no such name"}
-        self._names: dict[tuple[int, str], dict[str, int]] = {}
+        # directory ino -> folded name -> {name given to the kernel: ino, 0 for "no such name"}
+        self._names: dict[int, dict[str, dict[str, int]]] = {}
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -140,22 +141,46 @@ class InodeTable:
     def named(self, parent: int, name: str, ino: int) -> None:
         """Record that the kernel was told `name` in directory `parent` is inode `ino`
         (0: that there is no such name)."""
-        self._names.setdefault((parent, name.casefold()), {})[name] = ino
+        self._names.setdefault(parent, {}).setdefault(name.casefold(), {})[name] = ino
 
     def ino_named(self, parent: int, name: str) -> int | None:
         """The inode the kernel was last told `name` in `parent` is (None: not told, or 0)."""
-        return self._names.get((parent, name.casefold()), {}).get(name) or None
+        return self._names.get(parent, {}).get(name.casefold(), {}).get(name) or None
 
     def take_variants(self, parent: int, name: str) -> list[tuple[str, int]]:
         """The names the kernel was given in `parent` that fold like `name` (`name` itself
         apart), with their inodes; all of them, `name` too, are forgotten."""
-        names = self._names.pop((parent, name.casefold()), {})
+        folded = self._names.get(parent)
+        names = folded.pop(name.casefold(), {}) if folded is not None else {}
+        if folded is not None and not folded:
+            del self._names[parent]
         return [(other, ino) for other, ino in names.items() if other != name]
 
+    def variants(self, parent: int, name: str) -> list[str]:
+        """The names the kernel was given in `parent` that fold like `name` (`name` apart);
+        the records stay."""
+        names = self._names.get(parent, {}).get(name.casefold(), {})
+        return [other for other in names if other != name]
+
+    def names_in(self, parent: int) -> list[tuple[str, int]]:
+        """Every name the kernel was given in directory `parent`, with its inode (0: none)."""
+        folded = self._names.get(parent, {})
+        return [(n, ino) for names in folded.values() for n, ino in names.items()]
+
+    def all_names(self) -> list[tuple[int, str, int]]:
+        """Every (directory, name, inode) the kernel was given."""
+        return [(parent, n, ino) for parent in self._names for n, ino in self.names_in(parent)]
+
+    def inos(self) -> list[int]:
+        """Every inode the kernel knows."""
+        return list(self._nodes)
+
     def _unname(self, parent: int, name: str, ino: int) -> None:
-        key = (parent, name.casefold())
-        names = self._names.get(key)
-        if names is not None and names.get(name) == ino:
+        folded = self._names.get(parent)
+        names = folded.get(name.casefold()) if folded is not None else None
+        if folded is not None and names is not None and names.get(name) == ino:
             del names[name]
             if not names:
-                del self._names[key]
+                del folded[name.casefold()]
+                if not folded:
+                    del self._names[parent]

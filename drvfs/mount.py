@@ -88,6 +88,7 @@ async def _serve(
             nursery.start_soon(_terminate_on_signal, signals)
             await pyfuse3.main()
     finally:
+        fs.notifications.close()
         pyfuse3.close(unmount=True)
         remote.close()
     log.info("unmounted %s", mountpoint)

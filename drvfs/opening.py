@@ -1,5 +1,9 @@
 """Opening and creating files: the flags sent, the close-to-open check, the page cache kept.
 
+The kernel's cached attributes of the file are dropped by an open that finds
+its mtime or size changed since the kernel was given them (close-to-open,
+however long the attributes are cached).
+
 An open fetches the file's attributes while it opens, at no extra wait: a file
 another client removed or replaced since the kernel cached its name has no
 link left (ESTALE: the kernel looks the name up again and retries, once), and
@@ -30,6 +34,19 @@ from .resolver import FidResolver, stale
 log = logging.getLogger("drvfs")
 
 
+async def invalidate_attributes(ino: int) -> None:
+    """Drop the kernel's cached attributes of inode `ino` (in a worker thread: never a wait
+    of this event loop on the kernel)."""
+
+    def invalidate() -> None:
+        try:
+            pyfuse3.invalidate_inode(ino, attr_only=True)
+        except OSError as e:  # ENOENT: the kernel holds nothing of it
+            log.debug("invalidating the attributes of inode %d: %s", ino, e)
+
+    await trio.to_thread.run_sync(invalidate)
+
+
 class Opener:
     """Opens nodes and creates files through `fids`."""
 
@@ -51,6 +68,11 @@ class Opener:
         current = convert.stamp(attr) if attr is not None else None
         keep = current is not None and node.stamp == current
         node.stamp = current
+        if current is not None and current != node.given:
+            # The kernel's size and mtime of it are stale (cached long, perhaps): dropped
+            # before the open is answered, so that reads after it see the whole file.
+            node.given = None
+            await invalidate_attributes(node.ino)
         return OpenFile(node, wire & convert.REOPEN_MASK, fid), keep
 
     async def create(

@@ -9,7 +9,7 @@ Options travel to one of three places:
 - the FUSE mount (`allow_other`, `default_permissions`, `nosuid`, `noatime`, ...;
   `ro` too);
 - the client itself: `server=`, `msize=`, `timeout=`, `attr_timeout=`,
-  `entry_timeout=`, `negative_timeout=`, `writeback_cache`.
+  `entry_timeout=`, `negative_timeout=`, `covered_timeout=`, `writeback_cache`.
 
 Options mount(8) hands to helpers but that mean nothing here (`defaults`,
 `noauto`, `_netdev`, `x-*`, ...) are accepted and ignored.
@@ -53,6 +53,9 @@ class MountOptions:
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0
     negative_timeout: float = 0.0  # 0: a name found missing is asked again next time
+    # Entries and attributes in a directory whose changes the server notifies (drvfs.notified);
+    # 0: no notification asked for, the timeouts above everywhere.
+    covered_timeout: float = 3600.0
     writeback_cache: bool = False
 
     def aname(self, export: str) -> str:
@@ -125,6 +128,7 @@ _OPTIONS: dict[str, _Option] = {
     "attr_timeout": _Option(Dest.CLIENT, _seconds, "attr_timeout"),
     "entry_timeout": _Option(Dest.CLIENT, _seconds, "entry_timeout"),
     "negative_timeout": _Option(Dest.CLIENT, _seconds, "negative_timeout"),
+    "covered_timeout": _Option(Dest.CLIENT, _seconds, "covered_timeout"),
     "writeback_cache": _Option(Dest.CLIENT, _flag, "writeback_cache"),
     **{name: _Option(Dest.IGNORED, lambda v: v) for name in _NOISE},
 }

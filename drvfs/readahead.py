@@ -62,7 +62,7 @@ class DirReader:
             await self._fetch_attrs(directory)
             while directory.ahead and directory.ahead[0].done:
                 item = directory.ahead[0]
-                attrs = self._entry(item)
+                attrs = self._entry(directory, item)
                 name = name_bytes(item.dirent.name)
                 if attrs is not None and not pyfuse3.readdir_reply(
                     token, name, attrs, item.dirent.offset
@@ -72,7 +72,11 @@ class DirReader:
                 directory.offset = item.dirent.offset
                 if attrs is not None and item.dirent.name not in (".", ".."):
                     qid = item.attr.qid if item.attr is not None else item.dirent.qid
-                    self._fids.count_lookup(directory.node, item.dirent.name, qid.path, item.fid)
+                    node = self._fids.count_lookup(
+                        directory.node, item.dirent.name, qid.path, item.fid
+                    )
+                    if item.attr is not None:
+                        node.given = convert.stamp(item.attr)
 
     def discard(self, directory: OpenDir) -> None:
         """Forget what was read ahead of `directory`, clunking the fids walked for it."""
@@ -80,13 +84,14 @@ class DirReader:
             self._fids.drop(item.fid)
         directory.ahead.clear()
 
-    def _entry(self, item: Listed) -> pyfuse3.EntryAttributes | None:
+    def _entry(self, directory: OpenDir, item: Listed) -> pyfuse3.EntryAttributes | None:
         """The attributes to list `item` with (None: it vanished, skip it)."""
         name, ino = item.dirent.name, self._inodes.ino(item.dirent.qid.path)
         if name in (".", ".."):
             return convert.dot_entry(ino, 0o40000)
         if item.attr is not None:
-            return self._entries.entry(self._inodes.ino(item.attr.qid.path), item.attr)
+            ino = self._inodes.ino(item.attr.qid.path)
+            return self._entries.entry(ino, item.attr, directory.node)
         if item.error is None:
             return None
         # Listed but not reachable: shown with its type, asked again on use.

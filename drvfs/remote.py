@@ -82,11 +82,21 @@ class Remote:
         self._attachment: Attachment | None = None
         self._attempt: _Attempt | None = None  # the attempt under way
         self._count = 0
+        self._new = trio.Event()  # set (and replaced) at each new attachment
 
     @property
     def connections(self) -> int:
         """How many connections were made so far (the first, then reconnections)."""
         return self._count
+
+    async def attached(self, after: int) -> Attachment:
+        """The live attachment once there is one numbered above `after` (made by an
+        operation's request: this starts no connection attempt)."""
+        while True:
+            a = self._attachment
+            if a is not None and a.alive and a.number > after:
+                return a
+            await self._new.wait()
 
     async def attachment(self) -> Attachment:
         """The live attachment, connecting first if there is none (ConnectionError: ENOTCONN,
@@ -162,6 +172,8 @@ class Remote:
         self._attachment = a
         self._attempt = None
         attempt.over.set()
+        self._new.set()
+        self._new = trio.Event()
         if a.number > 1:
             log.warning("reconnected to %s", self.address)
 

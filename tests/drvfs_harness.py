@@ -163,15 +163,20 @@ def short_dir() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def drvfs_mount(
-    tmp_path: Path, options: str = "", server_class: type[ServerProcess] = ServerProcess
+    tmp_path: Path,
+    options: str = "",
+    server_class: type[ServerProcess] = ServerProcess,
+    export: Path | None = None,
 ) -> Iterator[tuple[Path, ServerProcess, MountProcess]]:
-    """Serve a fresh export (with a `server_class` process) and mount it; yields
-    (mountpoint, server, mount).
+    """Serve a fresh export (or the directory `export`) with a `server_class` process and
+    mount it; yields (mountpoint, server, mount).
 
     On exit the mount is gone and both processes have ended, whatever happened.
     """
-    export, mountpoint = tmp_path / "export", tmp_path / "mnt"
-    export.mkdir()
+    mountpoint = tmp_path / "mnt"
+    if export is None:
+        export = tmp_path / "export"
+        export.mkdir()
     mountpoint.mkdir()
     with short_dir() as sockets:
         server = server_class(export, sockets / "9p.sock")
