@@ -12,31 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ninep import stats
-from tests.drvfs_harness import ServerProcess, drvfs_mount
-
-
-class StatsServer(ServerProcess):
-    """The harness's server with a --stats socket beside its 9P socket."""
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--stats", str(self.socket_path.with_suffix(".stats"))]
-
-    def requests(self) -> Counter[str]:
-        """Requests served so far, by message name, once the mount is quiet."""
-        path = str(self.socket_path.with_suffix(".stats"))
-        last: Counter[str] | None = None
-        while True:  # background clunks may still be on their way
-            now = Counter(stats.read(path)["total"]["requests"])
-            if now == last:
-                return now
-            last = now
-            time.sleep(0.05)
+from tests.drvfs_harness import StatsServer, drvfs_mount
 
 
 def measure(server: StatsServer, name: str, action: Callable[[], object]) -> None:
@@ -90,8 +69,7 @@ def main() -> None:
             f"ls -l of {n} entries",
             lambda: [os.lstat(e) for e in os.scandir(mnt / "big")],
         )
-        path = str(server.socket_path.with_suffix(".stats"))
-        print(f"\nserver fids after the listing: {stats.read(path)['total']['fids']}")
+        print(f"\nserver fids after the listing: {server.total()['fids']}")
 
 
 if __name__ == "__main__":

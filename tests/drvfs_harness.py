@@ -18,9 +18,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from ninep import stats
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +78,34 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(TIMEOUT)
+
+
+class StatsServer(ServerProcess):
+    """The server with a --stats socket beside its 9P socket (`ninep.stats`)."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--stats", str(self.stats_path)]
+
+    @property
+    def stats_path(self) -> Path:
+        return self.socket_path.with_suffix(".stats")
+
+    def total(self) -> dict[str, Any]:
+        """The server's figures over all connections (docs/operations.md)."""
+        figures: dict[str, Any] = stats.read(str(self.stats_path))["total"]
+        return figures
+
+    def requests(self) -> Counter[str]:
+        """Requests served so far by message name, once the mount is quiet (clunks that
+        follow an operation in the background counted), the pending Tnotify apart."""
+        last: Counter[str] | None = None
+        while True:
+            now = Counter(self.total()["requests"])
+            now.pop("Tnotify", None)
+            if now == last:
+                return now
+            last = now
+            time.sleep(0.05)
 
 
 class MountProcess:

@@ -5,49 +5,18 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ninep import stats
-
-from .drvfs_harness import ServerProcess, drvfs_mount
+from .drvfs_harness import StatsServer, drvfs_mount
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
 )
 
 ROUNDS = 10  # each case-variant sequence, on fresh names: a stale cache shows in any round
-
-
-class StatsServer(ServerProcess):
-    """The harness's server with a --stats socket."""
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--stats", str(self.stats_path)]
-
-    @property
-    def stats_path(self) -> Path:
-        return self.socket_path.with_suffix(".stats")
-
-    def total(self) -> dict[str, Any]:
-        figures: dict[str, Any] = stats.read(str(self.stats_path))["total"]
-        return figures
-
-    def requests(self) -> Counter[str]:
-        """Requests served so far by message name, once the mount is quiet (clunks that
-        follow an operation in the background counted), the pending Tnotify apart."""
-        last: Counter[str] | None = None
-        while True:
-            now = Counter(self.total()["requests"])
-            now.pop("Tnotify", None)
-            if now == last:
-                return now
-            last = now
-            time.sleep(0.05)
 
 
 # ---- case variants: the kernel's dentry cache is case-sensitive, the directory is not ----

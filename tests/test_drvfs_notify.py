@@ -24,9 +24,8 @@ import pytest
 
 from ninep import stats
 
-from .drvfs_harness import MountProcess, ServerProcess, drvfs_mount
+from .drvfs_harness import MountProcess, ServerProcess, StatsServer, drvfs_mount
 from .passthrough_fs import mounted_passthrough
-from .test_drvfs_coherence import StatsServer
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
