@@ -43,6 +43,8 @@ from .resolver import FidResolver, stale
 log = logging.getLogger("drvfs")
 
 _DIR_FLAGS = int(OpenFlag.RDONLY | OpenFlag.DIRECTORY)
+# opendir may answer a FileInfo with cache_readdir (third_party/pyfuse3/cache-readdir.patch)
+_CACHE_READDIR = getattr(pyfuse3, "CACHE_READDIR_SUPPORTED", False)
 
 
 class DrvFs(pyfuse3.Operations):
@@ -345,7 +347,7 @@ class DrvFs(pyfuse3.Operations):
         file = self._files.pop(fh)
         await self._locks.release(fh)
         try:
-            if file.wrote:  # the kernel's pages hold what was written: they stay valid
+            if file.wrote and file.fid is not None:  # the kernel's pages hold what was written
                 file.node.stamp = convert.stamp(await file.fid.getattr())
         except OSError:
             file.node.stamp = None
@@ -374,8 +376,15 @@ class DrvFs(pyfuse3.Operations):
     # ---- directories ----
 
     @operation
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int | pyfuse3.FileInfo:
+        """An open directory. The kernel caches the listing of a covered one (where the
+        installed pyfuse3 can tell it to): its fid is opened at the first readdir, which a
+        cached listing never makes. Every change of its names drops the cache: this mount's
+        own (the kernel's), the others' (`drvfs.notified`)."""
         node = self.fids.node(inode)
+        if _CACHE_READDIR and self.coverage.covered(inode):
+            fh = self._files.add(OpenDir(node, _DIR_FLAGS, None))
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True, cache_readdir=True)
         fid = await self.fids.open(node, _DIR_FLAGS)
         return self._files.add(OpenDir(node, _DIR_FLAGS, fid))
 

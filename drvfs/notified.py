@@ -180,7 +180,7 @@ class Notifications:
             return [_inode(node.ino, attr_only=kind == ChangeKind.ATTRIB)]
         if kind == ChangeKind.UNCOVERED and self._coverage.discard(parent):
             log.debug("directory %d is no longer covered", parent)
-            todo = [_inode(parent, attr_only=True)]
+            todo = [_inode(parent, attr_only=False)]  # and its listing, if the kernel cached it
             for n, ino in inodes.names_in(parent):
                 todo.append(_entry(parent, n))
                 if ino:

@@ -27,11 +27,12 @@ class OpenFile:
 
     node: Inode
     flags: int
-    fid: Fid
+    fid: Fid | None  # None: not opened yet (a directory whose listing the kernel may cache)
     wrote: bool = False  # data was written through this file
 
     def reopened(self, fid: Fid) -> None:
-        """`fid`, opened on a new connection, replaces the fid of the lost one."""
+        """`fid`, opened on a new connection (or at first use), replaces the fid of the lost
+        one."""
         self.fid = fid
 
 

@@ -1,0 +1,146 @@
+"""drvfs's listings of covered directories cached by the kernel (FOPEN_CACHE_DIR, through
+third_party/pyfuse3/cache-readdir.patch), and dropped by every change of their names:
+the host's (through the server's change notification), this mount's own (by the kernel
+itself), and not cached where the server cannot see every change. Real FUSE mounts of a
+real server; host changes are awaited with a deadline, never timed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pyfuse3
+import pytest
+
+from .drvfs_harness import StatsServer, drvfs_mount
+from .passthrough_fs import mounted_passthrough
+from .test_drvfs_notify import HOUR, until
+
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
+    ),
+    pytest.mark.skipif(
+        not getattr(pyfuse3, "CACHE_READDIR_SUPPORTED", False),
+        reason="needs pyfuse3 with cache-readdir.patch (make setup)",
+    ),
+]
+
+
+def listing(d: Path) -> list[str]:
+    return sorted(os.listdir(d))
+
+
+def requests(server: StatsServer) -> Counter[str]:
+    """What the server served, but the clunks (of fids the kernel forgets, when it will)."""
+    counts = server.requests()
+    counts.pop("Tclunk", None)
+    return counts
+
+
+def listed_from_cache(server: StatsServer, d: Path) -> bool:
+    """Whether a listing of `d` (done twice) is answered the second time without any
+    request to the server: no Tlopen, no Treaddirattr, nothing."""
+    listing(d)
+    before = requests(server)
+    listing(d)
+    return requests(server) == before
+
+
+def test_a_covered_listing_is_cached_and_host_changes_reach_it(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, HOUR, StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        host, elsewhere = server.export / "d", server.export / "elsewhere"
+        host.mkdir()
+        elsewhere.mkdir()
+        (host / "empty").mkdir()
+        for name in ("a", "b", "c"):
+            (host / name).write_text(name)
+        (elsewhere / "x").write_text("x")
+        d = mnt / "d"
+
+        def seen(names: list[str], what: str, where: Path = d) -> None:
+            until(lambda: listing(where) == names, f"{what}: {names}")
+            until(lambda: listed_from_cache(server, where), f"{where.name} cached again")
+
+        seen(["a", "b", "c", "empty"], "the first listing")
+        assert requests(server)["Treaddirattr"] >= 1  # listed once, from the server
+        served = requests(server)
+        for _ in range(3):
+            assert listing(d) == ["a", "b", "c", "empty"]
+        assert requests(server) == served  # not a request more
+
+        (host / "new").write_text("made on the host")
+        seen(["a", "b", "c", "empty", "new"], "a host create")
+        os.unlink(host / "a")
+        seen(["b", "c", "empty", "new"], "a host unlink")
+        os.rename(host / "b", host / "b2")
+        seen(["b2", "c", "empty", "new"], "a host rename within d")
+        os.rename(elsewhere / "x", host / "x")
+        seen(["b2", "c", "empty", "new", "x"], "a host rename into d")
+        os.rename(host / "c", elsewhere / "c")
+        seen(["b2", "empty", "new", "x"], "a host rename out of d")
+        assert os.listdir(mnt / "elsewhere") == ["c"]
+        os.mkdir(host / "sub")
+        seen(["b2", "empty", "new", "sub", "x"], "a host mkdir")
+        os.rmdir(host / "sub")
+        seen(["b2", "empty", "new", "x"], "a host rmdir")
+
+        # An empty listing is cached too (no page of it to drop), and dropped as well.
+        seen([], "the empty directory", d / "empty")
+        (host / "empty" / "now").touch()
+        seen(["now"], "a host create in the empty directory", d / "empty")
+
+
+def test_this_mounts_own_changes_are_listed_at_once(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path, HOUR, StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        (server.export / "d").mkdir()
+        (server.export / "e").mkdir()
+        (server.export / "d" / "a").write_text("a")
+        d, e = mnt / "d", mnt / "e"
+        until(lambda: listed_from_cache(server, d), "d cached")
+        until(lambda: listed_from_cache(server, e), "e cached")
+
+        (d / "new").write_text("made here")
+        assert listing(d) == ["a", "new"]
+        os.unlink(d / "a")
+        assert listing(d) == ["new"]
+        os.rename(d / "new", d / "renamed")
+        assert listing(d) == ["renamed"]
+        os.rename(d / "renamed", e / "moved")
+        assert listing(d) == []
+        assert listing(e) == ["moved"]
+        os.mkdir(d / "sub")
+        os.link(e / "moved", d / "hard")
+        os.symlink("moved", d / "sym")
+        assert listing(d) == ["hard", "sub", "sym"]
+        os.rmdir(d / "sub")
+        assert listing(d) == ["hard", "sym"]
+        assert listed_from_cache(server, d)  # and cached again
+
+
+def test_an_uncovered_directory_is_listed_afresh_each_time(tmp_path: Path) -> None:
+    """An export on a FUSE host filesystem: the server cannot see every change there."""
+    source, host_mnt = tmp_path / "source", tmp_path / "fuse"
+    source.mkdir()
+    host_mnt.mkdir()
+    (source / "d").mkdir()
+    (source / "d" / "f").write_text("one")
+    with (
+        mounted_passthrough(source, host_mnt),
+        drvfs_mount(tmp_path, HOUR, StatsServer, export=host_mnt) as (mnt, srv, _),
+    ):
+        assert isinstance(srv, StatsServer)
+        d = mnt / "d"
+        listings: Callable[[], int] = lambda: srv.requests()["Treaddirattr"]  # noqa: E731
+        for _ in range(3):
+            before = listings()
+            assert listing(d) == ["f"]
+            assert listings() > before
+        (source / "d" / "g").write_text("behind the server's back")
+        os.unlink(source / "d" / "f")
+        assert listing(d) == ["g"]
