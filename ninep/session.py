@@ -133,7 +133,7 @@ class Session:
                         elif (
                             msg.tag in self._inflight
                             or msg.tag in self._queue
-                            or (msg.tag in self._parked)
+                            or msg.tag in self._parked
                         ):
                             raise ProtocolError(f"tag {msg.tag} is already in flight")
                         else:
