@@ -127,7 +127,8 @@ class FidResolver:
         if _live(file.fid, a):
             self.drop(fid)
             return file.fid
-        log.info("reopened %r", file.node)
+        if file.fid is not None:  # else opened at first use (`DrvFs.opendir`)
+            log.info("reopened %r", file.node)
         file.reopened(fid)
         return fid
 

@@ -8,6 +8,7 @@ real server; host changes are awaited with a deadline, never timed.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +36,11 @@ def listing(d: Path) -> list[str]:
 
 
 def requests(server: StatsServer) -> Counter[str]:
-    """What the server served, but the clunks (of fids the kernel forgets, when it will)."""
+    """What the server served, but the clunks (of fids the kernel forgets, when it will) and
+    statfs (find's fstatfs of each directory: the kernel never caches it)."""
     counts = server.requests()
     counts.pop("Tclunk", None)
+    counts.pop("Tstatfs", None)
     return counts
 
 
@@ -93,6 +96,34 @@ def test_a_covered_listing_is_cached_and_host_changes_reach_it(tmp_path: Path) -
         seen([], "the empty directory", d / "empty")
         (host / "empty" / "now").touch()
         seen(["now"], "a host create in the empty directory", d / "empty")
+
+
+def test_a_tree_is_walked_from_the_cache(tmp_path: Path) -> None:
+    """find over a tree whose subdirectories the server first lists in their parents
+    (without the coverage bit: it watches what it walks to or lists), with the default
+    timeouts: once each directory was listed and its attributes asked again, find makes
+    no listing request, and a host change deep down is still seen."""
+    with drvfs_mount(tmp_path, "", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        deep = server.export / "top" / "s1" / "s2" / "s3"
+        deep.mkdir(parents=True)
+        for level in (deep, deep.parent, deep.parent.parent):
+            (level / "f").write_text("f")
+
+        def walk() -> list[str]:
+            found = subprocess.run(["find", mnt], capture_output=True, text=True, check=True)
+            return sorted(found.stdout.splitlines())
+
+        def walked_from_cache() -> bool:
+            walk()
+            before = requests(server)
+            walk()
+            return requests(server) == before
+
+        until(walked_from_cache, "the whole tree listed from the kernel's cache")
+        (deep / "g").touch()
+        until(lambda: "g" in os.listdir(mnt / "top" / "s1" / "s2" / "s3"), "a host create, deep")
+        until(walked_from_cache, "cached again")
 
 
 def test_this_mounts_own_changes_are_listed_at_once(tmp_path: Path) -> None:
