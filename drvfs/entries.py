@@ -1,8 +1,10 @@
 """Entries the kernel gets: attributes with the mount's timeouts, lookups counted, new files.
 
 A name in a directory whose changes the server notifies (`drvfs.notified.Coverage`)
-is given with `covered_timeout`, and so are the attributes of what it names;
-elsewhere the short `entry_timeout` and `attr_timeout`.
+is given with `covered_timeout`, and so are the attributes of the file it names
+(of a directory, only once that directory is covered itself: what changes inside
+it is reported by its own watch); elsewhere the short `entry_timeout` and
+`attr_timeout`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ class Entries:
             if parent is None:
                 parent = node.parent
         names_long = parent is not None and coverage.covered(parent.ino)
-        attrs_long = names_long or (stat.S_ISDIR(attr.mode) and coverage.covered(ino))
+        # a directory's own attributes (mtime, links) change with what is in it, which
+        # only its own watch reports: long only once it is covered itself
+        attrs_long = coverage.covered(ino) if stat.S_ISDIR(attr.mode) else names_long
         return convert.entry(
             ino,
             attr,

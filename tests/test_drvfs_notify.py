@@ -110,6 +110,20 @@ def test_host_changes_reach_a_mount_that_caches_them_for_an_hour(tmp_path: Path)
         assert cached(server, lambda: os.stat(d / "a"))  # cached again, for long
 
 
+def test_a_directory_listed_but_never_entered_is_not_cached_for_long(tmp_path: Path) -> None:
+    """A subdirectory listed in a covered directory is not watched itself until entered:
+    what changes inside it (its mtime, its link count) would not be reported, so its
+    attributes are not cached for long until they come marked covered."""
+    with drvfs_mount(tmp_path, HOUR, StatsServer) as (mnt, server, _):
+        (server.export / "top" / "sub").mkdir(parents=True)
+        top = mnt / "top"
+        until(lambda: cached(server, lambda: os.stat(top)), "top cached (covered)")
+        os.listdir(top)  # READDIRPLUS: sub's attributes, before the server watches sub
+        before = os.stat(top / "sub")
+        (server.export / "top" / "sub" / "inner").mkdir()  # sub's mtime and links change
+        until(lambda: os.stat(top / "sub").st_nlink == before.st_nlink + 1, "sub's new links")
+
+
 def test_two_mounts_of_one_export_see_each_other(tmp_path: Path) -> None:
     with drvfs_mount(tmp_path, HOUR) as (one, server, _):
         other = tmp_path / "other"
