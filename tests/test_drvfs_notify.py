@@ -115,6 +115,7 @@ def test_a_directory_listed_but_never_entered_is_not_cached_for_long(tmp_path: P
     what changes inside it (its mtime, its link count) would not be reported, so its
     attributes are not cached for long until they come marked covered."""
     with drvfs_mount(tmp_path, HOUR, StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
         (server.export / "top" / "sub").mkdir(parents=True)
         top = mnt / "top"
         until(lambda: cached(server, lambda: os.stat(top)), "top cached (covered)")
