@@ -42,10 +42,12 @@ class OpenDir(OpenFile):
 
     offset: int = 0  # the cookie the first entry of `ahead` follows
     ahead: deque[Listed] = field(default_factory=deque)
+    end: int | None = None  # the cookie after which the server listed nothing more
 
     def reopened(self, fid: Fid) -> None:
         super().reopened(fid)
         self.ahead.clear()  # walked on the lost connection
+        self.end = None
 
 
 class OpenFileTable:

@@ -41,6 +41,8 @@ class DirReader:
 
     async def readdir(self, directory: OpenDir, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         """List `directory` from cookie `start_id` until the kernel's buffer is full."""
+        if start_id == directory.end:  # the kernel asks once more after the end: it is known
+            return
         fid = await self._fids.opened(directory)
         if start_id != directory.offset:  # a seek: forget what was read ahead
             self.discard(directory)
@@ -49,6 +51,7 @@ class DirReader:
             if not directory.ahead and fid.client.extended:
                 listed = await fid.readdir_attrs_chunk(directory.offset, fid.client.iosize)
                 if not listed:
+                    directory.end = directory.offset
                     return
                 directory.ahead.extend(
                     Listed(d, True, a, None, None if a is not None else _UNREADABLE)
@@ -57,6 +60,7 @@ class DirReader:
             elif not directory.ahead:
                 chunk = await fid.readdir_chunk(directory.offset, fid.client.iosize)
                 if not chunk:
+                    directory.end = directory.offset
                     return
                 directory.ahead.extend(Listed(d) for d in chunk)
             await self._fetch_attrs(directory)

@@ -133,8 +133,14 @@ class FidResolver:
         return fid
 
     async def open(self, node: Inode, flags: int) -> Fid:
-        """A new fid of `node`, opened with `flags` (OpenFlag)."""
-        fid = await (await self.fid(node)).clone()
+        """A new fid of `node`, opened with `flags` (OpenFlag): a clone of its fid, or if it
+        has none, walked to for this open alone (one request; the node gets none)."""
+        a = await self.remote.attachment()
+        held = a.root if node is self.inodes.root else node.fid
+        if _live(held, a):
+            fid = await held.clone()
+        else:
+            fid, _ = await self._walk(node, a, stat=False)
         try:
             await fid.open(flags)
         except BaseException:

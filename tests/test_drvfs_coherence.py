@@ -131,3 +131,19 @@ def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> Non
         assert spent["Tmkdirattr"] == 1 and spent["Twalkgetattr"] == 2
         assert spent["Tmkdir"] == spent["Twalk"] == 0
         assert stat.S_ISDIR(os.stat(mnt / "dir" / "new").st_mode)
+
+
+def test_listing_a_directory_costs_one_walk_one_open_and_two_listings(tmp_path: Path) -> None:
+    """opendir walks one fid to open (none kept for the node), READDIRPLUS lists the
+    entries with their attributes, and the kernel's last call after the end is answered
+    without asking the server again."""
+    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        (server.export / "d").mkdir()
+        for name in ("a", "b", "c"):
+            (server.export / "d" / name).write_text(name)
+        os.listdir(mnt)  # "d" is known from its parent's listing, without a fid
+        before = server.requests()
+        assert sorted(os.listdir(mnt / "d")) == ["a", "b", "c"]
+        spent = server.requests() - before
+        assert spent == Counter(Twalk=1, Tlopen=1, Treaddirattr=2, Tclunk=1)
