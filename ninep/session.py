@@ -54,11 +54,15 @@ _REPLIES_HELD = 16
 
 
 def _frame_parts(reply: Message) -> list[bytes]:
-    """The frame of `reply` in parts to send one after the other: an Rread's data is
-    sent where it lies instead of being copied into the frame."""
-    if isinstance(reply, m.Rread):
-        return [data_header(m.Rread.id, reply.tag, len(reply.data)), reply.data]
+    """The frame of `reply` in parts to send one after the other: the data of a reply
+    that is all data (Rread, Rreaddir, Rreaddirattr) is sent where it lies instead of
+    being copied into the frame."""
+    if isinstance(reply, _DATA_REPLIES):
+        return [data_header(reply.id, reply.tag, len(reply.data)), reply.data]
     return [reply.encode()]
+
+
+_DATA_REPLIES = (m.Rread, m.Rreaddir, m.Rreaddirattr)  # each one Data field, nothing else
 
 
 def _is_big(msg: Message) -> bool:

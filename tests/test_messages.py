@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ninep import messages as m
+from ninep.session import _frame_parts
 
 _ints = {m.u8: 8, m.u16: 16, m.u32: 32, m.u64: 64}
 _text = st.text(max_size=40)
@@ -193,3 +194,17 @@ def test_random_bodies_parse_or_raise_protocol_error(type_: int, tag: int, body:
     except m.ProtocolError:
         return
     assert msg.encode() == frame + body
+
+
+@given(
+    st.sampled_from([m.Rread, m.Rreaddir, m.Rreaddirattr]),
+    st.integers(0, 0xFFFF),
+    st.binary(max_size=4096),
+)
+def test_a_data_reply_sent_in_parts_is_its_frame(
+    kind: type[m.Rread | m.Rreaddir | m.Rreaddirattr], tag: int, data: bytes
+) -> None:
+    """The server sends these replies' data where it lies, after a header of its own
+    (`ninep.session`): together the parts are the frame the reference codec builds."""
+    reply = kind(tag, data=data)
+    assert b"".join(_frame_parts(reply)) == reply.encode_reference()
