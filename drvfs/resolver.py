@@ -65,7 +65,15 @@ class FidResolver:
         a = await self.remote.attachment()
         held = a.root if node is self.inodes.root else node.fid
         if _live(held, a):
-            return held, await held.getattr()
+            try:
+                return held, await held.getattr()
+            except FileNotFoundError:
+                if node is self.inodes.root or node.fid is not held:
+                    raise
+                # A server whose fids are paths (diod): the name this fid was walked by
+                # is gone (unlinked, renamed), the node's last known name may not be.
+                node.fid = None
+                self.drop(held)
         fid, attr = await self._walk(node, a, stat=True)
         assert attr is not None
         return self._keep(node, fid, a), attr

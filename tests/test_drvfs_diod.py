@@ -42,10 +42,7 @@ SERVER_NEUTRAL = [
     ),
     "rename_noreplace",
     "rename_open_file",
-    pytest.param(
-        "hard_links",
-        marks=pytest.mark.xfail(strict=True, reason="the new link is not found: not diagnosed yet"),
-    ),
+    "hard_links",
     "symlinks",
     "long_names_and_odd_characters",
     "statvfs",
