@@ -10,11 +10,9 @@ fids outnumber them.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from ninep import stats
@@ -26,11 +24,6 @@ from .drvfs_harness import ServerProcess, drvfs_mount
 
 LIMIT = 256
 DIRS, FILES, SUB_FILES = 16, 40, 20  # 16 x (40 + 1 + 20) + 16 = 992 entries
-
-
-def _needs_prlimit() -> None:
-    if shutil.which("prlimit") is None:
-        pytest.skip("needs prlimit (util-linux)")
 
 
 class LimitedServer(ServerProcess):
@@ -76,7 +69,6 @@ def assert_bounded(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_tree_larger_than_the_descriptor_limit(tmp_path: Path) -> None:
-    _needs_prlimit()
     with drvfs_mount(tmp_path, server_class=LimitedServer) as (mnt, server, _):
         assert isinstance(server, LimitedServer)
         paths = make_tree(server.export)
