@@ -17,8 +17,7 @@ import pyfuse3
 import pytest
 
 from .drvfs_harness import StatsServer, drvfs_mount
-from .passthrough_fs import mounted_passthrough
-from .test_drvfs_notify import HOUR, until
+from .test_drvfs_notify import HOUR, uncovered_mount, until
 
 pytestmark = [
     pytest.mark.skipif(
@@ -156,16 +155,7 @@ def test_this_mounts_own_changes_are_listed_at_once(tmp_path: Path) -> None:
 
 def test_an_uncovered_directory_is_listed_afresh_each_time(tmp_path: Path) -> None:
     """An export on a FUSE host filesystem: the server cannot see every change there."""
-    source, host_mnt = tmp_path / "source", tmp_path / "fuse"
-    source.mkdir()
-    host_mnt.mkdir()
-    (source / "d").mkdir()
-    (source / "d" / "f").write_text("one")
-    with (
-        mounted_passthrough(source, host_mnt),
-        drvfs_mount(tmp_path, HOUR, StatsServer, export=host_mnt) as (mnt, srv, _),
-    ):
-        assert isinstance(srv, StatsServer)
+    with uncovered_mount(tmp_path) as (mnt, srv, source):
         d = mnt / "d"
         listings: Callable[[], int] = lambda: srv.requests()["Treaddirattr"]  # noqa: E731
         for _ in range(3):

@@ -18,6 +18,7 @@ import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -179,13 +180,11 @@ def test_an_overflow_drops_every_cache_and_the_server_stays_bounded(tmp_path: Pa
         until(lambda: cached(server, lambda: os.stat(mnt / "keep")), "keep cached again")
 
 
-def _queued(server: StatsServer) -> int:
-    figures = stats.read(str(server.stats_path))
-    return max((c.get("changes", 0) for c in figures["connections"]), default=0)
-
-
-def test_an_uncovered_directory_keeps_short_timeouts(tmp_path: Path) -> None:
-    """An export on a FUSE host filesystem: the server cannot see every change there."""
+@contextmanager
+def uncovered_mount(tmp_path: Path) -> Iterator[tuple[Path, StatsServer, Path]]:
+    """drvfs (`HOUR`) of an export on a FUSE host filesystem (tests/passthrough_fs.py),
+    which the server never covers: the mount point, the server, and the directory the
+    FUSE filesystem passes through to (where host changes are made), holding d/f ("one")."""
     source, host_mnt = tmp_path / "source", tmp_path / "fuse"
     source.mkdir()
     host_mnt.mkdir()
@@ -196,6 +195,17 @@ def test_an_uncovered_directory_keeps_short_timeouts(tmp_path: Path) -> None:
         drvfs_mount(tmp_path, HOUR, StatsServer, export=host_mnt) as (mnt, srv, _),
     ):
         assert isinstance(srv, StatsServer)
+        yield mnt, srv, source
+
+
+def _queued(server: StatsServer) -> int:
+    figures = stats.read(str(server.stats_path))
+    return max((c.get("changes", 0) for c in figures["connections"]), default=0)
+
+
+def test_an_uncovered_directory_keeps_short_timeouts(tmp_path: Path) -> None:
+    """An export on a FUSE host filesystem: the server cannot see every change there."""
+    with uncovered_mount(tmp_path) as (mnt, srv, source):
         f = mnt / "d" / "f"
         assert f.read_text() == "one"
         for _ in range(3):
