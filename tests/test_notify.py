@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import trio
 
 from ninep import messages as m
@@ -41,6 +42,14 @@ from .test_volfs_staging import no_tmpfile  # noqa: F401  (a fixture)
 
 DEADLINE = 10  # seconds for a change to arrive: generous, never a measure
 ALL = int(GetattrMask.ALL)
+
+
+@pytest.fixture
+def export(export_dir: Path) -> Iterator[VolExport]:
+    """The volfs export of `export_dir`, closed (its watcher too) after the test."""
+    opened = open_export(str(export_dir))
+    yield opened
+    opened.close()
 
 
 @asynccontextmanager
@@ -89,11 +98,10 @@ async def subscribed(export: VolExport, root: Fid, nursery: trio.Nursery) -> Col
     return collector
 
 
-async def test_host_changes_arrive_as_their_kind(export_dir: Path) -> None:
+async def test_host_changes_arrive_as_their_kind(export_dir: Path, export: VolExport) -> None:
     d = export_dir / "d"
     d.mkdir()
     (d / "f").write_bytes(b"one")
-    export = open_export(str(export_dir))
     async with served(export) as (_, address), connect(address) as client:
         root = await client.attach("C")
         async with trio.open_nursery() as nursery:
@@ -127,12 +135,12 @@ async def test_host_changes_arrive_as_their_kind(export_dir: Path) -> None:
             await seen.expect(where, ChangeKind.ATTRIB, "")
             assert seen.overflows == 0
             nursery.cancel_scope.cancel()
-    export.close()
 
 
-async def test_a_removed_directory_is_no_longer_covered(export_dir: Path) -> None:
+async def test_a_removed_directory_is_no_longer_covered(
+    export_dir: Path, export: VolExport
+) -> None:
     (export_dir / "d").mkdir()
-    export = open_export(str(export_dir))
     async with served(export) as (_, address), connect(address) as client:
         root = await client.attach("C")
         async with trio.open_nursery() as nursery:
@@ -145,14 +153,12 @@ async def test_a_removed_directory_is_no_longer_covered(export_dir: Path) -> Non
             await seen.expect(dfid.qid.path, ChangeKind.UNCOVERED, "")
             assert not export.watcher.covered(dfid.qid.path)
             nursery.cancel_scope.cancel()
-    export.close()
 
 
 async def test_changes_through_another_connection_arrive_marked_own_for_it(
-    export_dir: Path,
+    export_dir: Path, export: VolExport
 ) -> None:
     (export_dir / "d").mkdir()
-    export = open_export(str(export_dir))
     async with served(export) as (_, address), connect(address) as a, connect(address) as b:
         root_a, root_b = await a.attach("C"), await b.attach("C")
         async with trio.open_nursery() as nursery:
@@ -175,22 +181,32 @@ async def test_changes_through_another_connection_arrive_marked_own_for_it(
             assert not seen_a.has(d_a.qid.path, ChangeKind.CREATED, "made", own)
             assert not seen_b.has(d_a.qid.path, ChangeKind.REMOVED, "made", own)
             nursery.cancel_scope.cancel()
-    export.close()
 
 
-async def _extended(conn: RawConn, version: str = EXTENDED_VERSION) -> None:
-    reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version=version))
-    assert reply.version == version
-    attached = await conn.call(m.Tattach(1, fid=0, afid=NOFID, uname="root", aname="C", n_uname=0))
-    assert attached.kind is m.Rattach
+@asynccontextmanager
+async def extended_conn(address: str, version: str = EXTENDED_VERSION) -> AsyncIterator[RawConn]:
+    """A bare connection to `address` that negotiated `version` and attached fid 0 to "C"."""
+    conn = await RawConn.open(address)
+    try:
+        reply = await conn.call(m.Tversion(0xFFFF, msize=65536, version=version))
+        assert reply.version == version
+        attached = await conn.call(
+            m.Tattach(1, fid=0, afid=NOFID, uname="root", aname="C", n_uname=0)
+        )
+        assert attached.kind is m.Rattach
+        yield conn
+    finally:
+        await conn.stream.aclose()
 
 
-async def test_a_client_that_does_not_collect_gets_an_overflow(export_dir: Path) -> None:
+async def test_a_client_that_does_not_collect_gets_an_overflow(
+    export_dir: Path, export: VolExport
+) -> None:
     limit = 16
-    export = open_export(str(export_dir))
-    async with served(export, Limits(changes=limit)) as (server, address):
-        conn = await RawConn.open(address)
-        await _extended(conn)
+    async with (
+        served(export, Limits(changes=limit)) as (server, address),
+        extended_conn(address) as conn,
+    ):
         await conn.send(m.Tnotify(5, fid=0))
         await until(lambda: export.watcher.covered(export_dir.stat().st_ino), "watched")
         (export_dir / "first").touch()
@@ -215,15 +231,10 @@ async def test_a_client_that_does_not_collect_gets_an_overflow(export_dir: Path)
         assert (reply.kind, reply.flags) == (m.Rnotify, 0)
         names = {c.name for c in m.decode_changes(reply.data)}
         assert "after" in names and not any(n.startswith("flood") for n in names)
-        await conn.stream.aclose()
-    export.close()
 
 
-async def test_tflush_cancels_a_pending_tnotify(export_dir: Path) -> None:
-    export = open_export(str(export_dir))
-    async with served(export) as (server, address):
-        conn = await RawConn.open(address)
-        await _extended(conn)
+async def test_tflush_cancels_a_pending_tnotify(export_dir: Path, export: VolExport) -> None:
+    async with served(export) as (server, address), extended_conn(address) as conn:
         await conn.send(m.Tnotify(5, fid=0))
         await until(lambda: export.watcher.covered(export_dir.stat().st_ino), "watched")
         reply = await conn.call(m.Tflush(6, oldtag=5))
@@ -234,33 +245,29 @@ async def test_tflush_cancels_a_pending_tnotify(export_dir: Path) -> None:
         assert (reply.kind, reply.tag) == (m.Rnotify, 7)
         assert "x" in {c.name for c in m.decode_changes(reply.data)}
         assert server.stats()["connections"][0]["in_flight"] == 0
-        await conn.stream.aclose()
-    export.close()
 
 
-async def test_a_second_pending_tnotify_is_refused(export_dir: Path) -> None:
-    export = open_export(str(export_dir))
-    async with served(export) as (_, address):
-        conn = await RawConn.open(address)
-        await _extended(conn)
+async def test_a_second_pending_tnotify_is_refused(export_dir: Path, export: VolExport) -> None:
+    async with served(export) as (_, address), extended_conn(address) as conn:
         await conn.send(m.Tnotify(5, fid=0))
         reply = await conn.call(m.Tnotify(6, fid=0))
         assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EBUSY)
-        await conn.stream.aclose()
-    export.close()
 
 
-async def test_a_pending_tnotify_takes_no_slot_of_the_in_flight_bound(export_dir: Path) -> None:
+async def test_a_pending_tnotify_takes_no_slot_of_the_in_flight_bound(
+    export_dir: Path, export: VolExport
+) -> None:
     (export_dir / "f").write_bytes(b"contents")
     gate = _Gate()
-    inner = open_export(str(export_dir))
+    inner = export
     limits = Limits(in_flight=2, big_in_flight=1, read_ahead=4)
-    async with served(cast(Export, _GatedExport(cast(Export, inner), gate)), limits) as (
-        server,
-        address,
+    async with (
+        served(cast(Export, _GatedExport(cast(Export, inner), gate)), limits) as (
+            server,
+            address,
+        ),
+        extended_conn(address) as conn,
     ):
-        conn = await RawConn.open(address)
-        await _extended(conn)
         await conn.call(m.Twalk(2, fid=0, newfid=1, wnames=["f"]))
         await conn.call(m.Tlopen(3, fid=1, flags=OpenFlag.RDONLY))
         await conn.send(m.Tnotify(5, fid=0))
@@ -279,25 +286,19 @@ async def test_a_pending_tnotify_takes_no_slot_of_the_in_flight_bound(export_dir
         gate.open.set()
         replies = {(await conn.recv()).tag for _ in range(3)}
         assert replies == {10, 11, 12}
-        await conn.stream.aclose()
-    inner.close()
 
 
-async def test_a_plain_connection_has_no_notification(export_dir: Path) -> None:
-    export = open_export(str(export_dir))
+async def test_a_plain_connection_has_no_notification(export_dir: Path, export: VolExport) -> None:
     async with served(export) as (_, address):
-        conn = await RawConn.open(address)
-        await _extended(conn, VERSION)
-        reply = await conn.call(m.Tnotify(5, fid=0))
-        assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EOPNOTSUPP)
-        d = await conn.call(m.Tgetattr(6, fid=0, request_mask=ALL))
-        assert not d.attr.valid & NOTIFY_COVERED
-        await conn.stream.aclose()
+        async with extended_conn(address, VERSION) as conn:
+            reply = await conn.call(m.Tnotify(5, fid=0))
+            assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EOPNOTSUPP)
+            d = await conn.call(m.Tgetattr(6, fid=0, request_mask=ALL))
+            assert not d.attr.valid & NOTIFY_COVERED
         async with connect(address, extensions=False) as client:
             root = await client.attach("C")
             assert [batch async for batch in root.changes()] == []  # ends at once
     assert export.watcher.stats()["watches"] == 0
-    export.close()
 
 
 async def test_a_fuse_host_directory_is_not_covered(
@@ -319,12 +320,13 @@ async def test_a_fuse_host_directory_is_not_covered(
     export.close()
 
 
-async def test_the_watchdog_does_not_probe_a_pending_tnotify(export_dir: Path) -> None:
+async def test_the_watchdog_does_not_probe_a_pending_tnotify(
+    export_dir: Path, export: VolExport
+) -> None:
     """A client with a liveness timeout, idle but for its pending Tnotify: no probe goes
     out and the connection stays (counted as pending, it would be probed every quarter
     of the timeout), and a change still arrives."""
     timeout = 0.4
-    export = open_export(str(export_dir))
     async with served(export) as (_, address), connect(address, timeout=timeout) as client:
         root = await client.attach("C")
         sent: list[m.Message] = []
@@ -337,4 +339,3 @@ async def test_the_watchdog_does_not_probe_a_pending_tnotify(export_dir: Path) -
             (export_dir / "late").touch()
             await seen.expect(root.qid.path, ChangeKind.CREATED, "late")
             nursery.cancel_scope.cancel()
-    export.close()
