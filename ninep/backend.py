@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast
 
 from .messages import Attr, Qid, SetAttr, StatFs
 from .notify import Changes
@@ -209,7 +209,6 @@ class File(Protocol):
         ...
 
 
-@runtime_checkable
 class ChildAttrs(Protocol):
     """Optional for a File: the attributes of a child without a File for it.
 
@@ -224,7 +223,6 @@ class ChildAttrs(Protocol):
         ...
 
 
-@runtime_checkable
 class Watchable(Protocol):
     """Optional for a File: change notification (Tnotify, docs/protocol-extensions.md).
 
@@ -256,3 +254,18 @@ class Export(Protocol):
     async def attach(self, options: str, user: User) -> File:
         """The root of the tree for `user`; `options` is the aname after the first `;`."""
         ...
+
+
+# An optional protocol is told by its methods' presence, as isinstance with a
+# runtime_checkable Protocol would, at a fraction of its cost (about 5 us a call on
+# Python 3.11; `child_attrs` runs once per entry of every Treaddirattr).
+
+
+def child_attrs(file: File) -> ChildAttrs | None:
+    """`file` if it offers `ChildAttrs`, else None."""
+    return cast(ChildAttrs, file) if hasattr(file, "getattr_child") else None
+
+
+def watchable(file: File) -> Watchable | None:
+    """`file` if it offers `Watchable`, else None."""
+    return cast(Watchable, file) if hasattr(file, "watch") and hasattr(file, "place") else None

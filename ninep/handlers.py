@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import messages as m
-from .backend import Attr, ChildAttrs, File, Handle, Lock, User, Watchable
+from .backend import Attr, File, Handle, Lock, User, child_attrs, watchable
 from .constants import (
     HEADER_SIZE,
     MAXWELEM,
@@ -79,9 +79,9 @@ def _watched(s: Session, file: File) -> bool:
     """On a connection that asked for changes: watch directory `file` (before anything it
     covers is read); whether its changes reach this connection."""
     sub = s.notify
-    if sub is None or not file.qid.type & QidType.DIR or not isinstance(file, Watchable):
+    if sub is None or not file.qid.type & QidType.DIR or (w := watchable(file)) is None:
         return False
-    return file.watch() is sub.hub and sub.hub.covered(file.qid.path)
+    return w.watch() is sub.hub and sub.hub.covered(file.qid.path)
 
 
 def _covered(s: Session, attr: Attr) -> bool:
@@ -95,7 +95,8 @@ def _with_coverage(attr: Attr, covered: bool) -> Attr:
 
 
 def _place(file: File) -> tuple[int, str] | None:
-    return file.place() if isinstance(file, Watchable) else None
+    w = watchable(file)
+    return w.place() if w is not None else None
 
 
 def _own(s: Session, *places: tuple[int, str] | None) -> AbstractContextManager[None]:
@@ -289,8 +290,8 @@ async def _child_attr(directory: File, name: str, mask: int) -> Attr:
     """The attributes of entry `name` of `directory`, no File kept for it (`ChildAttrs`,
     else walk, getattr, close); `Attr.absent()` if they cannot be read."""
     try:
-        if isinstance(directory, ChildAttrs):
-            return await directory.getattr_child(name, mask)
+        if (offered := child_attrs(directory)) is not None:
+            return await offered.getattr_child(name, mask)
         child = await directory.walk(name)
         try:
             return await child.getattr(mask)
@@ -574,7 +575,8 @@ async def _xattrcreate(s: Session, msg: m.Txattrcreate) -> Message:
 @handles(m.Tnotify)
 async def _notify(s: Session, msg: m.Tnotify) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        hub = fid.file.watch() if isinstance(fid.file, Watchable) else None
+        w = watchable(fid.file)
+        hub = w.watch() if w is not None else None
         if hub is None:
             raise OSError(errno.EOPNOTSUPP, "this export offers no change notification")
         sub = s.notify
