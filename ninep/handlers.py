@@ -584,13 +584,8 @@ async def _notify(s: Session, msg: m.Tnotify) -> Message:
             sub = s.notify = hub.subscribe(s.limits.changes)
         elif sub.hub is not hub:
             raise OSError(errno.EXDEV, "changes are notified of one export per connection")
-    if sub.waiting:
-        raise OSError(errno.EBUSY, "a Tnotify is already pending")
-    sub.waiting = True
-    try:
-        overflow, batch = await sub.take(s.msize - HEADER_SIZE - 8)
-    finally:
-        sub.waiting = False
+    # at most one pending per connection: the session refuses a second (EBUSY)
+    overflow, batch = await sub.take(s.msize - HEADER_SIZE - 8)
     flags = NotifyFlag.OVERFLOW if overflow else 0
     return m.Rnotify(msg.tag, flags=flags, data=m.encode_changes(batch))
 

@@ -44,7 +44,6 @@ class Subscription:
         self.hub = hub
         self.limit = limit
         self.overflowed = False
-        self.waiting = False  # a Tnotify is pending
         self._changes: dict[Change, None] = {}  # ordered by last occurrence, each once
         self._arrived = trio.Event()
 

@@ -156,7 +156,10 @@ class Session:
     async def _accept(self, msg: Message) -> None:
         """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
         self.stats.requests[type(msg).__name__] += 1
-        if isinstance(msg, m.Tnotify) and not self._parked:
+        if isinstance(msg, m.Tnotify):
+            if self._parked:  # decided here, in arrival order, not by which task runs first
+                self._replies.append(m.Rlerror(msg.tag, ecode=errno.EBUSY).encode())
+                return
             assert self._nursery is not None
             entry = _InFlight(trio.CancelScope(), trio.Event(), False)
             self._parked[msg.tag] = entry
