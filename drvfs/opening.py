@@ -9,9 +9,9 @@ another client removed or replaced since the kernel cached its name has no
 link left (ESTALE: the kernel looks the name up again and retries, once), and
 the kernel keeps its cached pages only while mtime and size are as when the
 file was last opened (or written through this mount). On an extended
-connection the walk to the fid to open brings the attributes (Twalkgetattr):
-an open is two round trips, the walk and the Tlopen; on a plain one the
-getattr goes beside them. A create is a clone of the directory's fid and a
+connection an open is one round trip (Twalkopen: the walk to a new fid, the
+open and the attributes); on a plain one the getattr goes beside the walk and
+the Tlopen. A create is a clone of the directory's fid and a
 Tlcreateattr; the new node gets no fid of its own until one is needed.
 """
 
@@ -105,12 +105,7 @@ class Opener:
     async def _open_and_stat(self, node: Inode, wire: int) -> tuple[Fid, Attr | None]:
         """Open `node`, and fetch its attributes meanwhile (None with O_TRUNC, or on error)."""
         if (await self._fids.remote.attachment()).client.extended:
-            fid, found = await self._fids.new_fid(node)  # one round trip
-            try:
-                await fid.open(wire)
-            except BaseException:
-                self._fids.drop(fid)
-                raise
+            fid, found = await self._fids.open_stat(node, wire)  # one round trip
             return self._checked(node, fid, found, wire)
         node_fid = await self._fids.fid(node)
         attr: Attr | None = None

@@ -48,11 +48,12 @@ class DirReader:
             self.discard(directory)
             directory.offset = start_id
         while True:
+            if not directory.ahead and directory.offset == directory.end:
+                return
             if not directory.ahead and fid.client.extended:
-                listed = await fid.readdir_attrs_chunk(directory.offset, fid.client.iosize)
-                if not listed:
-                    directory.end = directory.offset
-                    return
+                listed, end = await fid.readdir_attrs_chunk(directory.offset, fid.client.iosize)
+                if end:  # known without asking once more
+                    directory.end = listed[-1][0].offset if listed else directory.offset
                 directory.ahead.extend(
                     Listed(d, True, a, None, None if a is not None else _UNREADABLE)
                     for d, a in listed

@@ -78,21 +78,12 @@ class FidResolver:
         assert attr is not None
         return self._keep(node, fid, a), attr
 
-    async def new_fid(self, node: Inode) -> tuple[Fid, Attr]:
-        """A new fid of `node` (to open), with its attributes, in one walk (the node's own
-        fid is neither needed nor made)."""
-        a = await self.remote.attachment()
-        held = a.root if node is self.inodes.root else node.fid
-        if _live(held, a):
-            return await held.walk_getattr()
-        fid, attr = await self._walk(node, a, stat=True)
-        assert attr is not None
-        return fid, attr
-
-    async def _walk(self, node: Inode, a: Attachment, stat: bool) -> tuple[Fid, Attr | None]:
+    async def _walk(
+        self, node: Inode, a: Attachment, stat: bool, flags: int | None = None
+    ) -> tuple[Fid, Attr | None]:
         """A new fid of `node` on `a`, walked from its nearest ancestor with a fid there
-        (with the attributes of the file reached if `stat`); ESTALE if its names lead
-        elsewhere."""
+        (with the attributes of the file reached if `stat`; opened with `flags` and with
+        its attributes, if given); ESTALE if its names lead elsewhere."""
         names: list[str] = []
         start: Inode | None = node
         while start is not None and start.parent is not None and not _live(start.fid, a):
@@ -103,7 +94,9 @@ class FidResolver:
         names.reverse()
         attr: Attr | None = None
         try:
-            if stat:
+            if flags is not None:
+                fid, attr = await origin.walk_open(*names, flags=flags)
+            elif stat:
                 fid, attr = await origin.walk_getattr(*names)
             else:
                 fid = await origin.walk(*names)
@@ -141,10 +134,21 @@ class FidResolver:
         return fid
 
     async def open(self, node: Inode, flags: int) -> Fid:
-        """A new fid of `node`, opened with `flags` (OpenFlag): a clone of its fid, or if it
-        has none, walked to for this open alone (one request; the node gets none)."""
+        """A new fid of `node`, opened with `flags` (OpenFlag) (`open_stat`)."""
+        fid, _ = await self.open_stat(node, flags)
+        return fid
+
+    async def open_stat(self, node: Inode, flags: int) -> tuple[Fid, Attr | None]:
+        """A new fid of `node`, opened with `flags` (OpenFlag), walked to from its fid or,
+        if it has none, from its nearest ancestor (the node gets none): on an extended
+        connection one Twalkopen, which brings the attributes of the file once open; on
+        a plain one a walk and a Tlopen, and no attributes (None)."""
         a = await self.remote.attachment()
         held = a.root if node is self.inodes.root else node.fid
+        if a.client.extended:
+            if _live(held, a):
+                return await held.walk_open(flags=flags)
+            return await self._walk(node, a, stat=True, flags=flags)
         if _live(held, a):
             fid = await held.clone()
         else:
@@ -154,7 +158,7 @@ class FidResolver:
         except BaseException:
             self.drop(fid)
             raise
-        return fid
+        return fid, None
 
     def drop(self, fid: Fid | None) -> None:
         """Clunk `fid` in the background."""

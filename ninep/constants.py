@@ -85,6 +85,12 @@ class NotifyFlag(IntFlag):
     OVERFLOW = 1  # changes were lost: the client must drop everything it caches
 
 
+class ReaddirFlag(IntFlag):
+    """Flags of Rreaddirattr."""
+
+    END = 1  # nothing follows the entries of this reply: the listing is complete
+
+
 class SetattrMask(IntFlag):
     """Tsetattr valid bits; a time bit without its _SET bit means "now"."""
 

@@ -269,10 +269,19 @@ def decode_dirent_attrs(
 
 # ---- a reply sent in parts ----
 
-_DATA_HEADER = struct.Struct("<IBHI")
+_U32 = struct.Struct("<I")
 
 
-def data_header(msg_id: int, tag: int, n: int) -> bytes:
-    """The frame's start of a message whose body is one Data field of `n` bytes (Rread):
-    what precedes the data, which can then be sent where it lies."""
-    return _DATA_HEADER.pack(_DATA_HEADER.size + n, msg_id, tag, n)
+def data_parts(msg: Any) -> list[Any]:
+    """The frame of `msg`, a message whose last field is its `data`, in two parts to send
+    one after the other: all that precedes the data, and the data where it lies (not
+    copied into the frame)."""
+    data = msg.data
+    msg.data = b""
+    try:
+        head = bytearray(msg.encode())
+    finally:
+        msg.data = data
+    _U32.pack_into(head, 0, len(head) + len(data))  # the frame's size
+    _U32.pack_into(head, len(head) - 4, len(data))  # the data's count
+    return [head, data]

@@ -22,6 +22,7 @@ from .constants import (
     NotifyFlag,
     OpenFlag,
     QidType,
+    ReaddirFlag,
 )
 from .convert import check_new_name, encode_xattr_names
 from .fids import XATTR_SIZE_MAX, FidRef, XattrState
@@ -150,16 +151,17 @@ async def _flush(s: Session, msg: m.Tflush) -> Message:
     return m.Rflush(msg.tag)
 
 
-def _check_walk(s: Session, msg: m.Twalk | m.Twalkgetattr) -> None:
+_Walks = m.Twalk | m.Twalkgetattr | m.Twalkopen
+
+
+def _check_walk(s: Session, msg: _Walks) -> None:
     if len(msg.wnames) > MAXWELEM:
         raise OSError(errno.EINVAL, f"walk of {len(msg.wnames)} names; at most {MAXWELEM}")
     if msg.newfid != msg.fid:
         s.fids.check_free(msg.newfid)
 
 
-async def _walk_names(
-    fid: FidRef, msg: m.Twalk | m.Twalkgetattr
-) -> tuple[list[Qid], File, OSError | None]:
+async def _walk_names(fid: FidRef, msg: _Walks) -> tuple[list[Qid], File, OSError | None]:
     """Walk `msg.wnames` from `fid`: the qids walked, the File reached (the caller's to
     close or keep), and the error of the name that stopped the walk (None: all walked)."""
     if fid.xattr is not None:
@@ -185,12 +187,16 @@ async def _walk_names(
     return qids, current, None
 
 
-async def _walked(s: Session, fid: FidRef, msg: m.Twalk | m.Twalkgetattr, file: File) -> None:
-    """Point `msg.newfid` (perhaps `fid` itself) at `file`, walked to from `fid`."""
+async def _walked(
+    s: Session, fid: FidRef, msg: _Walks, file: File, handle: Handle | None = None
+) -> None:
+    """Point `msg.newfid` (perhaps `fid` itself) at `file`, walked to from `fid` (and
+    opened as `handle`)."""
     if msg.newfid == msg.fid:
         fid.replace_file(file)
+        fid.handle = handle
     else:
-        await s.fids.add(msg.newfid, FidRef(file, fid.user))
+        await s.fids.add(msg.newfid, FidRef(file, fid.user, handle))
 
 
 @handles(m.Twalk)
@@ -223,6 +229,27 @@ async def _walkgetattr(s: Session, msg: m.Twalkgetattr) -> Message:
             raise
         await _walked(s, fid, msg, current)
     return m.Rwalkgetattr(msg.tag, qids=qids, attr=attr)
+
+
+@handles(m.Twalkopen)
+async def _walkopen(s: Session, msg: m.Twalkopen) -> Message:
+    _check_walk(s, msg)
+    async with s.fids.use(msg.fid) as fid:
+        qids, current, error = await _walk_names(fid, msg)
+        handle: Handle | None = None
+        try:
+            if error is not None:  # all or nothing, as Twalkgetattr
+                raise error
+            covered = _watched(s, current)
+            handle = await current.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
+            attr = _with_coverage(await current.getattr(msg.request_mask), covered)
+        except BaseException:
+            if handle is not None:
+                await handle.close()
+            await current.close()
+            raise
+        await _walked(s, fid, msg, current, handle)
+    return m.Rwalkopen(msg.tag, qids=qids, qid=current.qid, iounit=0, attr=attr)
 
 
 @handles(m.Tclunk)
@@ -504,7 +531,10 @@ async def _readdirattr(s: Session, msg: m.Treaddirattr) -> Message:
                 break
             attr = await _child_attr(fid.file, e.name, msg.request_mask)
             out.append((e.qid, e.offset, e.type, e.name, _with_coverage(attr, _covered(s, attr))))
-    return m.Rreaddirattr(msg.tag, data=m.encode_dirent_attrs(out))
+        # the end when all fit and nothing follows (a backend may list in several calls)
+        end = not out or (len(out) == len(entries) and not await handle.readdir(out[-1][1]))
+    flags = ReaddirFlag.END if end else 0
+    return m.Rreaddirattr(msg.tag, flags=flags, data=m.encode_dirent_attrs(out))
 
 
 @handles(m.Tfsync)

@@ -619,7 +619,7 @@ class Rremove(Message):
 # This project's extensions, served only on a connection whose Tversion asked for
 # EXTENDED_VERSION (docs/protocol-extensions.md). Each is its plain message with a trailing
 # request_mask (what Tgetattr would ask), and its reply the plain reply with the attributes
-# of the object reached or made. 180-191: no number used by 9P2000, .u, .L, .e or gVisor.
+# of the object reached or made. 180-195: no number used by 9P2000, .u, .L, .e or gVisor.
 @message(180)
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
@@ -641,6 +641,7 @@ class Treaddirattr(Request["Rreaddirattr"]):
 
 @message(183)
 class Rreaddirattr(Message):
+    flags: U32  # ReaddirFlag: END when no entry follows these
     data: Data  # entries: a Rreaddir dirent, then its Attr record (encode_dirent_attrs)
 
 @message(184)
@@ -709,11 +710,28 @@ class Tnotify(Request["Rnotify"]):
 class Rnotify(Message):
     flags: U32
     data: Data  # changes: dir[8] kind[1] flags[1] name[s] each (encode_changes)
+
+# Open by name: Twalkgetattr and then Tlopen of newfid, all or nothing.
+@message(194)
+class Twalkopen(Request["Rwalkopen"]):
+    fid: U32
+    newfid: U32
+    wnames: Names
+    flags: U32
+    request_mask: U64
+
+@message(195)
+class Rwalkopen(Message):
+    qids: Qids
+    qid: QidField
+    iounit: U32
+    attr: AttrRecord
 # fmt: on
 
 #: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
 EXTENSIONS: tuple[type[Request[Any]], ...] = (
-    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify
+    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify,
+    Twalkopen,
 )  # fmt: skip
 
 _header = struct.Struct("<IBH")

@@ -13,7 +13,7 @@ import trio
 from . import messages as m
 from .backend import Export
 from .constants import EXTENDED_VERSION, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
-from .fastcodec import data_header
+from .fastcodec import data_parts
 from .fids import FidTable
 from .handlers import HANDLERS
 from .limits import BIG, Limits
@@ -45,6 +45,7 @@ _INLINE = (
     m.Treadlink,
     m.Txattrwalk,
     m.Tlopen,
+    m.Twalkopen,
 )
 
 
@@ -55,14 +56,14 @@ _REPLIES_HELD = 16
 
 def _frame_parts(reply: Message) -> list[bytes]:
     """The frame of `reply` in parts to send one after the other: the data of a reply
-    that is all data (Rread, Rreaddir, Rreaddirattr) is sent where it lies instead of
-    being copied into the frame."""
+    that ends in its data (Rread, Rreaddir, Rreaddirattr) is sent where it lies instead
+    of being copied into the frame."""
     if isinstance(reply, _DATA_REPLIES):
-        return [data_header(reply.id, reply.tag, len(reply.data)), reply.data]
+        return data_parts(reply)
     return [reply.encode()]
 
 
-_DATA_REPLIES = (m.Rread, m.Rreaddir, m.Rreaddirattr)  # each one Data field, nothing else
+_DATA_REPLIES = (m.Rread, m.Rreaddir, m.Rreaddirattr)  # each ends in its Data field
 
 
 def _is_big(msg: Message) -> bool:

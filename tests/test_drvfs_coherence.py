@@ -133,10 +133,11 @@ def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> Non
         assert stat.S_ISDIR(os.stat(mnt / "dir" / "new").st_mode)
 
 
-def test_listing_a_directory_costs_one_walk_one_open_and_two_listings(tmp_path: Path) -> None:
-    """opendir walks one fid to open (none kept for the node), READDIRPLUS lists the
-    entries with their attributes, and the kernel's last call after the end is answered
-    without asking the server again."""
+def test_listing_a_directory_costs_one_open_and_one_listing(tmp_path: Path) -> None:
+    """opendir walks one fid and opens it in one request (none kept for the node),
+    READDIRPLUS lists the entries with their attributes and learns in the same reply
+    that they are all, and the kernel's last call after the end is answered without
+    asking the server again."""
     with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         (server.export / "d").mkdir()
@@ -146,4 +147,17 @@ def test_listing_a_directory_costs_one_walk_one_open_and_two_listings(tmp_path: 
         before = server.requests()
         assert sorted(os.listdir(mnt / "d")) == ["a", "b", "c"]
         spent = server.requests() - before
-        assert spent == Counter(Twalk=1, Tlopen=1, Treaddirattr=2, Tclunk=1)
+        assert spent == Counter(Twalkopen=1, Treaddirattr=1, Tclunk=1)
+
+
+def test_opening_a_listed_file_is_one_request(tmp_path: Path) -> None:
+    """open walks a new fid to the file, opens it and brings its attributes (for the
+    close-to-open check) in one Twalkopen."""
+    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        (server.export / "f").write_bytes(b"12345")
+        os.listdir(mnt)  # "f" is known from the listing, with its attributes, without a fid
+        before = server.requests()
+        assert (mnt / "f").read_bytes() == b"12345"
+        spent = server.requests() - before
+        assert spent == Counter(Twalkopen=1, Tread=1, Tclunk=1)

@@ -119,6 +119,7 @@ def _requests(fid: int) -> list[m.Message]:
         ),
         m.Tmkdirattr(7, dfid=fid, name="d", mode=0o755, gid=0, request_mask=ALL),
         m.Tnotify(8, fid=fid),
+        m.Twalkopen(9, fid=fid, newfid=9, wnames=["f"], flags=RDWR, request_mask=ALL),
     ]
 
 
@@ -280,6 +281,34 @@ async def _walk_then_getattr(root: Fid, path: tuple[str, ...]) -> Attr | int:
         return await fid.getattr(ALL)
 
 
+_OPEN = int(OpenFlag.RDONLY | OpenFlag.NONBLOCK)  # a fifo opens without a writer
+
+
+async def _walk_open_then_getattr(root: Fid, path: tuple[str, ...]) -> Attr | int:
+    """The plain sequence: Twalk, Tlopen, Tgetattr, Tclunk; or the errno."""
+    try:
+        fid = await root.walk(*path)
+    except OSError as e:
+        return e.errno or 0
+    async with fid:
+        try:
+            await fid.open(_OPEN)
+            return await fid.getattr(ALL)
+        except OSError as e:
+            return e.errno or 0
+
+
+async def _walk_open(root: Fid, path: tuple[str, ...]) -> Attr | int:
+    """Twalkopen (and Tclunk); or the errno."""
+    try:
+        fid, attr = await root.walk_open(*path, flags=_OPEN)
+    except OSError as e:
+        return e.errno or 0
+    await fid.clunk()
+    assert fid.qid == attr.qid and fid.iounit == 0
+    return attr
+
+
 async def _readdir_then_walk(root: Fid, path: tuple[str, ...]) -> list[tuple[Dirent, Attr | None]]:
     """The plain sequence: Treaddir, then Twalk, Tgetattr and Tclunk of each entry (None
     where that fails: EACCES in a directory that may be listed but not searched)."""
@@ -295,14 +324,18 @@ async def _readdir_then_walk(root: Fid, path: tuple[str, ...]) -> list[tuple[Dir
 async def _readdirattr(
     root: Fid, path: tuple[str, ...], count: int
 ) -> list[tuple[Dirent, Attr | None]]:
-    """Treaddirattr chunks of `count` bytes, each entry's attributes read by the server."""
+    """Treaddirattr chunks of `count` bytes, each entry's attributes read by the server;
+    each chunk says it ends the listing exactly when a next one would be empty."""
     async with await root.walk(*path) as d:
         await d.open(DIRECTORY)
         listed: list[tuple[Dirent, Attr | None]] = []
-        offset = 0
-        while chunk := await d.readdir_attrs_chunk(offset, count, ALL):
+        end = False
+        while not end:
+            offset = listed[-1][0].offset if listed else 0
+            chunk, end = await d.readdir_attrs_chunk(offset, count, ALL)
             listed += chunk
-            offset = chunk[-1][0].offset
+            after = listed[-1][0].offset if listed else 0
+            assert end == (not (await d.readdir_attrs_chunk(after, count, ALL))[0]), path
         return listed
 
 
@@ -360,6 +393,13 @@ def test_extended_answers_equal_the_plain_sequences(
                     await fid.clunk()
                     assert attr == expected, path
                     assert fid.qid == attr.qid
+                for path in paths:
+                    expected = await _walk_open_then_getattr(plain, path)
+                    opened = await _walk_open(ext, path)
+                    if isinstance(expected, int) and len(path) > 1:  # a partial Twalk
+                        assert isinstance(opened, int), path
+                    else:
+                        assert opened == expected, path
                 for path in dirs:
                     listed = await _errno_or(_readdirattr(ext, path, count))
                     assert listed == await _errno_or(_readdir_then_walk(plain, path)), path
@@ -624,6 +664,42 @@ async def test_a_failed_creation_with_attributes_is_the_plain_error(export_dir: 
             assert info.value.errno == errno.ENOENT
 
 
+async def test_walkopen_is_all_or_nothing(export_dir: Path) -> None:
+    (export_dir / "d").mkdir()
+    (export_dir / "f").write_bytes(b"contents")
+    async with served(export_dir) as (_, address):
+        conn = await RawConn.open(address)
+        assert await handshake(conn, EXTENDED_VERSION) == EXTENDED_VERSION
+
+        async def walkopen(fid: int, newfid: int, names: list[str], flags: int) -> Any:
+            return await conn.call(
+                m.Twalkopen(2, fid=fid, newfid=newfid, wnames=names, flags=flags, request_mask=ALL)
+            )
+
+        async def exists(fid: int) -> bool:
+            return (await conn.call(m.Tgetattr(3, fid=fid, request_mask=ALL))).kind is m.Rgetattr
+
+        wronly = int(OpenFlag.WRONLY)
+        for names, flags, code in [(["d"], wronly, errno.EISDIR), (["gone"], 0, errno.ENOENT)]:
+            reply = await walkopen(0, 1, names, flags)
+            assert (reply.kind, reply.ecode) == (m.Rlerror, code)
+            assert not await exists(1)  # no fid made
+        reply = await walkopen(0, 1, ["f"], 0)
+        assert reply.kind is m.Rwalkopen and reply.qid == reply.qids[-1] == reply.attr.qid
+        assert reply.attr.size == 8
+        assert (await conn.call(m.Tread(4, fid=1, offset=0, count=8))).data == b"contents"
+        # in place: a failed open leaves the fid where it was, a good one moves and opens it
+        assert (await conn.call(m.Twalk(5, fid=0, newfid=2, wnames=[]))).kind is m.Rwalk
+        assert (await walkopen(2, 2, ["d"], wronly)).ecode == errno.EISDIR
+        assert (await conn.call(m.Tgetattr(6, fid=2, request_mask=ALL))).attr.qid.path == (
+            export_dir.stat().st_ino
+        )
+        assert (await walkopen(2, 2, ["f"], 0)).kind is m.Rwalkopen
+        assert (await conn.call(m.Tread(7, fid=2, offset=0, count=3))).data == b"con"
+        assert (await walkopen(2, 2, [], 0)).ecode == errno.EINVAL  # an open fid stays
+        await conn.aclose()
+
+
 async def test_readdir_with_attributes_keeps_no_fid_per_entry(export_dir: Path) -> None:
     big = export_dir / "big"
     big.mkdir()
@@ -648,7 +724,7 @@ async def test_readdir_with_attributes_keeps_no_fid_per_entry(export_dir: Path) 
         sizes = {e.name: a.size for e, a in listed if a is not None and e.name.startswith("e")}
         assert sizes == {f"entry-{i:05d}": i % 7 for i in range(3000)}
         assert {type(r) for r in requests} == {m.Treaddirattr}  # no walk, no getattr
-        assert 2 <= len(requests) < 3002 // 100  # a chunk holds many entries
+        assert len(requests) == 1  # one chunk holds them all, and says it is the end
 
 
 # ---- against diod: the client falls back to plain 9P2000.L ----

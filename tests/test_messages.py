@@ -123,9 +123,9 @@ def test_dirent_attrs_round_trip(entries: list[m.DirentAttr]) -> None:
 
 
 def test_extension_numbers_are_apart_from_other_dialects() -> None:
-    """180-193: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor (124-143, 250-251)."""
+    """180-195: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor (124-143, 250-251)."""
     ids = {kind.id for kind in m.EXTENSIONS} | {kind.id + 1 for kind in m.EXTENSIONS}
-    assert ids == set(range(180, 194))
+    assert ids == set(range(180, 196))
     assert all(m.KINDS[i].__name__.endswith(("attr", "getattr")) for i in range(180, 192))
     assert {m.KINDS[192], m.KINDS[193]} == {m.Tnotify, m.Rnotify}
 
@@ -200,11 +200,13 @@ def test_random_bodies_parse_or_raise_protocol_error(type_: int, tag: int, body:
     st.sampled_from([m.Rread, m.Rreaddir, m.Rreaddirattr]),
     st.integers(0, 0xFFFF),
     st.binary(max_size=4096),
+    st.integers(0, 0xFFFFFFFF),
 )
 def test_a_data_reply_sent_in_parts_is_its_frame(
-    kind: type[m.Rread | m.Rreaddir | m.Rreaddirattr], tag: int, data: bytes
+    kind: type[m.Message], tag: int, data: bytes, flags: int
 ) -> None:
     """The server sends these replies' data where it lies, after a header of its own
     (`ninep.session`): together the parts are the frame the reference codec builds."""
-    reply = kind(tag, data=data)
+    fields: dict[str, object] = {"data": data, "flags": flags}
+    reply = kind(tag, **{name: fields[name] for name in kind.field_names})
     assert b"".join(_frame_parts(reply)) == reply.encode_reference()

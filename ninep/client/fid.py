@@ -19,6 +19,7 @@ from ..constants import (
     LockStatus,
     NotifyFlag,
     OpenFlag,
+    ReaddirFlag,
     SetattrMask,
 )
 from ..convert import decode_xattr_names, wire_time
@@ -187,6 +188,34 @@ class Fid:
             return source, reply.attr
         return Fid(self.client, newfid, qid), reply.attr
 
+    async def walk_open(
+        self, *names: str, flags: int, mask: int = GetattrMask.ALL
+    ) -> tuple[Fid, Attr]:
+        """A new fid for the file at `names` (no names: this file), opened with `flags`
+        (OpenFlag), and its attributes once open: one round trip where the server has
+        the extensions (Twalkopen) and at most 16 names; else a walk, the open and a
+        getattr. If the open fails, no fid is left."""
+        if not self.client.extended or len(names) > MAXWELEM:
+            fid = await self.walk(*names)
+            try:
+                await fid.open(flags)
+                return fid, await fid.getattr(mask)
+            except BaseException:
+                fid._discard()
+                raise
+        newfid = self.client.alloc_fid()
+        reply = await self._call(
+            m.Twalkopen,
+            fid=self._num(),
+            newfid=newfid,
+            wnames=list(names),
+            flags=flags,
+            request_mask=mask,
+        )
+        fid = Fid(self.client, newfid, reply.qid)
+        fid.iounit = reply.iounit
+        return fid, reply.attr
+
     async def clunk(self) -> None:
         """Release the fid (a no-op if already clunked or the connection is gone).
 
@@ -321,18 +350,20 @@ class Fid:
 
     async def readdir_attrs_chunk(
         self, offset: int, count: int, mask: int = GetattrMask.ALL
-    ) -> list[tuple[Dirent, Attr | None]]:
+    ) -> tuple[list[tuple[Dirent, Attr | None]], bool]:
         """One Treaddirattr: `readdir_chunk` with each entry's attributes (None: the server
-        could not read them). Without the extensions: Treaddir, then a walk and a getattr
-        of each entry (its fid clunked at once), in a Treaddir chunk of `count` bytes."""
+        could not read them), and whether the listing ends with them (an empty chunk does).
+        Without the extensions: Treaddir, then a walk and a getattr of each entry (its fid
+        clunked at once), in a Treaddir chunk of `count` bytes; the end only when empty."""
         if self.client.extended:
             reply = await self._call(
                 m.Treaddirattr, fid=self._num(), offset=offset, count=count, request_mask=mask
             )
-            return [
+            entries = [
                 (Dirent(q, o, t, n), a if a.valid else None)
                 for q, o, t, n, a in m.decode_dirent_attrs(reply.data)
             ]
+            return entries, not entries or bool(reply.flags & ReaddirFlag.END)
         listed: list[tuple[Dirent, Attr | None]] = []
         for entry in await self.readdir_chunk(offset, count):
             try:
@@ -342,15 +373,16 @@ class Fid:
                 continue
             await fid.clunk()
             listed.append((entry, attr))
-        return listed
+        return listed, not listed
 
     async def readdir_attrs(self, mask: int = GetattrMask.ALL) -> list[tuple[Dirent, Attr | None]]:
         """Every entry of this open directory with its attributes (`readdir_attrs_chunk`)."""
         entries: list[tuple[Dirent, Attr | None]] = []
-        offset = 0
-        while chunk := await self.readdir_attrs_chunk(offset, self.client.iosize, mask):
+        end = False
+        while not end:
+            offset = entries[-1][0].offset if entries else 0
+            chunk, end = await self.readdir_attrs_chunk(offset, self.client.iosize, mask)
             entries += chunk
-            offset = chunk[-1][0].offset
         return entries
 
     async def fsync(self, datasync: bool = False) -> None:
