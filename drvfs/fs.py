@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import pyfuse3
 import trio
 
-from ninep.client import Attr, Fid
+from ninep.client import Attr, Fid, make_setattr
 from ninep.constants import AT_REMOVEDIR, OpenFlag
 from ninep.messages import Qid
 
@@ -145,7 +145,7 @@ class DrvFs(pyfuse3.Operations):
             fid = await self.fids.fid(node)
         else:  # ftruncate, fchmod...: the open file's fid
             fid = await self.fids.opened(self._files.get(fh))
-        await fid.setattr(
+        changes = make_setattr(
             mode=attr.st_mode & 0o7777 if fields.update_mode else None,
             uid=attr.st_uid if fields.update_uid else None,
             gid=attr.st_gid if fields.update_gid else None,
@@ -154,7 +154,7 @@ class DrvFs(pyfuse3.Operations):
             mtime=attr.st_mtime_ns if fields.update_mtime else None,
             ctime=fields.update_ctime,
         )
-        return self._entries.entry(node.ino, await fid.getattr())
+        return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
 
     @operation
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
@@ -407,7 +407,17 @@ class DrvFs(pyfuse3.Operations):
 
     @operation
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return await (await self._fid_of(inode)).getxattr(name_str(name))
+        """The kernel asks security.capability before each write and chown: asked once
+        per connection where the server refuses it for every file."""
+        key = name_str(name)
+        a = await self.fids.remote.attachment()
+        if a.xattr_refused(key):
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP), key)
+        try:
+            return await (await self._fid_of(inode)).getxattr(key)
+        except OSError as e:
+            a.refused(key, e)
+            raise
 
     @operation
     async def setxattr(

@@ -28,6 +28,7 @@ log = logging.getLogger("drvfs.remote")
 
 CONNECT_TIMEOUT = 10.0  # seconds an operation waits for an attempt, without a timeout
 GRACE = 1.0  # seconds an operation waits at least (a resumed server answering the attempt)
+_REFUSED_MAX = 16  # xattr names remembered as refused (the kernel asks a few: capabilities)
 
 
 @dataclass(eq=False)
@@ -38,6 +39,23 @@ class Attachment:
     root: Fid
     number: int  # 1 for the first connection, then counting reconnections
     done: trio.Event = field(default_factory=trio.Event)  # set: close the connection
+    # names outside user. that the server refused (EOPNOTSUPP) on an extended connection,
+    # where that holds for every file (docs/protocol-extensions.md); a few at most
+    refused_xattrs: set[str] = field(default_factory=set)
+
+    def xattr_refused(self, name: str) -> bool:
+        """Whether reading xattr `name` is known to be refused for every file."""
+        return name in self.refused_xattrs
+
+    def refused(self, name: str, e: OSError) -> None:
+        """Remember a refusal of `name` (`e`) that holds for every file."""
+        if (
+            e.errno == errno.EOPNOTSUPP
+            and self.client.extended
+            and not name.startswith("user.")
+            and len(self.refused_xattrs) < _REFUSED_MAX
+        ):
+            self.refused_xattrs.add(name)
 
     @property
     def alive(self) -> bool:

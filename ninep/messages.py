@@ -619,7 +619,7 @@ class Rremove(Message):
 # This project's extensions, served only on a connection whose Tversion asked for
 # EXTENDED_VERSION (docs/protocol-extensions.md). Each is its plain message with a trailing
 # request_mask (what Tgetattr would ask), and its reply the plain reply with the attributes
-# of the object reached or made. 180-195: no number used by 9P2000, .u, .L, .e or gVisor.
+# of the object reached or made. 180-197: no number used by 9P2000, .u, .L, .e or gVisor.
 @message(180)
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
@@ -726,12 +726,22 @@ class Rwalkopen(Message):
     qid: QidField
     iounit: U32
     attr: AttrRecord
+
+@message(196)
+class Tsetattrattr(Request["Rsetattrattr"]):
+    fid: U32
+    attr: SetAttrRecord
+    request_mask: U64
+
+@message(197)
+class Rsetattrattr(Message):
+    attr: AttrRecord
 # fmt: on
 
 #: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
 EXTENSIONS: tuple[type[Request[Any]], ...] = (
     Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify,
-    Twalkopen,
+    Twalkopen, Tsetattrattr,
 )  # fmt: skip
 
 _header = struct.Struct("<IBH")

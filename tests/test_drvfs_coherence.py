@@ -3,6 +3,7 @@ the requests each operation costs, counted by the server (its --stats socket).""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections import Counter
@@ -161,3 +162,43 @@ def test_opening_a_listed_file_is_one_request(tmp_path: Path) -> None:
         assert (mnt / "f").read_bytes() == b"12345"
         spent = server.requests() - before
         assert spent == Counter(Twalkopen=1, Tread=1, Tclunk=1)
+
+
+def test_a_setattr_brings_the_attributes_back(tmp_path: Path) -> None:
+    """chmod, truncate and utimes of a looked-up file: one Tsetattrattr each, whose
+    attributes the kernel is given (no Tgetattr after it)."""
+    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        (server.export / "f").write_bytes(b"12345")
+        os.stat(mnt / "f")  # looked up: the node has a fid
+        before = server.requests()
+        os.chmod(mnt / "f", 0o600)
+        os.truncate(mnt / "f", 2)
+        os.utime(mnt / "f", ns=(1_000_000_000, 2_000_000_000))
+        spent = server.requests() - before
+        # (and, depending on the kernel, its read of security.capability before a truncate)
+        assert spent["Tsetattrattr"] == 3 and spent["Tgetattr"] == spent["Tsetattr"] == 0
+        st = os.stat(mnt / "f")
+        assert (st.st_size, st.st_mtime_ns) == (2, 2 * 10**9)  # (no metadata: chmod keeps 777)
+
+
+def test_a_refused_security_xattr_is_asked_once_per_connection(tmp_path: Path) -> None:
+    """The kernel reads security.capability before each write and chown; the server
+    refuses every name outside user. for every file, so drvfs asks it once."""
+    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        for name in ("f", "g"):
+            (server.export / name).write_bytes(b"x")
+            os.stat(mnt / name)
+        asked = []
+        for name, xattr in [("f", "security.capability"), ("g", "security.capability")] + [
+            ("f", "user.missing")
+        ] * 2:
+            before = server.requests()
+            with pytest.raises(OSError) as info:
+                os.getxattr(mnt / name, xattr)
+            assert info.value.errno == (
+                errno.ENODATA if xattr.startswith("user.") else errno.EOPNOTSUPP
+            )
+            asked.append((server.requests() - before)["Txattrwalk"])
+        assert asked == [1, 0, 1, 1]  # a missing user. name is no refusal: asked each time

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from ninep import messages as m
 from ninep.backend import Attr, Dirent, File, User, child_attrs
-from ninep.client import Client, Fid, connect
+from ninep.client import Client, Fid, connect, make_setattr
 from ninep.constants import (
     EXTENDED_VERSION,
     NOFID,
@@ -32,6 +32,7 @@ from ninep.constants import (
     LockStatus,
     LockType,
     OpenFlag,
+    SetattrMask,
 )
 from ninep.server import Server
 from ninep.transport import Address
@@ -120,6 +121,7 @@ def _requests(fid: int) -> list[m.Message]:
         m.Tmkdirattr(7, dfid=fid, name="d", mode=0o755, gid=0, request_mask=ALL),
         m.Tnotify(8, fid=fid),
         m.Twalkopen(9, fid=fid, newfid=9, wnames=["f"], flags=RDWR, request_mask=ALL),
+        m.Tsetattrattr(10, fid=fid, attr=make_setattr(mode=0o700), request_mask=ALL),
     ]
 
 
@@ -134,8 +136,9 @@ async def test_a_plain_connection_sees_no_extension(server_address: str, export_
     for request in requests:
         reply = await conn.call(request)
         assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EOPNOTSUPP), request
-    # nothing was made, and the walk made no fid 9
+    # nothing was made or changed, and the walk made no fid 9
     assert sorted(os.listdir(export_dir)) == ["f"]
+    assert stat.S_IMODE(export_dir.stat().st_mode) != 0o700
     assert (await conn.call(m.Tclunk(1, fid=9))).kind is m.Rlerror
     await conn.aclose()
 
@@ -650,6 +653,33 @@ async def test_made_with_attributes_equal_made_then_getattr(export_dir: Path, an
         _, attr = await ext.mkdir_getattr("dir2", 0o700)
         expected = await _walk_then_getattr(plain, ("dir2",))
         assert attr == expected
+
+
+@pytest.mark.parametrize("aname", ["C", "C;metadata"])
+async def test_setattr_with_attributes_equals_setattr_then_getattr(
+    export_dir: Path, aname: str
+) -> None:
+    (export_dir / "f").write_bytes(b"12345678")
+    (export_dir / "d").mkdir()
+    changes = [
+        make_setattr(mode=0o600),
+        make_setattr(size=3),
+        make_setattr(atime=1_000_000_000_123, mtime=2_000_000_000_456),
+        make_setattr(mode=0o751, uid=0, gid=0),
+    ]
+    async with served(export_dir) as (_, address), _both(address, aname) as (ext, plain):
+        for name in ("f", "d"):
+            for change in changes:
+                if name == "d" and change.valid & SetattrMask.SIZE:
+                    continue
+                async with await ext.walk(name) as fid:
+                    attr = await fid.setattr_getattr(change)
+                assert attr == await _walk_then_getattr(plain, (name,)), (name, change)
+        assert (export_dir / "f").read_bytes() == b"123"
+        async with await ext.walk("d") as fid:  # a failed setattr is the plain error
+            with pytest.raises(OSError) as info:
+                await fid.setattr_getattr(make_setattr(size=0))
+            assert info.value.errno == errno.EISDIR
 
 
 async def test_a_failed_creation_with_attributes_is_the_plain_error(export_dir: Path) -> None:

@@ -269,6 +269,14 @@ class Fid:
             raise TypeError("setattr takes a SetAttr or keywords, not both")
         await self._call(m.Tsetattr, fid=self._num(), attr=attr)
 
+    async def setattr_getattr(self, attr: SetAttr, mask: int = GetattrMask.ALL) -> Attr:
+        """`setattr(attr)`, and the attributes after it (one round trip: Tsetattrattr)."""
+        if not self.client.extended:
+            await self.setattr(attr)
+            return await self.getattr(mask)
+        reply = await self._call(m.Tsetattrattr, fid=self._num(), attr=attr, request_mask=mask)
+        return reply.attr if reply.attr.valid else await self.getattr(mask)
+
     async def statfs(self) -> StatFs:
         """Figures of the filesystem holding the file."""
         return (await self._call(m.Tstatfs, fid=self._num())).statfs
