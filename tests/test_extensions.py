@@ -682,6 +682,18 @@ async def test_setattr_with_attributes_equals_setattr_then_getattr(
             assert info.value.errno == errno.EISDIR
 
 
+async def test_a_failed_walkopen_leaves_no_fid_in_use(export_dir: Path) -> None:
+    (export_dir / "d").mkdir()
+    async with served(export_dir) as (server, address), connect(address) as client:
+        root = await client.attach("C")
+        before = client.fids_in_use
+        for names, flags in [(("d",), int(OpenFlag.WRONLY)), (("gone",), 0)]:
+            with pytest.raises(OSError):
+                await root.walk_open(*names, flags=flags)
+        assert client.fids_in_use == before
+        assert server.stats()["connections"][0]["fids"] == 1
+
+
 async def test_a_failed_creation_with_attributes_is_the_plain_error(export_dir: Path) -> None:
     (export_dir / "taken").mkdir()
     async with served(export_dir) as (_, address), _both(address, "C") as (ext, plain):

@@ -78,11 +78,14 @@ class _Request:
         self.flushed: _Request | None = None  # for a Tflush: the request it flushes
 
 
+_MAKE_NEWFID = (m.Twalk, m.Twalkgetattr, m.Twalkopen, m.Txattrwalk)  # newfid, if it succeeds
+
+
 def _created_fid(msg: Message) -> int | None:
     """The fid a request brings into existence if it succeeds."""
     if isinstance(msg, m.Tattach):
         return msg.fid
-    if isinstance(msg, m.Twalk | m.Twalkgetattr | m.Txattrwalk) and msg.newfid != msg.fid:
+    if isinstance(msg, _MAKE_NEWFID) and msg.newfid != msg.fid:
         return msg.newfid
     return None
 
