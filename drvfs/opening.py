@@ -11,8 +11,9 @@ the kernel keeps its cached pages only while mtime and size are as when the
 file was last opened (or written through this mount). On an extended
 connection an open is one round trip (Twalkopen: the walk to a new fid, the
 open and the attributes); on a plain one the getattr goes beside the walk and
-the Tlopen. A create is a clone of the directory's fid and a
-Tlcreateattr; the new node gets no fid of its own until one is needed.
+the Tlopen. A create is one Tlcreateattr, the file opened on a new fid (on a
+plain connection a clone of the directory's fid and a Tlcreate); the new node
+gets no fid of its own until one is needed.
 """
 
 from __future__ import annotations
@@ -80,9 +81,8 @@ class Opener:
     ) -> tuple[OpenFile, Attr]:
         """Create and open `name` in `parent` for the caller of `ctx`; the file's attributes."""
         wire = self._wire_flags(flags)
-        fid = await (await self._fids.fid(parent)).clone()
+        fid, attr = await (await self._fids.fid(parent)).create_at(name, wire, mode, ctx.gid)
         try:
-            _, attr = await fid.create_getattr(name, wire, mode, ctx.gid)
             if ctx.uid != self._fids.remote.uid:
                 await self._entries.give_to_caller(fid, ctx)
                 attr = await fid.getattr()

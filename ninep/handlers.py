@@ -350,13 +350,26 @@ async def _made_attr(directory: File, name: str, qid: Qid, mask: int) -> Attr:
     return attr if attr.qid == qid else m.Attr.absent()
 
 
-async def _create(s: Session, fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr) -> File:
-    """Create and open `msg.name` in `fid`'s directory; `fid` becomes the new file."""
+async def _create(
+    s: Session, fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr, newfid: int | None = None
+) -> File:
+    """Create and open `msg.name` in `fid`'s directory; `fid` becomes the new file, or
+    fid `newfid` is made for it (the directory's stays)."""
     _check_unopened(fid)
+    if newfid is not None:
+        s.fids.check_free(newfid)
     with _own(s, (fid.file.qid.path, msg.name)):
         file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
-    fid.replace_file(file)
-    fid.handle = handle
+    if newfid is None:
+        fid.replace_file(file)
+        fid.handle = handle
+        return file
+    try:
+        await s.fids.add(newfid, FidRef(file, fid.user, handle))
+    except BaseException:  # taken meanwhile by another request: the client's own race
+        await handle.close()
+        await file.close()
+        raise
     return file
 
 
@@ -370,7 +383,7 @@ async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
 @handles(m.Tlcreateattr)
 async def _lcreateattr(s: Session, msg: m.Tlcreateattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
-        file = await _create(s, fid, msg)
+        file = await _create(s, fid, msg, None if msg.newfid == msg.fid else msg.newfid)
         try:
             attr = await file.getattr(msg.request_mask)
         except OSError:

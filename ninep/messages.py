@@ -619,7 +619,8 @@ class Rremove(Message):
 # This project's extensions, served only on a connection whose Tversion asked for
 # EXTENDED_VERSION (docs/protocol-extensions.md). Each is its plain message with a trailing
 # request_mask (what Tgetattr would ask), and its reply the plain reply with the attributes
-# of the object reached or made. 180-197: no number used by 9P2000, .u, .L, .e or gVisor.
+# of the object reached or made (Tlcreateattr also names the fid of the new file).
+# 180-197: no number used by 9P2000, .u, .L, .e or gVisor.
 @message(180)
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
@@ -647,6 +648,7 @@ class Rreaddirattr(Message):
 @message(184)
 class Tlcreateattr(Request["Rlcreateattr"]):
     fid: U32
+    newfid: U32  # the new file, opened; equal to fid: fid becomes it, as Tlcreate
     name: Str
     flags: U32
     mode: U32

@@ -113,7 +113,9 @@ def _requests(fid: int) -> list[m.Message]:
     return [
         m.Twalkgetattr(2, fid=fid, newfid=9, wnames=["f"], request_mask=ALL),
         m.Treaddirattr(3, fid=fid, offset=0, count=8192, request_mask=ALL),
-        m.Tlcreateattr(4, fid=fid, name="new", flags=RDWR, mode=0o644, gid=0, request_mask=ALL),
+        m.Tlcreateattr(
+            4, fid=fid, newfid=11, name="new", flags=RDWR, mode=0o644, gid=0, request_mask=ALL
+        ),
         m.Tsymlinkattr(5, fid=fid, name="ln", symtgt="f", gid=0, request_mask=ALL),
         m.Tmknodattr(
             6, dfid=fid, name="p", mode=stat.S_IFIFO, major=0, minor=0, gid=0, request_mask=ALL
@@ -612,8 +614,8 @@ async def test_made_with_attributes_equal_made_then_getattr(export_dir: Path, an
         made: dict[str, tuple[m.Qid, Attr]] = {}
         async with await ext.clone() as f:
             r1 = await _reply(
-                f, m.Tlcreateattr, fid=f._num(), name="file", flags=RDWR, mode=0o640, gid=0,
-                request_mask=ALL,
+                f, m.Tlcreateattr, fid=f._num(), newfid=f._num(), name="file", flags=RDWR,
+                mode=0o640, gid=0, request_mask=ALL,
             )  # fmt: skip
             made["file"] = r1.qid, r1.attr
             assert await f.write(0, b"data") == 4
@@ -680,6 +682,26 @@ async def test_setattr_with_attributes_equals_setattr_then_getattr(
             with pytest.raises(OSError) as info:
                 await fid.setattr_getattr(make_setattr(size=0))
             assert info.value.errno == errno.EISDIR
+
+
+async def test_a_file_created_on_a_new_fid_leaves_the_directory_fid(export_dir: Path) -> None:
+    (export_dir / "taken").write_text("x")
+    async with served(export_dir) as (server, address), _both(address, "C") as (ext, plain):
+        for root, name in ((ext, "a"), (plain, "b")):  # one request, or clone + create
+            client = root.client
+            before = client.fids_in_use
+            fid, attr = await root.create_at(name, RDWR, 0o640)
+            assert attr == await _walk_then_getattr(plain, (name,)) and fid.qid == attr.qid
+            assert await fid.write(0, b"data") == 4
+            await fid.clunk()
+            assert (export_dir / name).read_bytes() == b"data"
+            assert stat.S_ISDIR((await root.getattr()).mode)  # still the directory's fid
+            with pytest.raises(OSError) as info:
+                await root.create_at("taken", RDWR | int(OpenFlag.EXCL), 0o640)
+            assert info.value.errno == errno.EEXIST
+            await client.settle()  # (the plain way clunks its clone in the background)
+            assert client.fids_in_use == before  # none left by the failure
+        assert [c["fids"] for c in server.stats()["connections"]] == [1, 1]
 
 
 async def test_a_failed_walkopen_leaves_no_fid_in_use(export_dir: Path) -> None:

@@ -78,7 +78,7 @@ class _Request:
         self.flushed: _Request | None = None  # for a Tflush: the request it flushes
 
 
-_MAKE_NEWFID = (m.Twalk, m.Twalkgetattr, m.Twalkopen, m.Txattrwalk)  # newfid, if it succeeds
+_MAKE_NEWFID = (m.Twalk, m.Twalkgetattr, m.Twalkopen, m.Tlcreateattr, m.Txattrwalk)
 
 
 def _created_fid(msg: Message) -> int | None:

@@ -303,9 +303,11 @@ class Fid:
         """`create`, and the new file's attributes (one round trip: Tlcreateattr)."""
         if not self.client.extended:
             return await self.create(name, flags, mode, gid), await self.getattr(mask)
+        num = self._num()
         reply = await self._call(
             m.Tlcreateattr,
-            fid=self._num(),
+            fid=num,
+            newfid=num,
             name=name,
             flags=flags,
             mode=mode,
@@ -314,6 +316,42 @@ class Fid:
         )
         self.qid, self.iounit = reply.qid, reply.iounit
         return reply.qid, reply.attr if reply.attr.valid else await self.getattr(mask)
+
+    async def create_at(
+        self, name: str, flags: int, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
+    ) -> tuple[Fid, Attr]:
+        """A new fid for regular file `name` created in this directory and opened with
+        `flags`, and its attributes; this fid stays the directory's. One round trip
+        (Tlcreateattr to a new fid) where the server has the extensions; else a clone of
+        this fid, `create` and a getattr."""
+        if not self.client.extended:
+            fid = await self.clone()
+            try:
+                _, attr = await fid.create_getattr(name, flags, mode, gid, mask)
+            except BaseException:
+                fid._discard()
+                raise
+            return fid, attr
+        newfid = self.client.alloc_fid()
+        reply = await self._call(
+            m.Tlcreateattr,
+            fid=self._num(),
+            newfid=newfid,
+            name=name,
+            flags=flags,
+            mode=mode,
+            gid=gid,
+            request_mask=mask,
+        )
+        fid = Fid(self.client, newfid, reply.qid)
+        fid.iounit = reply.iounit
+        if reply.attr.valid:
+            return fid, reply.attr
+        try:
+            return fid, await fid.getattr(mask)
+        except BaseException:
+            fid._discard()
+            raise
 
     async def read(self, offset: int, count: int) -> bytes:
         """Up to `count` bytes at `offset`, in iounit-sized Treads; fewer only at end of file."""
