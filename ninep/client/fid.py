@@ -303,19 +303,23 @@ class Fid:
         """`create`, and the new file's attributes (one round trip: Tlcreateattr)."""
         if not self.client.extended:
             return await self.create(name, flags, mode, gid), await self.getattr(mask)
-        num = self._num()
-        reply = await self._call(
+        reply = await self._lcreateattr(self._num(), name, flags, mode, gid, mask)
+        self.qid, self.iounit = reply.qid, reply.iounit
+        return reply.qid, reply.attr if reply.attr.valid else await self.getattr(mask)
+
+    async def _lcreateattr(
+        self, newfid: int, name: str, flags: int, mode: int, gid: int, mask: int
+    ) -> m.Rlcreateattr:
+        return await self._call(
             m.Tlcreateattr,
-            fid=num,
-            newfid=num,
+            fid=self._num(),
+            newfid=newfid,
             name=name,
             flags=flags,
             mode=mode,
             gid=gid,
             request_mask=mask,
         )
-        self.qid, self.iounit = reply.qid, reply.iounit
-        return reply.qid, reply.attr if reply.attr.valid else await self.getattr(mask)
 
     async def create_at(
         self, name: str, flags: int, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
@@ -333,16 +337,7 @@ class Fid:
                 raise
             return fid, attr
         newfid = self.client.alloc_fid()
-        reply = await self._call(
-            m.Tlcreateattr,
-            fid=self._num(),
-            newfid=newfid,
-            name=name,
-            flags=flags,
-            mode=mode,
-            gid=gid,
-            request_mask=mask,
-        )
+        reply = await self._lcreateattr(newfid, name, flags, mode, gid, mask)
         fid = Fid(self.client, newfid, reply.qid)
         fid.iounit = reply.iounit
         if reply.attr.valid:
