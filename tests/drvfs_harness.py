@@ -80,6 +80,9 @@ class ServerProcess:
                 self.proc.wait(TIMEOUT)
 
 
+QUIET_READS = 5  # the same figures read this many times, 50 ms apart: the mount is quiet
+
+
 class StatsServer(ServerProcess):
     """The server with a --stats socket beside its 9P socket (`ninep.stats`)."""
 
@@ -97,15 +100,17 @@ class StatsServer(ServerProcess):
 
     def requests(self) -> Counter[str]:
         """Requests served so far by message name, once the mount is quiet (clunks that
-        follow an operation in the background counted), the pending Tnotify apart."""
-        last: Counter[str] | None = None
-        while True:
+        follow an operation in the background counted: the kernel sends a release after
+        close(2) returns), the pending Tnotify apart."""
+        last: Counter[str] = Counter()
+        same = -1  # the first read compares with nothing
+        while same < QUIET_READS:
+            time.sleep(0.05)
             now = Counter(self.total()["requests"])
             now.pop("Tnotify", None)
-            if now == last:
-                return now
+            same = same + 1 if now == last else 0
             last = now
-            time.sleep(0.05)
+        return last
 
 
 class MountProcess:

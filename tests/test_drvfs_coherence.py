@@ -18,6 +18,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 ROUNDS = 10  # each case-variant sequence, on fresh names: a stale cache shows in any round
+# For counting requests: no notification (host changes would make the kernel ask again),
+# and nothing the kernel was given expires while a test counts, however slow the machine.
+COUNTED = "covered_timeout=0,attr_timeout=3600,entry_timeout=3600"
 
 
 # ---- case variants: the kernel's dentry cache is case-sensitive, the directory is not ----
@@ -93,7 +96,7 @@ def test_an_open_file_stays_readable_after_a_case_variant_is_unlinked(tmp_path: 
 
 
 def test_listing_10000_entries_holds_no_server_fid_per_entry(tmp_path: Path) -> None:
-    with drvfs_mount(tmp_path, "", StatsServer) as (mnt, server, _):
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         big = server.export / "big"
         big.mkdir()
@@ -113,9 +116,7 @@ def test_listing_10000_entries_holds_no_server_fid_per_entry(tmp_path: Path) -> 
 
 
 def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> None:
-    # Without notification: the host's changes would make the kernel ask the root's
-    # attributes again (tests/test_drvfs_notify.py), which is not what is counted here.
-    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         os.listdir(mnt)  # the root is known, the names below are not
         (server.export / "fresh").write_bytes(b"12345")
@@ -139,7 +140,7 @@ def test_listing_a_directory_costs_one_open_and_one_listing(tmp_path: Path) -> N
     READDIRPLUS lists the entries with their attributes and learns in the same reply
     that they are all, and the kernel's last call after the end is answered without
     asking the server again."""
-    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         (server.export / "d").mkdir()
         for name in ("a", "b", "c"):
@@ -154,7 +155,7 @@ def test_listing_a_directory_costs_one_open_and_one_listing(tmp_path: Path) -> N
 def test_opening_a_listed_file_is_one_request(tmp_path: Path) -> None:
     """open walks a new fid to the file, opens it and brings its attributes (for the
     close-to-open check) in one Twalkopen."""
-    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         (server.export / "f").write_bytes(b"12345")
         os.listdir(mnt)  # "f" is known from the listing, with its attributes, without a fid
@@ -167,7 +168,7 @@ def test_opening_a_listed_file_is_one_request(tmp_path: Path) -> None:
 def test_a_setattr_brings_the_attributes_back(tmp_path: Path) -> None:
     """chmod, truncate and utimes of a looked-up file: one Tsetattrattr each, whose
     attributes the kernel is given (no Tgetattr after it)."""
-    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         (server.export / "f").write_bytes(b"12345")
         os.stat(mnt / "f")  # looked up: the node has a fid
@@ -185,7 +186,7 @@ def test_a_setattr_brings_the_attributes_back(tmp_path: Path) -> None:
 def test_a_refused_security_xattr_is_asked_once_per_connection(tmp_path: Path) -> None:
     """The kernel reads security.capability before each write and chown; the server
     refuses every name outside user. for every file, so drvfs asks it once."""
-    with drvfs_mount(tmp_path, "covered_timeout=0", StatsServer) as (mnt, server, _):
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
         for name in ("f", "g"):
             (server.export / name).write_bytes(b"x")
