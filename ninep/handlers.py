@@ -364,12 +364,7 @@ async def _create(
         fid.replace_file(file)
         fid.handle = handle
         return file
-    try:
-        await s.fids.add(newfid, FidRef(file, fid.user, handle))
-    except BaseException:  # taken meanwhile by another request: the client's own race
-        await handle.close()
-        await file.close()
-        raise
+    await s.fids.add(newfid, FidRef(file, fid.user, handle))  # closes both if taken meanwhile
     return file
 
 
