@@ -24,7 +24,7 @@ import pyfuse3
 import trio
 
 from ninep.client import Attr, Fid, make_setattr
-from ninep.constants import AT_REMOVEDIR, OpenFlag
+from ninep.constants import AT_REMOVEDIR, OpenFlag, SetattrMask
 from ninep.messages import Qid
 
 from . import convert
@@ -140,11 +140,12 @@ class DrvFs(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
+        """On the node's fid; with `fh` (ftruncate), on the open file's. A node with no fid
+        that has an open file (a file just created: tar sets its times, owner and mode
+        while it is open) borrows that file's fid rather than walk one, unless the size
+        changes (the server lets a fid opened for writing truncate without write
+        permission, as ftruncate(2)); a release meanwhile leaves its fid to the borrower."""
         node = self.fids.node(inode)
-        if fh is None:
-            fid = await self.fids.fid(node)
-        else:  # ftruncate, fchmod...: the open file's fid
-            fid = await self.fids.opened(self._files.get(fh))
         changes = make_setattr(
             mode=attr.st_mode & 0o7777 if fields.update_mode else None,
             uid=attr.st_uid if fields.update_uid else None,
@@ -154,7 +155,23 @@ class DrvFs(pyfuse3.Operations):
             mtime=attr.st_mtime_ns if fields.update_mtime else None,
             ctime=fields.update_ctime,
         )
-        return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
+        if fh is not None:
+            fid = await self.fids.opened(self._files.get(fh))
+            return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
+        borrowed = None
+        if node.fid is None and not changes.valid & SetattrMask.SIZE:
+            borrowed = self._files.file_of(node)
+        if borrowed is None:
+            fid = await self.fids.fid(node)
+            return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
+        borrowed.borrowers += 1
+        try:
+            fid = await self.fids.opened(borrowed)
+            return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
+        finally:
+            borrowed.borrowers -= 1
+            if borrowed.released and not borrowed.borrowers:
+                self.fids.drop(borrowed.fid)
 
     @operation
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
@@ -352,7 +369,9 @@ class DrvFs(pyfuse3.Operations):
         except OSError:
             file.node.stamp = None
         finally:
-            self.fids.drop(file.fid)
+            file.released = True
+            if not file.borrowers:  # else the last borrower drops it
+                self.fids.drop(file.fid)
 
     # ---- locks (called only by a pyfuse3 with lock handlers) ----
 

@@ -29,6 +29,8 @@ class OpenFile:
     flags: int
     fid: Fid | None  # None: not opened yet (a directory whose listing the kernel may cache)
     wrote: bool = False  # data was written through this file
+    borrowers: int = 0  # setattrs of the node using `fid` now (`DrvFs.setattr`)
+    released: bool = False  # the kernel released it: `fid` goes with the last borrower
 
     def reopened(self, fid: Fid) -> None:
         """`fid`, opened on a new connection (or at first use), replaces the fid of the lost
@@ -74,3 +76,10 @@ class OpenFileTable:
 
     def pop(self, fh: int) -> OpenFile:
         return self._files.pop(fh)
+
+    def file_of(self, node: Inode) -> OpenFile | None:
+        """An open file (not a directory) of `node`, if any."""
+        for file in self._files.values():
+            if file.node is node and not isinstance(file, OpenDir):
+                return file
+        return None
