@@ -10,18 +10,14 @@ anyone else in.
 from __future__ import annotations
 
 import fcntl
-import logging
 
-import pyfuse3
 import trio
 
 from .inodes import InodeTable
+from .kernelcache import drop_entry, drop_inode
 from .locks import Key, LockTable, flock_type
 from .openfiles import OpenFile
-from .operation import name_bytes
 from .resolver import FidResolver
-
-log = logging.getLogger("drvfs")
 
 
 class CoherentLocks:
@@ -91,13 +87,7 @@ async def invalidate(ino: int) -> None:
     which this event loop must serve meanwhile.
     """
 
-    def invalidate_inode() -> None:
-        try:
-            pyfuse3.invalidate_inode(ino)
-        except OSError as e:  # ENOENT: the kernel holds nothing of it
-            log.debug("invalidating inode %d: %s", ino, e)
-
-    await trio.to_thread.run_sync(invalidate_inode)
+    await trio.to_thread.run_sync(drop_inode, ino)
 
 
 class CaseVariants:
@@ -133,8 +123,8 @@ class CaseVariants:
                 self._stale.add(ino)
                 stale.append(ino)
             self._nursery.start_soon(self._invalidate, parent, variant, ino)
-        if stale:
-            await trio.to_thread.run_sync(_drop_attributes, stale)
+        for ino in stale:
+            await trio.to_thread.run_sync(drop_inode, ino, True)
 
     def stale_once(self, ino: int) -> bool:
         """Whether the kernel may have reached `ino` by a variant not yet invalidated
@@ -145,21 +135,7 @@ class CaseVariants:
         return False
 
     async def _invalidate(self, parent: int, name: str, ino: int) -> None:
-        def invalidate_entry() -> None:
-            try:
-                pyfuse3.invalidate_entry(parent, name_bytes(name))
-            except OSError as e:  # ENOENT: the kernel holds no such entry
-                log.debug("invalidating %r in %d: %s", name, parent, e)
-
         try:
-            await trio.to_thread.run_sync(invalidate_entry, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(drop_entry, parent, name, abandon_on_cancel=True)
         finally:
             self._stale.discard(ino)
-
-
-def _drop_attributes(inos: list[int]) -> None:
-    for ino in inos:
-        try:
-            pyfuse3.invalidate_inode(ino, attr_only=True)
-        except OSError as e:  # ENOENT: the kernel holds nothing of it
-            log.debug("invalidating the attributes of inode %d: %s", ino, e)

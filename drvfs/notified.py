@@ -33,19 +33,19 @@ changes ends in an overflow, never in unbounded memory on either side.
 
 from __future__ import annotations
 
+import functools
 import logging
 import stat
 import threading
 from collections.abc import Callable
 
-import pyfuse3
 import trio
 
 from ninep.client import Attr, Changes
 from ninep.constants import NOTIFY_COVERED, ChangeFlag, ChangeKind
 
 from .inodes import ROOT, InodeTable
-from .operation import name_bytes
+from .kernelcache import drop_entry, drop_inode
 from .remote import Attachment, Remote
 
 log = logging.getLogger("drvfs")
@@ -222,23 +222,8 @@ class Notifications:
 
 
 def _entry(parent: int, name: str, deleted: int = 0) -> Invalidation:
-    def invalidate() -> None:
-        try:
-            pyfuse3.invalidate_entry(parent, name_bytes(name), deleted=deleted)
-        except OSError as e:  # ENOENT: not cached; ENOTEMPTY: a directory with cached entries
-            if deleted:
-                _entry(parent, name)()
-            else:
-                log.debug("invalidating %r in %d: %s", name, parent, e)
-
-    return invalidate
+    return functools.partial(drop_entry, parent, name, deleted)
 
 
 def _inode(ino: int, attr_only: bool) -> Invalidation:
-    def invalidate() -> None:
-        try:
-            pyfuse3.invalidate_inode(ino, attr_only=attr_only)
-        except OSError as e:  # ENOENT: the kernel holds nothing of it
-            log.debug("invalidating inode %d: %s", ino, e)
-
-    return invalidate
+    return functools.partial(drop_inode, ino, attr_only)

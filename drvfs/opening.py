@@ -29,23 +29,11 @@ from ninep.constants import OpenFlag
 from . import convert
 from .entries import Entries
 from .inodes import Inode
+from .kernelcache import drop_inode
 from .openfiles import OpenFile
 from .resolver import FidResolver, stale
 
 log = logging.getLogger("drvfs")
-
-
-async def invalidate_attributes(ino: int) -> None:
-    """Drop the kernel's cached attributes of inode `ino` (in a worker thread: never a wait
-    of this event loop on the kernel)."""
-
-    def invalidate() -> None:
-        try:
-            pyfuse3.invalidate_inode(ino, attr_only=True)
-        except OSError as e:  # ENOENT: the kernel holds nothing of it
-            log.debug("invalidating the attributes of inode %d: %s", ino, e)
-
-    await trio.to_thread.run_sync(invalidate)
 
 
 class Opener:
@@ -73,7 +61,7 @@ class Opener:
             # The kernel's size and mtime of it are stale (cached long, perhaps): dropped
             # before the open is answered, so that reads after it see the whole file.
             node.given = None
-            await invalidate_attributes(node.ino)
+            await trio.to_thread.run_sync(drop_inode, node.ino, True)
         return OpenFile(node, wire & convert.REOPEN_MASK, fid), keep
 
     async def create(
