@@ -24,7 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pytest
+
 from ninep import stats
+
+#: Tests that mount a FUSE filesystem need the device and root (CI has both).
+NEEDS_FUSE = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
+)
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent

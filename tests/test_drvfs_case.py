@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from .drvfs_harness import drvfs_mount
+from .drvfs_harness import NEEDS_FUSE, drvfs_mount
 from .posix_checks import raises_errno
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 FLAG = "system.wsl_case_sensitive"
 

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .drvfs_harness import StatsServer, drvfs_mount
+from .drvfs_harness import NEEDS_FUSE, StatsServer, drvfs_mount
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 ROUNDS = 10  # each case-variant sequence, on fresh names: a stale cache shows in any round
 # For counting requests: no notification (host changes would make the kernel ask again),

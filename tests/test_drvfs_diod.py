@@ -9,18 +9,15 @@ name, given to drvfs as is (`--aname`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .drvfs_harness import MountProcess
+from .drvfs_harness import NEEDS_FUSE, MountProcess
 from .posix_checks import CHECKS, Check
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 SERVER_NEUTRAL = [
     "write_read_and_offsets",

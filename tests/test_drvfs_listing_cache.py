@@ -16,16 +16,14 @@ from pathlib import Path
 import pyfuse3
 import pytest
 
-from .drvfs_harness import StatsServer, drvfs_mount
+from .drvfs_harness import NEEDS_FUSE, StatsServer, drvfs_mount
 from .test_drvfs_notify import HOUR, uncovered_mount, until
 
 pytestmark = [
-    pytest.mark.skipif(
-        not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-    ),
+    NEEDS_FUSE,
     pytest.mark.skipif(
         not getattr(pyfuse3, "CACHE_READDIR_SUPPORTED", False),
-        reason="needs pyfuse3 with cache-readdir.patch (make setup)",
+        reason="needs pyfuse3 with cache-readdir.patch (make setup; test_pyfuse3_patched fails)",
     ),
 ]
 

@@ -14,13 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from .drvfs_harness import NEEDS_FUSE, PYTHON, REPO, TIMEOUT, ServerProcess, drvfs_mount
 
-from .drvfs_harness import PYTHON, REPO, TIMEOUT, ServerProcess, drvfs_mount
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 SILENCE = 3  # the mount's timeout=, in seconds
 MARGIN = 10  # a generous margin: the bound is checked, not the exact timing

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyfuse3
 import pytest
 
-from .drvfs_harness import PYTHON, MountProcess, drvfs_mount
+from .drvfs_harness import NEEDS_FUSE, PYTHON, MountProcess, drvfs_mount
 from .locker import Locker
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 EAGAIN = errno.EAGAIN
 WR, RD, UN = fcntl.F_WRLCK, fcntl.F_RDLCK, fcntl.F_UNLCK
@@ -51,10 +47,6 @@ def lockers() -> Iterator[list[Locker]]:
     yield made
     for locker in made:
         locker.stop()
-
-
-def test_the_installed_pyfuse3_has_lock_handlers() -> None:
-    assert getattr(pyfuse3, "LOCKS_SUPPORTED", False), "run third_party/pyfuse3/install"
 
 
 def test_posix_locks_exclude_other_processes_on_either_mount(

@@ -6,13 +6,9 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
+from .drvfs_harness import NEEDS_FUSE, drvfs_mount
 
-from .drvfs_harness import drvfs_mount
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 
 def test_metadata_keeps_modes_owners_and_special_files_in_xattrs(tmp_path: Path) -> None:

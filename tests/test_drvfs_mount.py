@@ -19,12 +19,18 @@ from drvfs.cli import helper_script
 from volfs.names import STAGING_DIR
 
 from . import posix_checks
-from .drvfs_harness import PYTHON, TIMEOUT, ServerProcess, drvfs_mount, is_mounted, short_dir
+from .drvfs_harness import (
+    NEEDS_FUSE,
+    PYTHON,
+    TIMEOUT,
+    ServerProcess,
+    drvfs_mount,
+    is_mounted,
+    short_dir,
+)
 from .posix_checks import RENAME_EXCHANGE, renameat2
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 DRVFS = [PYTHON, "-m", "drvfs"]
 MOUNT_HELPER = [PYTHON, "-c", "import sys; from drvfs.cli import mount_helper as m; sys.exit(m())"]

@@ -25,12 +25,10 @@ import pytest
 
 from ninep import stats
 
-from .drvfs_harness import MountProcess, ServerProcess, StatsServer, drvfs_mount
+from .drvfs_harness import NEEDS_FUSE, MountProcess, ServerProcess, StatsServer, drvfs_mount
 from .passthrough_fs import mounted_passthrough
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 HOUR = "covered_timeout=3600,attr_timeout=0,entry_timeout=0"
 DEADLINE = 5.0  # seconds for a host change to reach the mount

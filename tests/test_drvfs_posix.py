@@ -7,18 +7,15 @@ plain directory, so a check that is wrong about POSIX fails there too.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .drvfs_harness import drvfs_mount
+from .drvfs_harness import NEEDS_FUSE, drvfs_mount
 from .posix_checks import CHECKS, Check
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 
 @pytest.fixture(params=["drvfs", "local"])

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .drvfs_harness import is_mounted
+from .drvfs_harness import NEEDS_FUSE, is_mounted
 from .passthrough_fs import mounted_passthrough
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root"
-)
+pytestmark = NEEDS_FUSE
 
 
 @pytest.fixture
