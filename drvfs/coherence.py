@@ -102,7 +102,9 @@ class CaseVariants:
     until the operation is answered. Until it is done, the first getattr or open
     of an inode a variant led to is answered ESTALE (`stale_once`): the kernel
     then looks the name up again (LOOKUP_REVAL), so a stale variant is never
-    seen, even in the moment after the operation returns. In a case-sensitive
+    seen, even in the moment after the operation returns. A getattr of an inode
+    with open files is answered all the same: it may be an fstat, which no
+    lookup can mend (a variant stat'ed in that moment shows the file, nlink 0). In a case-sensitive
     directory the variants are other files: they are looked up again, no more.
     """
 

@@ -121,9 +121,9 @@ class DrvFs(pyfuse3.Operations):
     @operation
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self.fids.node(inode)
-        self._check_variants(node)
-        _, attr = await self.fids.stat(node)
-        return self._entries.entry(inode, attr)
+        if not node.files:  # else perhaps an fstat: the name may be gone, the file is not
+            self._check_variants(node)
+        return self._entries.entry(inode, await self.fids.stat(node))
 
     def _check_variants(self, node: Inode) -> None:
         """ESTALE if the kernel may have reached `node` by a stale case variant of its name
@@ -140,11 +140,12 @@ class DrvFs(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        """On the node's fid; with `fh` (ftruncate), on the open file's. A node with no fid
-        that has an open file (a file just created: tar sets its times, owner and mode
-        while it is open) borrows that file's fid rather than walk one, unless the size
-        changes (the server lets a fid opened for writing truncate without write
-        permission, as ftruncate(2)); a release meanwhile leaves its fid to the borrower."""
+        """With `fh` (ftruncate), on that open file's fid. A size change by name
+        (truncate(2)) on the node's own fid: the server lets a fid opened for writing
+        truncate without write permission, as ftruncate(2). Any other on an open file's
+        fid while the node has one (`FidResolver.on_file`): fchmod and futimens of a file
+        unlinked or renamed while open; tar sets the times, owner and mode of the file it
+        just made while it is open, which then needs no fid of its own."""
         node = self.fids.node(inode)
         changes = make_setattr(
             mode=attr.st_mode & 0o7777 if fields.update_mode else None,
@@ -157,21 +158,12 @@ class DrvFs(pyfuse3.Operations):
         )
         if fh is not None:
             fid = await self.fids.opened(self._files.get(fh))
-            return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
-        borrowed = None
-        if node.fid is None and not changes.valid & SetattrMask.SIZE:
-            borrowed = self._files.file_of(node)
-        if borrowed is None:
-            fid = await self.fids.fid(node)
-            return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
-        borrowed.borrowers += 1
-        try:
-            fid = await self.fids.opened(borrowed)
-            return self._entries.entry(node.ino, await fid.setattr_getattr(changes))
-        finally:
-            borrowed.borrowers -= 1
-            if borrowed.released and not borrowed.borrowers:
-                self.fids.drop(borrowed.fid)
+            done = await fid.setattr_getattr(changes)
+        elif changes.valid & SetattrMask.SIZE:
+            done = await (await self.fids.fid(node)).setattr_getattr(changes)
+        else:
+            done = await self.fids.on_file(node, lambda fid: fid.setattr_getattr(changes))
+        return self._entries.entry(node.ino, done)
 
     @operation
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
@@ -247,6 +239,8 @@ class DrvFs(pyfuse3.Operations):
         text = name_str(name)
         try:
             dir_fid = await self._fid_of(parent_inode)
+            if flags & AT_REMOVEDIR:
+                await self._hold(parent_inode, text)
             try:
                 await dir_fid.unlinkat(text, flags)
             except OSError as e:  # a server without Tunlinkat (diod): Tremove, as the kernel
@@ -255,6 +249,18 @@ class DrvFs(pyfuse3.Operations):
                 await (await dir_fid.walk(text)).remove()
         finally:  # even on failure: whether it was removed is not known for sure
             await self._variants.changed(parent_inode, text)
+
+    async def _hold(self, parent_inode: int, name: str) -> None:
+        """Give the node the kernel knows as `name` a fid of its own, if it has none, before
+        the name goes: the kernel may still ask for its attributes (a directory that is a
+        process's working directory: nlink 0 after rmdir, as on a local filesystem), and
+        its name will lead nowhere."""
+        node = self.inodes.get(self.inodes.ino_named(parent_inode, name) or 0)
+        if node is not None:
+            try:
+                await self.fids.fid(node)
+            except OSError as e:  # not the kernel's file any more: nothing to hold
+                log.debug("holding %r: %s", node, e)
 
     @operation
     async def rename(
@@ -369,9 +375,7 @@ class DrvFs(pyfuse3.Operations):
         except OSError:
             file.node.stamp = None
         finally:
-            file.released = True
-            if not file.borrowers:  # else the last borrower drops it
-                self.fids.drop(file.fid)
+            self.fids.release(file)
 
     # ---- locks (called only by a pyfuse3 with lock handlers) ----
 
@@ -416,7 +420,7 @@ class DrvFs(pyfuse3.Operations):
         directory = self._files.get_dir(fh)
         self._files.pop(fh)
         self._dirs.discard(directory)
-        self.fids.drop(directory.fid)
+        self.fids.release(directory)
 
     @operation
     async def fsyncdir(self, fh: int, datasync: bool) -> None:

@@ -9,7 +9,8 @@ root. A node the kernel has forgotten is kept while a child still refers to it
 
 A node needs no fid: one listed with its attributes (READDIRPLUS) has none
 until the kernel asks for something that needs one, and it is then walked to
-from its nearest ancestor that has one (`drvfs.resolver`).
+from its nearest ancestor that has one, or from one of its open files
+(`files`), whose fids reach it whatever became of its name (`drvfs.resolver`).
 
 The table also records the names the kernel was given in each directory, by
 case-folded name (`names`): in a case-insensitive directory the kernel's
@@ -22,10 +23,14 @@ the kernel renames is.
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import pyfuse3
 
 from ninep.client import Fid
+
+if TYPE_CHECKING:
+    from .openfiles import OpenFile
 
 ROOT = pyfuse3.ROOT_INODE
 
@@ -33,13 +38,15 @@ ROOT = pyfuse3.ROOT_INODE
 class Inode:
     """One file the kernel knows."""
 
-    __slots__ = ("__weakref__", "fid", "given", "ino", "lookups", "name", "parent", "stamp")
+    __slots__ = ("__weakref__", "fid", "files", "given", "ino", "lookups", "name", "parent",
+                 "stamp")  # fmt: skip
 
     def __init__(self, ino: int, parent: Inode | None, name: str, fid: Fid | None) -> None:
         self.ino = ino
         self.parent = parent  # None for the root
         self.name = name  # the name in `parent` it was last reached by
         self.fid = fid  # not opened: used for walks, getattr, setattr, directory operations
+        self.files: list[OpenFile] = []  # open now (`OpenFileTable`): they reach it by no name
         self.lookups = 0
         self.stamp: tuple[int, int, int] | None = None  # (mtime s, mtime ns, size) at last open
         self.given: tuple[int, int, int] | None = None  # the same, as last given to the kernel

@@ -29,7 +29,7 @@ class OpenFile:
     flags: int
     fid: Fid | None  # None: not opened yet (a directory whose listing the kernel may cache)
     wrote: bool = False  # data was written through this file
-    borrowers: int = 0  # setattrs of the node using `fid` now (`DrvFs.setattr`)
+    borrowers: int = 0  # requests of the node's own using `fid` now (`FidResolver.borrowed`)
     released: bool = False  # the kernel released it: `fid` goes with the last borrower
 
     def reopened(self, fid: Fid) -> None:
@@ -60,10 +60,11 @@ class OpenFileTable:
         self._next = 1
 
     def add(self, file: OpenFile) -> int:
-        """A new file handle number for `file`."""
+        """A new file handle number for `file`, which is also one of its node's `files`."""
         fh = self._next
         self._next += 1
         self._files[fh] = file
+        file.node.files.append(file)
         return fh
 
     def get(self, fh: int) -> OpenFile:
@@ -75,11 +76,6 @@ class OpenFileTable:
         return directory
 
     def pop(self, fh: int) -> OpenFile:
-        return self._files.pop(fh)
-
-    def file_of(self, node: Inode) -> OpenFile | None:
-        """An open file (not a directory) of `node`, if any."""
-        for file in self._files.values():
-            if file.node is node and not isinstance(file, OpenDir):
-                return file
-        return None
+        file = self._files.pop(fh)
+        file.node.files.remove(file)
+        return file

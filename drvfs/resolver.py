@@ -8,6 +8,13 @@ to another file, or nowhere); where the attributes are wanted too, the walk
 brings them (Twalkgetattr: one round trip on an extended connection). An open
 file is opened again with its flags after a reconnection. Fids that nobody
 waits for are clunked in the background.
+
+While a node has an open file, its name may be gone (unlinked, renamed or
+replaced, here or by another client) and the file still in use: its getattr
+and setattr go on the open file's fid (`stat`, `on_file`), and on an extended
+connection (where fids are files, not paths) a fid of it is walked to from
+that file, by no name. So fstat shows nlink 0 after an unlink, as on a local
+filesystem, instead of ESTALE.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from typing import TypeGuard
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeGuard, TypeVar
 
 import trio
 
@@ -27,6 +36,8 @@ from .openfiles import OpenFile
 from .remote import Attachment, Remote
 
 log = logging.getLogger("drvfs")
+
+T = TypeVar("T")
 
 
 def stale(what: str) -> OSError:
@@ -60,13 +71,21 @@ class FidResolver:
         fid, _ = await self._walk(node, a, stat=False)
         return self._keep(node, fid, a)
 
-    async def stat(self, node: Inode) -> tuple[Fid, Attr]:
-        """The fid of `node` and its attributes: a getattr, or a walk that brings them."""
+    async def stat(self, node: Inode) -> Attr:
+        """The attributes of `node`: a getattr on an open file's fid if it has one, else on
+        its own fid, or a walk that brings them."""
         a = await self.remote.attachment()
+        file = _open_file(node, a)
+        if file is not None:
+            try:
+                with self.borrowed(file) as opened:
+                    return await opened.getattr()
+            except FileNotFoundError:  # a server whose fids are paths (diod): as below
+                pass
         held = a.root if node is self.inodes.root else node.fid
         if _live(held, a):
             try:
-                return held, await held.getattr()
+                return await held.getattr()
             except FileNotFoundError:
                 if node is self.inodes.root or node.fid is not held:
                     raise
@@ -76,14 +95,48 @@ class FidResolver:
                 self.drop(held)
         fid, attr = await self._walk(node, a, stat=True)
         assert attr is not None
-        return self._keep(node, fid, a), attr
+        self._keep(node, fid, a)
+        return attr
+
+    async def on_file(self, node: Inode, call: Callable[[Fid], Awaitable[T]]) -> T:
+        """`call(fid)` with a fid of `node`'s file itself: one of its open files' while it
+        has one (whatever became of its name), else its own (`fid`)."""
+        file = _open_file(node, await self.remote.attachment())
+        if file is None:
+            return await call(await self.fid(node))
+        with self.borrowed(file) as opened:
+            return await call(opened)
+
+    @contextmanager
+    def borrowed(self, file: OpenFile) -> Iterator[Fid]:
+        """The fid of `file`, used by a request of its node's meanwhile: a release in the
+        meantime leaves its clunk to the last borrower (`release`)."""
+        assert file.fid is not None
+        file.borrowers += 1
+        try:
+            yield file.fid
+        finally:
+            file.borrowers -= 1
+            if file.released and not file.borrowers:
+                self.drop(file.fid)
+
+    def release(self, file: OpenFile) -> None:
+        """The kernel released `file`: its fid is clunked, now or by its last borrower."""
+        file.released = True
+        if not file.borrowers:
+            self.drop(file.fid)
 
     async def _walk(
         self, node: Inode, a: Attachment, stat: bool, flags: int | None = None
     ) -> tuple[Fid, Attr | None]:
-        """A new fid of `node` on `a`, walked from its nearest ancestor with a fid there
-        (with the attributes of the file reached if `stat`; opened with `flags` and with
-        its attributes, if given); ESTALE if its names lead elsewhere."""
+        """A new fid of `node` on `a` (with the attributes of the file reached if `stat`;
+        opened with `flags` and with its attributes, if given): from one of its open files
+        where fids are files (an extended connection), else walked from its nearest
+        ancestor with a fid there; ESTALE if its names lead elsewhere."""
+        file = _open_file(node, a) if a.client.extended else None
+        if file is not None:  # by no name: it may be gone
+            with self.borrowed(file) as opened:
+                return await self._walk_from(opened, [], node, stat, flags)
         names: list[str] = []
         start: Inode | None = node
         while start is not None and start.parent is not None and not _live(start.fid, a):
@@ -92,6 +145,11 @@ class FidResolver:
         origin = a.root if start is None or start.parent is None else start.fid
         assert origin is not None
         names.reverse()
+        return await self._walk_from(origin, names, node, stat, flags)
+
+    async def _walk_from(
+        self, origin: Fid, names: list[str], node: Inode, stat: bool, flags: int | None
+    ) -> tuple[Fid, Attr | None]:
         attr: Attr | None = None
         try:
             if flags is not None:
@@ -184,6 +242,14 @@ class FidResolver:
 def _live(fid: Fid | None, a: Attachment) -> TypeGuard[Fid]:
     """Whether `fid` is usable on attachment `a`."""
     return fid is not None and fid.fid is not None and a.owns(fid)
+
+
+def _open_file(node: Inode, a: Attachment) -> OpenFile | None:
+    """One of `node`'s open files whose fid is usable on `a`, if any."""
+    for file in node.files:
+        if _live(file.fid, a):
+            return file
+    return None
 
 
 async def _clunk(fid: Fid) -> None:

@@ -223,6 +223,156 @@ def check_unlink_while_open(root: Path) -> None:
     assert list(root.iterdir()) == []
 
 
+_FD_LOCKER = """
+import fcntl, sys
+fd = int(sys.argv[1])
+for lock in (lambda: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+             lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)):
+    try:
+        lock()
+    except OSError:
+        print("busy")
+    else:
+        print("locked")
+"""
+
+
+def _other_process_locks_fd(fd: int) -> list[str]:
+    """What another process holding the same open file description can lock."""
+    out = subprocess.run([sys.executable, "-c", _FD_LOCKER, str(fd)], pass_fds=(fd,),
+                         capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    return out.stdout.split()
+
+
+def _mode_after_chmod(root: Path, mode: int) -> int:
+    """The mode a new file of `root` shows after chmod to `mode` (without metadata, a
+    WSL-like mount keeps only whether it is writable)."""
+    probe = root / "probe"
+    probe.touch()
+    try:
+        probe.chmod(mode)
+        return probe.stat().st_mode
+    finally:
+        probe.unlink()
+
+
+@check
+def check_unlinked_file_through_its_descriptor(root: Path) -> None:
+    """unlink(2) leaves the open file whole: fstat shows nlink 0, and every call on the
+    descriptor works (POSIX conformance suites' unlink/14)."""
+    path = root / "f1"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert os.write(fd, b"hello, world!") == 13
+        os.unlink(path)
+        st = os.fstat(fd)
+        assert (st.st_nlink, st.st_size) == (0, 13)
+        assert os.pread(fd, 100, 0) == b"hello, world!"
+        assert os.pwrite(fd, b"W", 7) == 1
+        assert os.pread(fd, 5, 7) == b"World"
+        os.ftruncate(fd, 5)
+        assert os.fstat(fd).st_size == 5 and os.pread(fd, 100, 0) == b"hello"
+        os.fsync(fd)
+        os.fdatasync(fd)
+        os.fchmod(fd, 0o600)
+        os.utime(fd, ns=(1_000_000_000, 2_000_000_000))
+        st = os.fstat(fd)
+        assert st.st_mode == _mode_after_chmod(root, 0o600) and st.st_mtime_ns == 2_000_000_000
+        assert st.st_nlink == 0
+        fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert _other_process_locks_fd(fd) == ["busy", "locked"]  # flock: the same description
+        fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert not path.exists()
+    finally:
+        os.close(fd)
+    assert list(root.iterdir()) == []
+
+
+@check
+def check_temporary_files(root: Path) -> None:
+    """What compilers, sqlite and editors do: create, unlink, keep using."""
+    with tempfile.TemporaryFile(dir=root) as f:
+        assert list(root.iterdir()) == []
+        f.write(b"x" * 100_000)
+        f.seek(0)
+        assert f.read() == b"x" * 100_000
+        assert os.fstat(f.fileno()).st_size == 100_000
+    with tempfile.NamedTemporaryFile(dir=root, delete=True) as g:
+        g.write(b"named")
+        g.flush()
+        assert Path(g.name).read_bytes() == b"named"
+        os.unlink(g.name)  # as a program that removes it early
+        g.seek(0)
+        assert g.read() == b"named" and os.fstat(g.fileno()).st_nlink == 0
+        with pytest.raises(FileNotFoundError):
+            g.close()  # delete=True: the name is gone already
+    assert list(root.iterdir()) == []
+
+
+@check
+def check_renamed_and_replaced_while_open(root: Path) -> None:
+    """An open file renamed, then replaced by a rename over its name: the descriptor
+    keeps the file it opened; the name leads to the new one."""
+    fd = os.open(root / "old", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"first")
+        os.rename(root / "old", root / "moved")
+        assert os.fstat(fd).st_nlink == 1 and os.fstat(fd).st_ino == (root / "moved").stat().st_ino
+        assert os.pwrite(fd, b"!", 5) == 1
+        assert (root / "moved").read_bytes() == b"first!"
+        (root / "new").write_bytes(b"second")
+        os.chmod(root / "new", 0o604)
+        os.rename(root / "new", root / "moved")  # replaces the open file
+        st = os.fstat(fd)
+        assert (st.st_nlink, st.st_size) == (0, 6)
+        assert st.st_ino != (root / "moved").stat().st_ino
+        assert os.pread(fd, 100, 0) == b"first!"
+        os.pwrite(fd, b"more", 6)
+        os.fchmod(fd, 0o640)
+        assert os.fstat(fd).st_mode == _mode_after_chmod(root, 0o640)
+        assert os.pread(fd, 100, 0) == b"first!more"
+        assert (root / "moved").read_bytes() == b"second"
+        assert (root / "moved").stat().st_mode == _mode_after_chmod(root, 0o604)
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(root)) == ["moved"]
+    assert (root / "moved").read_bytes() == b"second"
+
+
+@check
+def check_removed_directory_still_open(root: Path) -> None:
+    """An open directory and a working directory, removed: fstat shows nlink 0 and they
+    list nothing; renamed: they keep their entries."""
+    (root / "d").mkdir()
+    fd = os.open(root / "d", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.rmdir(root / "d")
+        assert os.fstat(fd).st_nlink == 0
+        assert os.listdir(fd) == []
+    finally:
+        os.close(fd)
+    (root / "cwd").mkdir()
+    (root / "e" / "inner").mkdir(parents=True)
+    (root / "e" / "inner" / "f").write_text("kept")
+    fd = os.open(root / "e", os.O_RDONLY | os.O_DIRECTORY)
+    here = os.getcwd()
+    try:
+        os.chdir(root / "cwd")
+        os.rmdir(root / "cwd")
+        assert os.stat(".").st_nlink == 0 and os.listdir(".") == []
+        os.rename(root / "e", root / "renamed")
+        assert os.fstat(fd).st_nlink == 3 and sorted(os.listdir(fd)) == ["inner"]
+        os.chdir(root / "renamed" / "inner")
+        os.rename(root / "renamed", root / "again")
+        assert Path("f").read_text() == "kept" and os.stat(".").st_nlink == 2
+    finally:
+        os.chdir(here)
+        os.close(fd)
+    assert os.listdir(root) == ["again"]
+
+
 @check
 def check_fsync(root: Path) -> None:
     with open(root / "s", "wb") as f:

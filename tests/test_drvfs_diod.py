@@ -3,7 +3,8 @@
 drvfs asks for the protocol extensions, diod refuses them, and drvfs falls back
 to plain 9P2000.L: the checks below (no case folding, no metadata, no flock
 flag) must pass there as on ninep-server. Not here: what diod itself does not do
-(a file unlinked while open: diod's fids are paths; xattrs; locks). diod's export path is the attach
+(xattrs; locks, which the unlinked-file check takes too). A file whose name goes
+while it is open is an expected failure: diod's fids are paths. diod's export path is the attach
 name, given to drvfs as is (`--aname`).
 """
 
@@ -18,6 +19,9 @@ from .drvfs_harness import NEEDS_FUSE, MountProcess
 from .posix_checks import CHECKS, Check
 
 pytestmark = NEEDS_FUSE
+
+# A file whose name changed while open: getattr of its open fid reaches the path.
+_PATH_FIDS = "diod's fids are paths, so the descriptor of a file whose name went gets "
 
 SERVER_NEUTRAL = [
     "write_read_and_offsets",
@@ -39,6 +43,15 @@ SERVER_NEUTRAL = [
     ),
     "rename_noreplace",
     "rename_open_file",
+    *(
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
+        for name, reason in [
+            ("unlink_while_open", _PATH_FIDS + "ESTALE after the unlink"),
+            ("temporary_files", _PATH_FIDS + "ESTALE after the unlink"),
+            ("renamed_and_replaced_while_open", _PATH_FIDS + "the new file's attributes"),
+            ("removed_directory_still_open", _PATH_FIDS + "ESTALE after the rmdir"),
+        ]
+    ),
     "hard_links",
     "symlinks",
     "long_names_and_odd_characters",

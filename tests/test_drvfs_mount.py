@@ -201,10 +201,13 @@ def test_server_errors_reach_the_application(mounted: tuple[Path, ServerProcess]
 
 
 WRITEBACK_CHECKS = ("write_read_and_offsets", "truncate", "open_flags", "mmap", "rename_open_file",
-                    "unlink_while_open", "concurrent_io", "tar_round_trip",
-                    "locks_between_processes", "sqlite_two_writers")  # fmt: skip
+                    "unlink_while_open", "unlinked_file_through_its_descriptor",
+                    "temporary_files", "renamed_and_replaced_while_open", "concurrent_io",
+                    "tar_round_trip", "locks_between_processes", "sqlite_two_writers")  # fmt: skip
 UNCACHED_CHECKS = ("write_read_and_offsets", "open_flags", "directories", "rename", "hard_links",
-                   "symlinks", "unlink_while_open")  # fmt: skip
+                   "symlinks", "unlink_while_open", "unlinked_file_through_its_descriptor",
+                   "temporary_files", "renamed_and_replaced_while_open",
+                   "removed_directory_still_open")  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -124,29 +124,67 @@ def test_a_directory_listed_but_never_entered_is_not_cached_for_long(tmp_path: P
         until(lambda: os.stat(top / "sub").st_nlink == before.st_nlink + 1, "sub's new links")
 
 
+@contextmanager
+def second_mount(tmp_path: Path, server: ServerProcess) -> Iterator[Path]:
+    """Another drvfs mount of `server`'s export, beside the first; unmounted at the end."""
+    other = tmp_path / "other"
+    other.mkdir()
+    second = MountProcess(server.address, other, tmp_path / "other.log", HOUR)
+    second.start()
+    try:
+        yield other
+    finally:
+        second.stop()
+        print(f"--- second drvfs log\n{second.log()}")
+
+
 def test_two_mounts_of_one_export_see_each_other(tmp_path: Path) -> None:
-    with drvfs_mount(tmp_path, HOUR) as (one, server, _):
-        other = tmp_path / "other"
-        other.mkdir()
-        second = MountProcess(server.address, other, tmp_path / "other.log", HOUR)
-        second.start()
-        try:
-            (one / "f").write_text("first")
-            assert (other / "f").read_text() == "first"  # cached by the second mount
-            os.stat(other / "f")
-            for i in range(10):
-                text = f"written through the first mount, round {i}" + "!" * i
-                with open(one / "f", "w") as f:
-                    f.write(text)
-                assert (other / "f").read_text() == text  # close-to-open: at once
-            os.rename(one / "f", one / "g")
-            assert (other / "g").read_text().startswith("written")
-            until(lambda: not (other / "f").exists(), "the old name gone from the other mount")
-            (other / "h").write_text("back")
-            assert (one / "h").read_text() == "back"
-        finally:
-            second.stop()
-            print(f"--- second drvfs log\n{second.log()}")
+    with drvfs_mount(tmp_path, HOUR) as (one, server, _), second_mount(tmp_path, server) as other:
+        (one / "f").write_text("first")
+        assert (other / "f").read_text() == "first"  # cached by the second mount
+        os.stat(other / "f")
+        for i in range(10):
+            text = f"written through the first mount, round {i}" + "!" * i
+            with open(one / "f", "w") as f:
+                f.write(text)
+            assert (other / "f").read_text() == text  # close-to-open: at once
+        os.rename(one / "f", one / "g")
+        assert (other / "g").read_text().startswith("written")
+        until(lambda: not (other / "f").exists(), "the old name gone from the other mount")
+        (other / "h").write_text("back")
+        assert (one / "h").read_text() == "back"
+
+
+def _held_while_removed(holder: Path, remover: Path) -> None:
+    """`holder` keeps f open while `remover` unlinks it."""
+    fd = os.open(holder / "f", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"held open")
+        os.unlink(remover / "f")
+        until(lambda: not (holder / "f").exists(), "the name gone from the holder")
+        until(lambda: os.fstat(fd).st_nlink == 0, "nlink 0 through the descriptor")
+        assert os.pread(fd, 100, 0) == b"held open"
+        os.pwrite(fd, b"H", 0)
+        assert os.fstat(fd).st_size == 9 and os.pread(fd, 4, 0) == b"Held"
+    finally:
+        os.close(fd)
+
+
+def test_an_open_file_outlives_its_name_in_another_mount(tmp_path: Path) -> None:
+    """One mount removes or replaces a name another holds open: the other sees the name
+    gone (or the new file), and its descriptor keeps the file it opened."""
+    with drvfs_mount(tmp_path, HOUR) as (one, server, _), second_mount(tmp_path, server) as other:
+        _held_while_removed(one, other)
+        _held_while_removed(other, one)
+        with open(one / "g", "w+b") as f:
+            f.write(b"old")
+            f.flush()
+            (other / "new").write_bytes(b"replacement")
+            os.rename(other / "new", other / "g")
+            until(lambda: (one / "g").read_bytes() == b"replacement", "the new file seen")
+            f.seek(0)
+            assert f.read() == b"old" and os.fstat(f.fileno()).st_nlink == 0
+        assert sorted(os.listdir(one)) == sorted(os.listdir(other)) == ["g"]
 
 
 def test_an_overflow_drops_every_cache_and_the_server_stays_bounded(tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 Each drvfs case starts a real server and a real FUSE mount (subprocesses) and
 unmounts at the end, whatever happens; the local case runs the same check on a
-plain directory, so a check that is wrong about POSIX fails there too.
+plain directory, so a check that is wrong about POSIX fails there too. The
+checks of files whose names change while they are open run on every attach
+setup too (plain and metadata, case-insensitive and case-sensitive, and with
+no attribute cache, so that every fstat reaches drvfs).
 """
 
 from __future__ import annotations
@@ -33,3 +36,19 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
 def test_posix(check: Check, root: Path) -> None:
     check(root)
+
+
+OPEN_FILE_CHECKS = ("unlink_while_open", "unlinked_file_through_its_descriptor", "temporary_files",
+                    "rename_open_file", "renamed_and_replaced_while_open",
+                    "removed_directory_still_open")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["case=off", "case=force", "metadata,case=force", "metadata,attr_timeout=0,entry_timeout=0"],
+)
+def test_open_files_whose_names_change(tmp_path: Path, options: str) -> None:
+    with drvfs_mount(tmp_path, options) as (mountpoint, _server, _mount):
+        for name in OPEN_FILE_CHECKS:
+            (mountpoint / name).mkdir()
+            CHECKS[name](mountpoint / name)
