@@ -104,7 +104,7 @@ def test_outputs_are_written_and_parse(smoke: Smoke) -> None:
     for target in data["targets"].values():
         assert {"description", "options", "versions", "status"} <= set(target)
     table = (out / "results.md").read_text()
-    assert table.splitlines()[2].startswith("| median ms (x native) | native | drvfs ")
+    assert table.splitlines()[2].startswith("| median ms ±CI (x native) | native ")
     assert table.strip() in done.stdout
-    for chart in ("ratio.png", "throughput.png"):
+    for chart in ("ratio.png", "throughput.png", "latency.png"):
         assert matplotlib.image.imread(out / chart).ndim == 3

@@ -1,15 +1,18 @@
 """ninep-bench: file-system workloads over several targets side by side in one run.
 
-Prints a Markdown table (median time and ratio to the native disk), writes
-results.json, results.md and PNG charts to the results folder. Exit status 1 if
-a workload failed or its result was wrong (or, with --strict or CI=true, if a
-target was skipped), 2 on a usage error.
+Prints Markdown tables (median time, its confidence interval and its ratio to the
+native disk; throughput; latency per operation), writes results.json, results.csv,
+results.md and PNG charts to the results folder. `ninep-bench report RUN.json` and
+`ninep-bench compare OLD.json NEW.json` only read results. Exit status 1 if a workload
+failed or its result was wrong (or, with --strict or CI=true, if a target was skipped),
+2 on a usage error (an unknown or impossible target, none at all, ...).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import sys
@@ -19,11 +22,21 @@ from pathlib import Path
 
 from . import procs
 from .charts import write_charts
+from .compare import compare_table
 from .corpus import SIZES, make_corpus
-from .results import Report, compare_table, render
+from .csvout import write_csv
+from .results import Report
 from .runner import Settings, run_suite
+from .tables import render
 from .targets import DEFAULT_TARGETS, GROUPS, Drvfs, Target, UserPath
-from .workloads import WORKLOADS
+from .workloads import WORKLOADS, Workload, command
+
+#: The commands that only read results.
+READERS = ("report", "compare")
+
+
+class UsageError(Exception):
+    """A command line that cannot run: one line on stderr, exit status 2."""
 
 
 def pair(text: str) -> tuple[str, str]:
@@ -49,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
         ("--drvfs", "NAME=OPTS", "also run drvfs mounted with -o OPTS, as target NAME"),
         ("--target-options", "NAME=OPTS", "options for a target: its mount's -o options "
          "(drvfs, sshfs, bindfs) or extra server arguments (ninep-server, diod)"),
+        ("--workload", "NAME=COMMAND", "also time your own shell command, run in an empty "
+         "directory on each target beside the suite's inputs (../tree ...); exit status "
+         "0 or it fails"),
     ]  # fmt: skip
     for flag, metavar, text in repeatable:
         p.add_argument(flag, action="append", type=pair, default=[], metavar=metavar,
@@ -58,10 +74,38 @@ def parser() -> argparse.ArgumentParser:
         "--workloads",
         default="default",
         metavar="LIST",
-        help="comma-separated workloads; default: those of the size; all: every one",
+        help="comma-separated workloads; default: those of the size; all: every one; "
+        "none: only --workload ones",
     )
     p.add_argument("-s", "--size", choices=list(SIZES), default="medium")
-    p.add_argument("-r", "--runs", type=int, default=3, help="timed runs of each (default 3)")
+    p.add_argument(
+        "-r",
+        "--runs",
+        type=int,
+        default=3,
+        help="timed runs of each, at least (default 3; 6 give a 95%% interval)",
+    )
+    p.add_argument(
+        "--until-stable",
+        type=float,
+        metavar="PCT",
+        help="run more until the median's 95%% interval is within +-PCT%% "
+        "(at least 6 runs), up to --max-runs",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=20,
+        help="at most this many runs with --until-stable (default 20)",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="run N copies of each workload at once, each in its own directory "
+        "(directory targets; default 1)",
+    )
     p.add_argument(
         "--warm",
         action="store_true",
@@ -86,15 +130,21 @@ def parser() -> argparse.ArgumentParser:
         "--compare",
         type=Path,
         metavar="OLD.json",
-        help="print the change of each figure since an earlier results.json",
+        help="run, then print the change of each figure since an earlier results.json "
+        "(to compare two saved runs: ninep-bench compare OLD NEW)",
     )
     p.add_argument(
         "--report",
         type=Path,
         metavar="RESULTS.json",
-        help="print the tables (and draw the charts) of an earlier run; run nothing",
+        help="print the tables (and draw the charts) of an earlier run; run nothing "
+        "(also: ninep-bench report RUN)",
     )
-    p.add_argument("--details", action="store_true", help="print min/median/max of each")
+    p.add_argument(
+        "--details",
+        action="store_true",
+        help="print every measurement's statistics (MAD, interval, outliers)",
+    )
     p.add_argument("--no-charts", action="store_true")
     p.add_argument(
         "--strict",
@@ -123,14 +173,41 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
             cls, default = DEFAULT_TARGETS[name]
             targets.append(cls(name, options.get(name, default)))
         else:
-            raise SystemExit(f"ninep-bench: unknown target {name!r} (see --list)")
+            raise UsageError(f"unknown target {name!r} (see --list)")
     targets += [Drvfs(name, opts) for name, opts in args.drvfs]
     targets += [UserPath(name, Path(path)) for name, path in args.target]
     if not targets:
-        raise SystemExit("ninep-bench: no target")
+        raise UsageError("no target (-t none needs --target or --drvfs)")
     if len({t.name for t in targets}) != len(targets):
-        raise SystemExit("ninep-bench: two targets have the same name")
+        raise UsageError("two targets have the same name")
+    for t in targets:
+        if isinstance(t, UserPath) and (reason := t.missing()):
+            raise UsageError(f"target {t.name}: {reason}")
+    if all(reasons := [t.missing() for t in targets]):
+        said = "; ".join(f"{t.name}: {r}" for t, r in zip(targets, reasons, strict=True))
+        raise UsageError(f"no target can run here ({said})")
     return targets
+
+
+def make_workloads(args: argparse.Namespace) -> list[Workload]:
+    """The built-in workloads chosen, then the user's own."""
+    size = SIZES[args.size]
+    if args.workloads in ("default", "all", "none"):
+        every = args.workloads == "all"
+        chosen = [w for w in WORKLOADS.values()
+                  if every or (args.workloads == "default" and w.enabled(size))]  # fmt: skip
+    else:
+        names = args.workloads.split(",")
+        if unknown := [w for w in names if w not in WORKLOADS]:
+            raise UsageError(f"unknown workload(s) {', '.join(unknown)} (see --list)")
+        chosen = [WORKLOADS[w] for w in names]
+    for name, shell in args.workload:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in WORKLOADS:
+            raise UsageError(f"--workload {name!r}: a new name of letters, digits, _ . -")
+        chosen.append(command(name, shell))
+    if not chosen:
+        raise UsageError("no workload")
+    return chosen
 
 
 def listing() -> str:
@@ -153,32 +230,68 @@ def interrupted(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] in READERS:
+            return read_only(argv)
+        return run(parser().parse_args(argv))
+    except UsageError as exc:
+        print(f"ninep-bench: {exc}", file=sys.stderr)
+        return 2
+
+
+def read_only(argv: list[str]) -> int:
+    """`report RUN.json` and `compare OLD.json NEW.json`: read results, run nothing."""
+    p = argparse.ArgumentParser(prog=f"ninep-bench {argv[0]}")
+    if argv[0] == "compare":
+        p.add_argument("old", type=Path)
+        p.add_argument("new", type=Path)
+        args = p.parse_args(argv[1:])
+        print(compare_table(load(args.old), load(args.new)))
+        return 0
+    p.add_argument("run", type=Path)
+    p.add_argument("-o", "--out", type=Path, default=Path("bench-results"))
+    p.add_argument("--details", action="store_true")
+    p.add_argument("--no-charts", action="store_true")
+    args = p.parse_args(argv[1:])
+    args.compare, args.strict = None, False
+    return show(load(args.run), args)
+
+
+def load(path: Path) -> Report:
+    try:
+        return Report.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{path}: not a results.json ({exc})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the suite (or, with --report, show a saved run); the exit status."""
     if args.list:
         print(listing())
         return 0
     if args.report:
-        return show(Report.load(args.report), args)
-    if args.runs < 1:
-        raise SystemExit("ninep-bench: --runs must be at least 1")
-    size = SIZES[args.size]
-    if args.workloads in ("default", "all"):
-        workloads = [w for w in WORKLOADS.values() if args.workloads == "all" or w.enabled(size)]
-    else:
-        unknown = [w for w in args.workloads.split(",") if w not in WORKLOADS]
-        if unknown:
-            raise SystemExit(f"ninep-bench: unknown workload(s) {', '.join(unknown)} (see --list)")
-        workloads = [WORKLOADS[w] for w in args.workloads.split(",")]
+        return show(load(args.report), args)
+    if args.runs < 1 or args.jobs < 1:
+        raise UsageError("--runs and --jobs must be at least 1")
+    if args.until_stable is not None and (args.until_stable <= 0 or args.max_runs < args.runs):
+        raise UsageError("--until-stable needs a PCT above 0 and --max-runs >= --runs")
+    workloads = make_workloads(args)
     targets = make_targets(args)
-    old = Report.load(args.compare) if args.compare else None
+    old = load(args.compare) if args.compare else None
+    if old is not None:
+        print(f"ninep-bench: running the suite first, then comparing with {args.compare} "
+              "(ninep-bench compare OLD NEW compares two saved runs)", file=sys.stderr)  # fmt: skip
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ninep-bench-", dir="/var/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(size=args.size, runs=args.runs, cold=not args.warm, warmup=args.warmup)
+    settings = Settings(size=args.size, runs=args.runs, cold=not args.warm, warmup=args.warmup,
+                        until_stable=args.until_stable, max_runs=args.max_runs,
+                        jobs=args.jobs)  # fmt: skip
     started = time.monotonic()
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unmount and stop everything, as for ^C
         signal.signal(sig, interrupted)
     try:
-        corpus = make_corpus(size, workdir / "src")
+        corpus = make_corpus(SIZES[args.size], workdir / "src")
         report = run_suite(targets, workloads, corpus, settings, workdir)
     except KeyboardInterrupt as exc:
         print(f"ninep-bench: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
@@ -195,16 +308,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show(report: Report, args: argparse.Namespace, old: Report | None = None) -> int:
-    """Print the tables, write results.md and the charts; the exit status."""
+    """Print the tables, write results.md, results.csv and the charts; the exit status."""
     args.out.mkdir(parents=True, exist_ok=True)
     text = render(report, details=args.details)
     (args.out / "results.md").write_text(text + "\n")
+    write_csv(report, args.out / "results.csv")
     print(text)
     if not args.no_charts:
         charts = write_charts(report, args.out)
         print(f"\nresults: {args.out}, charts: {', '.join(map(str, charts))}")
     if args.compare:
-        old = old or Report.load(args.compare)
+        old = old or load(args.compare)
         print(f"\nchange since {args.compare}:\n\n{compare_table(old, report)}")
     failed = bool(report.failures()) or any(
         info.get("status") == "failed" for info in report.targets.values()

@@ -1,14 +1,15 @@
-"""The results of a run: results.json (written and read back), the Markdown tables, and
-`--compare` against an earlier results.json."""
+"""The results of a run: its measurements and their statistics, results.json (written and
+read back)."""
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .stats import Summary, summarize
 
 FORMAT = 1  # results.json's format version
 NATIVE = "native"
@@ -24,7 +25,9 @@ class Measurement:
     #: work done by one run, in the workload's unit times seconds (MB, I/Os), or None
     work: float | None = None
     error: str | None = None
-    extra: dict[str, Any] | None = None  # fio's figures of the last run
+    #: the last run's own figures: fio's ("clat_percentiles_ns"), per operation ("ops"),
+    #: each job's time with --jobs ("jobs")
+    extra: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -33,6 +36,10 @@ class Measurement:
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def summary(self) -> Summary:
+        return summarize(self.seconds)
 
     @property
     def min(self) -> float:
@@ -47,6 +54,13 @@ class Measurement:
         if self.work is None or not self.ok or self.median <= 0:
             return None
         return self.work / self.median
+
+    def throughput_interval(self) -> tuple[float, float] | None:
+        """The throughput at the ends of the median's interval (low, high)."""
+        if self.throughput() is None or self.work is None:
+            return None
+        s = self.summary
+        return self.work / s.high, self.work / s.low
 
 
 @dataclass
@@ -74,6 +88,14 @@ class Report:
             return None
         return m.median / native.median
 
+    def ratio_interval(self, target: str, workload: str) -> tuple[float, float] | None:
+        """The ratio's range over both medians' intervals (low, high)."""
+        m, native = self.get(target, workload), self.get(NATIVE, workload)
+        if self.ratio(target, workload) is None or m is None or native is None:
+            return None
+        mine, theirs = m.summary, native.summary
+        return mine.low / theirs.high, mine.high / theirs.low
+
     def ran(self) -> list[str]:
         """Targets that ran (in order)."""
         return [t for t, info in self.targets.items() if info.get("status") == "ok"]
@@ -100,10 +122,16 @@ class Report:
         for m in self.measurements:
             row = asdict(m)
             if m.ok:
+                stats = m.summary
                 row.update(
                     min=m.min,
                     median=m.median,
                     max=m.max,
+                    mad=stats.mad,
+                    ci_low=stats.low,
+                    ci_high=stats.high,
+                    ci_confidence=stats.confidence,
+                    outliers=list(stats.outliers),
                     throughput=m.throughput(),
                     ratio_to_native=self.ratio(m.target, m.workload),
                 )
@@ -129,127 +157,3 @@ class Report:
     @classmethod
     def load(cls, path: Path) -> Report:
         return cls.from_json(json.loads(path.read_text()))
-
-
-def fmt_ms(seconds: float) -> str:
-    ms = seconds * 1000
-    return f"{ms:.1f}" if ms < 10 else f"{ms:.0f}"
-
-
-def fmt_ratio(ratio: float) -> str:
-    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.0f}x"
-
-
-def fmt_rate(value: float) -> str:
-    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
-
-
-def markdown(header: list[str], rows: Iterable[list[str]]) -> str:
-    """A Markdown table, columns padded to their widest cell."""
-    rows = [header, *rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
-def cell(report: Report, target: str, workload: str) -> str:
-    """Median ms, and x native for the other targets; "FAIL" or "-"."""
-    m = report.get(target, workload)
-    if m is None:
-        return "-"
-    if not m.ok:
-        return "FAIL"
-    ratio = report.ratio(target, workload)
-    return fmt_ms(m.median) + (f" ({fmt_ratio(ratio)})" if ratio and target != NATIVE else "")
-
-
-def summary_table(report: Report) -> str:
-    """Workloads down, targets across: median time (ms) and its ratio to native."""
-    targets = report.ran()
-    rows = [
-        [info["title"], *(cell(report, t, w) for t in targets)]
-        for w, info in report.workloads.items()
-    ]
-    return markdown(["median ms (x native)", *targets], rows)
-
-
-def throughput_table(report: Report) -> str:
-    """The I/O workloads' throughput (MB/s, IOPS) at their median time."""
-    targets = report.ran()
-    rows = []
-    for w, info in report.workloads.items():
-        if info.get("unit") is None:
-            continue
-        values = [report.get(t, w) for t in targets]
-        cells = [
-            fmt_rate(v)
-            if (m is not None and (v := m.throughput()) is not None)
-            else ("FAIL" if m is not None else "-")
-            for m in values
-        ]
-        rows.append([f"{info['title']} ({info['unit']})", *cells])
-    return markdown(["throughput", *targets], rows) if rows else ""
-
-
-def details_table(report: Report) -> str:
-    """Every measurement: runs, min, median, max (ms), or its error."""
-    rows = []
-    for m in report.measurements:
-        times = [fmt_ms(m.min), fmt_ms(m.median), fmt_ms(m.max)] if m.ok else ["-"] * 3
-        rows.append([m.target, m.workload, str(len(m.seconds)), *times, (m.error or "")[:60]])
-    return markdown(["target", "workload", "runs", "min ms", "median ms", "max ms", "error"], rows)
-
-
-def compare_table(old: Report, new: Report) -> str:
-    """The change of each median since `old` (same target and workload), and of the ratio
-    to native."""
-    rows = []
-    for m in new.measurements:
-        before = old.get(m.target, m.workload)
-        if before is None or not before.ok or not m.ok:
-            continue
-        change = (m.median / before.median - 1) * 100 if before.median > 0 else float("nan")
-        ratios = [r.ratio(m.target, m.workload) for r in (old, new)]
-        rows.append(
-            [
-                m.target,
-                m.workload,
-                fmt_ms(before.median),
-                fmt_ms(m.median),
-                f"{change:+.0f}%",
-                *(fmt_ratio(r) if r else "-" for r in ratios),
-            ]
-        )
-    header = [
-        "target",
-        "workload",
-        "before ms",
-        "after ms",
-        "change",
-        "before x native",
-        "after x native",
-    ]
-    return markdown(header, rows) if rows else "(no measurement in common)"
-
-
-def render(report: Report, details: bool = False) -> str:
-    """The Markdown that a run prints: the tables, what was skipped, what failed."""
-    s = report.settings
-    parts = [
-        f"ninep-bench: size {s.get('size')}, {s.get('runs')} run(s), "
-        f"{'cold' if s.get('cold') else 'warm'}; {report.machine.get('summary', '')}",
-        summary_table(report),
-    ]
-    if throughput := throughput_table(report):
-        parts.append(throughput)
-    if details:
-        parts.append(details_table(report))
-    parts += [f"skipped {t}: {reason}" for t, reason in report.skipped().items()]
-    parts += [f"FAILED {m.target} / {m.workload}: {m.error}" for m in report.failures()]
-    parts += [f"note: {note}" for note in s.get("notes", [])]
-    parts += [f"note: {t}: {info['note']}" for t, info in report.targets.items()
-              if info.get("note") and info.get("status") == "ok"]  # fmt: skip
-    return "\n\n".join(parts)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from . import procs
 from .corpus import Corpus, git, seed
+from .jobs import run_jobs
 from .results import Measurement, Report
 from .targets import Target
 from .workloads import Place, Workload, WorkloadError
@@ -35,10 +36,24 @@ FAILURES = (WorkloadError, procs.ChildError, OSError, subprocess.SubprocessError
 @dataclass
 class Settings:
     size: str = "medium"
-    runs: int = 3
+    runs: int = 3  # at least
     cold: bool = True
     warmup: int = 1  # untimed runs before the timed ones, warm mode only
+    #: with until_stable: more runs until the median's 95% interval is within +-this %
+    until_stable: float | None = None
+    max_runs: int = 3  # at most, with until_stable
+    jobs: int = 1  # copies of each workload at once, each in its own directory
     notes: list[str] = field(default_factory=list)
+
+    def enough(self, m: Measurement) -> bool:
+        """Whether `m` has runs enough: `runs`, and with until_stable a tight interval or
+        `max_runs`."""
+        n = len(m.seconds)
+        if n < self.runs:
+            return False
+        if self.until_stable is None or n >= self.max_runs:
+            return True
+        return m.summary.stable(self.until_stable / 100)
 
 
 class Progress:
@@ -93,7 +108,8 @@ def run_suite(
         w.name: {"title": w.title, "description": w.describe(corpus), "unit": w.unit}
         for w in workloads
     }
-    per_workload = settings.runs + (0 if settings.cold else settings.warmup)
+    most = settings.max_runs if settings.until_stable else settings.runs
+    per_workload = most + (0 if settings.cold else settings.warmup)
     steps = {t.name: len(applicable(t, workloads)) * per_workload for t in targets}
     progress = progress or Progress(sum(steps.values()))
     caches = procs.drop_caches() if settings.cold else None
@@ -131,8 +147,9 @@ def run_target(
     started = time.monotonic()
     try:
         with target.session(workdir) as backing:
-            seed(corpus, backing)
-            git(backing / "tree", "status", "--porcelain")  # its index matches this copy
+            for root in job_roots(backing, settings.jobs):
+                seed(corpus, root)
+                git(root / "tree", "status", "--porcelain")  # its index matches this copy
             batch = target.run_batch(workloads, corpus, settings.runs, settings.cold, progress.say)
             for m in batch or ():
                 report.measurements.append(m)
@@ -161,6 +178,16 @@ def quiet_cleanup(workload: Workload, corpus: Corpus, root: Path) -> None:
         workload.cleanup(corpus, root)
 
 
+def job_roots(root: Path, jobs: int) -> list[Path]:
+    """The directories of `jobs` copies: `root` itself for one, else root/job0, job1, ..."""
+    if jobs == 1:
+        return [root]
+    roots = [root / f"job{i}" for i in range(jobs)]
+    for r in roots:
+        r.mkdir(exist_ok=True)
+    return roots
+
+
 def measure(
     target: Target,
     workload: Workload,
@@ -170,31 +197,54 @@ def measure(
     m: Measurement,
     progress: Progress,
 ) -> None:
-    """The runs of one workload on one target, into `m`."""
+    """The runs of one workload on one target, into `m`: `runs` of them, more with
+    --until-stable."""
+    jobs = settings.jobs if target.kind == "dir" else 1
     if settings.cold:
-        for i in range(settings.runs):
-            progress.at(target.name, workload.name, f"{i + 1}/{settings.runs}")
-            workload.prepare(corpus, backing)
+        while not settings.enough(m):
+            progress.at(target.name, workload.name, f"{len(m.seconds) + 1}/{settings.runs}")
+            for root in job_roots(backing, jobs):
+                workload.prepare(corpus, root)
             with target.mounted() as place:
                 procs.drop_caches()
-                once(workload, corpus, place, m)
-            workload.cleanup(corpus, backing)
+                once(workload, corpus, place, m, jobs)
+            for root in job_roots(backing, jobs):
+                workload.cleanup(corpus, root)
             progress.advance()
         return
     with target.mounted() as place:
-        root = place.root or backing
-        for i in range(-settings.warmup, settings.runs):
-            progress.at(
-                target.name, workload.name, f"{i + 1}/{settings.runs}" if i >= 0 else "warm-up"
-            )
-            workload.prepare(corpus, root)
-            once(workload, corpus, place, m if i >= 0 else None)
-            workload.cleanup(corpus, root)
+        roots = job_roots(place.root or backing, jobs)
+        for _ in range(settings.warmup):
+            progress.at(target.name, workload.name, "warm-up")
+            warm_once(workload, corpus, place, roots, None, jobs)
+            progress.advance()
+        while not settings.enough(m):
+            progress.at(target.name, workload.name, f"{len(m.seconds) + 1}/{settings.runs}")
+            warm_once(workload, corpus, place, roots, m, jobs)
             progress.advance()
 
 
-def once(workload: Workload, corpus: Corpus, place: Place, m: Measurement | None) -> None:
-    """One timed run and its check; recorded in `m` unless it is a warm-up."""
+def warm_once(workload: Workload, corpus: Corpus, place: Place, roots: list[Path],
+              m: Measurement | None, jobs: int) -> None:  # fmt: skip
+    """One warm run: prepared and cleaned up through the mount."""
+    for root in roots:
+        workload.prepare(corpus, root)
+    once(workload, corpus, place, m, jobs)
+    for root in roots:
+        workload.cleanup(corpus, root)
+
+
+def once(
+    workload: Workload, corpus: Corpus, place: Place, m: Measurement | None, jobs: int = 1
+) -> None:
+    """One timed run and its check (or `jobs` at once); recorded in `m` unless it is a
+    warm-up."""
+    if jobs > 1:
+        wall, each, work = run_jobs(workload, corpus, place, jobs)
+        if m is not None:
+            m.seconds.append(wall)
+            m.work, m.extra = work, {"jobs": each}
+        return
     start = time.perf_counter()
     outcome = workload.run(corpus, place)
     elapsed = time.perf_counter() - start

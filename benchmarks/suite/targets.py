@@ -122,16 +122,26 @@ class Drvfs(Target):
 
     @contextlib.contextmanager
     def session(self, workdir: Path) -> Iterator[Path]:
-        with super().session(workdir) as backing, procs.ninep_server(backing, self.log) as address:
+        stats = ("--stats", str(self.stats_socket(workdir)))
+        with (
+            super().session(workdir) as backing,
+            procs.ninep_server(backing, self.log, *stats) as address,
+        ):
             self.address = address
             yield backing
+
+    @staticmethod
+    def stats_socket(workdir: Path) -> Path:
+        """The server's --stats socket: its requests, counted per operation."""
+        return workdir / "stats.sock"
 
     @contextlib.contextmanager
     def mounted(self) -> Iterator[Place]:
         options = ["-o", self.options] if self.options else []
         self.command = ["drvfs", "mount", "--server", self.address, *options, "C:", "MOUNTPOINT"]
         with procs.drvfs_mount(self.address, self.mountpoint, self.options, self.log):
-            yield Place(self.mountpoint)
+            yield Place(self.mountpoint, watched=self.workdir,
+                        stats=self.stats_socket(self.workdir))  # fmt: skip
 
     def versions(self) -> dict[str, str]:
         return {"ninep-volfs": project_version(), "pyfuse3": package_version("pyfuse3")}
@@ -201,7 +211,7 @@ class Sshfs(Target):
         remote = f"{getpass.getuser()}@127.0.0.1:{self.backing}"
         self.command = ["sshfs", "-o", ssh, *options, remote, str(self.mountpoint)]
         with procs.fuse_mount(self.command, self.mountpoint, self.log):
-            yield Place(self.mountpoint)
+            yield Place(self.mountpoint, watched=self.workdir)
 
     def versions(self) -> dict[str, str]:
         return {
@@ -224,7 +234,7 @@ class Bindfs(Target):
         options = ["-o", self.options] if self.options else []
         self.command = ["bindfs", *options, str(self.backing), str(self.mountpoint)]
         with procs.fuse_mount(self.command, self.mountpoint, self.log):
-            yield Place(self.mountpoint)
+            yield Place(self.mountpoint, watched=self.workdir)
 
     def versions(self) -> dict[str, str]:
         return {"bindfs": procs.version_of(["bindfs", "--version"])}

@@ -18,11 +18,13 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .corpus import MIB, Corpus, Size, manifest
+from .opcost import measure_ops
 
 ENV = {**os.environ, "LC_ALL": "C"}
 
@@ -38,6 +40,10 @@ class Place:
     root: Path | None = None
     address: str = ""  # HOST:PORT
     aname: str = ""
+    #: the target's work directory: the processes naming it are the target's (CPU per op)
+    watched: Path | None = None
+    #: the ninep-server's --stats socket (requests per operation), where it has one
+    stats: Path | None = None
 
     @property
     def dir(self) -> Path:
@@ -519,3 +525,89 @@ class Build(Workload):
     def verify(self, corpus: Corpus, place: Place, outcome: Outcome) -> None:
         compiled = list((place.dir / "build").rglob("__pycache__/*.pyc"))
         expect("files compiled", len(compiled), len(corpus.build_sources()))
+
+
+@workload
+class PerOperation(Workload):
+    """Single operations, each timed alone, `storm` of each kind: wall p50/p99, CPU per
+    process and 9P requests per operation (benchmarks/suite/opcost.py)."""
+
+    name, title, scratch = "ops", "per-operation mix", "ops"
+
+    def describe(self, corpus: Corpus) -> str:
+        return (
+            f"{corpus.size.storm} each of: stat of an unseen name, open + read 4 KiB + close, "
+            "create + close, unlink, mkdir, rename, readdir of 100 entries; each timed alone"
+        )
+
+    def prepare(self, corpus: Corpus, root: Path) -> None:
+        base = root / "ops"
+        for d in ("seen", "new", "list"):
+            (base / d).mkdir(parents=True)
+        for i in range(corpus.size.storm):
+            (base / "seen" / f"s{i:05d}").write_bytes(b"s" * 100)
+            (base / "seen" / f"r{i:05d}").write_bytes(BLOCK[:4096])
+        for i in range(100):
+            (base / "list" / f"entry-{i:03d}").write_bytes(b"")
+
+    def run(self, corpus: Corpus, place: Place) -> Outcome:
+        seen, new, listed = (str(place.dir / "ops" / d) for d in ("seen", "new", "list"))
+
+        def open_read_close(i: int) -> None:
+            fd = os.open(f"{seen}/r{i:05d}", os.O_RDONLY)
+            os.read(fd, 4096)
+            os.close(fd)
+
+        def create(i: int) -> None:
+            os.close(os.open(f"{new}/c{i:05d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+
+        ops: dict[str, Callable[[int], object]] = {
+            "stat": lambda i: os.lstat(f"{seen}/s{i:05d}"),
+            "open-read-close": open_read_close,
+            "create": create,
+            "unlink": lambda i: os.unlink(f"{new}/c{i:05d}"),
+            "mkdir": lambda i: os.mkdir(f"{new}/d{i:05d}"),
+            "rename": lambda i: os.rename(f"{new}/d{i:05d}", f"{new}/e{i:05d}"),
+            "readdir-100": lambda i: os.listdir(listed),
+        }
+        requests = None
+        if place.stats is not None:
+            from ninep.stats import read
+
+            stats = str(place.stats)
+
+            def requests() -> int:
+                return sum(read(stats)["total"]["requests"].values())
+
+        for d in (seen, new, listed):  # the directories looked up once, untimed
+            os.lstat(d)
+        figures = measure_ops(ops, corpus.size.storm, place.watched, requests)
+        return Outcome(sorted(os.listdir(new)), extra={"ops": figures})
+
+    def verify(self, corpus: Corpus, place: Place, outcome: Outcome) -> None:
+        expect("names left", outcome.value, [f"e{i:05d}" for i in range(corpus.size.storm)])
+
+
+class Command(Workload):
+    """A user's own workload (`--workload NAME='shell command'`, made by `command`): the
+    command run by sh in an empty directory on the target, beside the suite's inputs
+    (../tree, ../tree.tar, ../big.bin, ../rand.bin, ../flat); checked by its exit status."""
+
+    command: ClassVar[str]
+
+    def describe(self, corpus: Corpus) -> str:
+        return f"sh -c {self.command!r} (your own)"
+
+    def prepare(self, corpus: Corpus, root: Path) -> None:
+        (root / self.scratch).mkdir()
+
+    def run(self, corpus: Corpus, place: Place) -> Outcome:
+        run(["sh", "-c", self.command], cwd=place.dir / self.scratch)
+        return Outcome()
+
+
+def command(name: str, shell: str) -> Workload:
+    """The workload NAME running `shell`, in directory own-NAME."""
+    attrs = {"name": name, "title": name, "scratch": f"own-{name}", "command": shell}
+    made: Workload = type(f"Command_{name}", (Command,), attrs)()
+    return made
