@@ -1,4 +1,5 @@
-"""Run a function in a forked child with other host credentials: a real process of another uid."""
+"""Host credentials: a function run in a forked child with others (a real process of another
+uid), and the capabilities of this one."""
 
 from __future__ import annotations
 
@@ -38,3 +39,10 @@ def as_ids(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
     return json.loads(data)
+
+
+def capabilities() -> int:
+    """This process's effective capabilities: bit N set for capability N (CAP_*)."""
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("CapEff:"))
+    return int(line.split()[1], 16)

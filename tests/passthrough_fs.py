@@ -49,8 +49,8 @@ from pyfuse3 import (
 from .drvfs_harness import is_mounted
 
 XATTR_NAMESPACES = (b"user.", b"trusted.")
-START_TIMEOUT = 20.0  # seconds for the mount to appear
-STOP_TIMEOUT = 20.0  # seconds for the process to unmount and exit
+START_TIMEOUT = 60.0  # seconds for the mount to appear: a hang guard
+STOP_TIMEOUT = 60.0  # seconds for the process to unmount and exit: a hang guard
 
 
 @contextlib.contextmanager

@@ -93,8 +93,8 @@ def test_help_and_usage_errors() -> None:
 
 def test_missing_export_directory_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
-    bad = subprocess.run([*SERVER, "--export", f"C={missing}"], capture_output=True, text=True)
-    assert bad.returncode == 1 and f"cannot export {missing}" in bad.stderr
+    line = _fails_to_start("--export", f"C={missing}", "--listen", "tcp:127.0.0.1:0")
+    assert line == f"ninep-server: cannot export {missing}: No such file or directory"
     assert not os.path.exists(missing)
 
 

@@ -19,6 +19,7 @@ ROUNDS = 10  # each case-variant sequence, on fresh names: a stale cache shows i
 # For counting requests: no notification (host changes would make the kernel ask again),
 # and nothing the kernel was given expires while a test counts, however slow the machine.
 COUNTED = "covered_timeout=0,attr_timeout=3600,entry_timeout=3600"
+LISTINGS = 5  # of 10,000 entries, until one the kernel reclaimed nothing during
 
 
 def served(server: StatsServer) -> Counter[str]:
@@ -103,24 +104,47 @@ def test_an_open_file_stays_readable_after_a_case_variant_is_unlinked(tmp_path: 
 # ---- fids and requests, counted by the server ----
 
 
+def _shrinker_scans() -> int:
+    """Objects the kernel's shrinkers have scanned so far (slabs_scanned in /proc/vmstat):
+    every dentry or inode it reclaims, by drop_caches or under memory pressure, is one."""
+    with open("/proc/vmstat") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("slabs_scanned "))
+
+
 def test_listing_10000_entries_holds_no_server_fid_per_entry(tmp_path: Path) -> None:
+    """READDIRPLUS gives the kernel each entry with its attributes and drvfs no fid, so
+    stat'ing the listed entries asks nothing. Unless the kernel reclaims the listing's
+    dentries before they are stat'ed (drop_caches, as ninep-bench's cold runs do, or
+    memory pressure): each stat is then a LOOKUP, whose walk keeps its fid
+    (docs/architecture.md), for up to the 195 entries of one READDIRPLUS reply per drop.
+    Such a listing shows only that each extra fid is a lookup's; fresh names are listed
+    again."""
     with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
         assert isinstance(server, StatsServer)
-        big = server.export / "big"
-        big.mkdir()
-        for i in range(10_000):
-            (big / f"entry-{i:05}").write_bytes(b"x" * (i % 7))
-        fids_before = server.total()["fids"]
-        requests_before = served(server)
-        listed = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(mnt / "big")}
-        assert len(listed) == 10_000
-        assert all(listed[f"entry-{i:05}"].st_size == i % 7 for i in range(10_000))
-        spent = served(server) - requests_before
-        assert server.total()["fids"] <= fids_before + 3  # the directory's, none per entry
-        assert spent["Treaddirattr"] >= 2
-        assert spent["Twalk"] + spent["Twalkgetattr"] + spent["Tgetattr"] < 10
+        for attempt in range(LISTINGS):
+            big = server.export / f"big{attempt}"
+            big.mkdir()
+            for i in range(10_000):
+                (big / f"entry-{i:05}").write_bytes(b"x" * (i % 7))
+            scans = _shrinker_scans()
+            fids_before = server.total()["fids"]
+            requests_before = served(server)
+            listed = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(mnt / big.name)}
+            assert len(listed) == 10_000
+            assert all(listed[f"entry-{i:05}"].st_size == i % 7 for i in range(10_000))
+            spent = served(server) - requests_before
+            held = server.total()["fids"] - fids_before
+            walks = spent["Twalk"] + spent["Twalkgetattr"] + spent["Tgetattr"]
+            figures = {"fids held": held, "walks": walks, **spent}
+            assert spent["Treaddirattr"] >= 2, figures
+            if held <= 3 and walks < 10:  # the directory's fids, none per entry
+                break
+            assert _shrinker_scans() != scans, figures  # else nothing excuses them
+            assert held <= 3 + spent["Twalkgetattr"], figures
+        else:
+            pytest.skip(f"the kernel reclaimed dentries during each of {LISTINGS} listings")
         # each entry is usable: a fid is walked when one is needed
-        assert (mnt / "big" / "entry-00006").read_bytes() == b"x" * 6
+        assert (mnt / big.name / "entry-00006").read_bytes() == b"x" * 6
 
 
 def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> None:

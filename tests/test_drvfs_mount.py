@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from drvfs.cli import helper_script
+from ninep.transport import DEFAULT_ADDRESS
 from volfs.names import STAGING_DIR
 
 from . import posix_checks
+from .children import capabilities
 from .drvfs_harness import (
     NEEDS_FUSE,
     PYTHON,
@@ -175,9 +177,9 @@ def test_a_host_write_is_seen_by_its_notification_whatever_the_mtime(
     host.write_bytes(b"A" * 8192)
     assert (mnt / "cached").read_bytes() == b"A" * 8192
     _hide_a_write(host)
-    end = time.monotonic() + 5
+    end = time.monotonic() + TIMEOUT  # a hang guard
     while (mnt / "cached").read_bytes() != b"B" * 8192:
-        assert time.monotonic() < end, "the host's write was not seen within 5 s"
+        assert time.monotonic() < end, f"the host's write was not seen within {TIMEOUT} s"
         time.sleep(0.005)
 
 
@@ -305,19 +307,57 @@ def test_mount_helper_exit_codes(tmp_path: Path, server: ServerProcess) -> None:
         return subprocess.run([*MOUNT_HELPER, *args], capture_output=True, text=True,
                               timeout=TIMEOUT)  # fmt: skip
 
-    bad = helper("C:", str(mnt), "-o", f"server={server.address},metadata,bogus")
-    assert bad.returncode == 1, bad.stderr
-    assert "refused the options 'metadata;bogus' of export 'C': Invalid argument" in bad.stderr
-    away = helper("C:", str(mnt), "-o", f"server=unix:{tmp_path}/nobody-there")
-    assert away.returncode == 32 and "cannot reach the 9P server" in away.stderr
-    refused = helper("Z:", str(mnt), "-o", f"server={server.address}")  # no such export
-    assert refused.returncode == 32 and "refused 'Z': No such file" in refused.stderr
-    nowhere = helper("C:", str(tmp_path / "missing"), "-o", f"server={server.address}")
-    assert nowhere.returncode == 32 and "not a directory" in nowhere.stderr
-    fake = helper("C:", str(mnt), "-f", "-o", f"server={server.address}")
-    assert fake.returncode == 0 and not is_mounted(mnt)
-    assert helper("C:", str(mnt)).returncode == 32  # the default server address: nobody there
-    assert not is_mounted(mnt)
+    try:
+        bad = helper("C:", str(mnt), "-o", f"server={server.address},metadata,bogus")
+        assert bad.returncode == 1, bad.stderr
+        assert "refused the options 'metadata;bogus' of export 'C': Invalid argument" in bad.stderr
+        away = helper("C:", str(mnt), "-o", f"server=unix:{tmp_path}/nobody-there")
+        assert away.returncode == 32 and "cannot reach the 9P server" in away.stderr
+        refused = helper("Z:", str(mnt), "-o", f"server={server.address}")  # no such export
+        assert refused.returncode == 32 and "refused 'Z': No such file" in refused.stderr
+        nowhere = helper("C:", str(tmp_path / "missing"), "-o", f"server={server.address}")
+        assert nowhere.returncode == 32 and "not a directory" in nowhere.stderr
+        fake = helper("C:", str(mnt), "-f", "-o", f"server={server.address}")
+        assert fake.returncode == 0 and not is_mounted(mnt)
+    finally:
+        _unmount(mnt)
+
+
+def _unmount(mnt: Path) -> None:
+    """Nothing left of a mount a failed test made on `mnt`: unmounted, its drvfs ended."""
+    if is_mounted(mnt):
+        pids = _drvfs_pids(mnt)
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        for pid in pids:
+            _wait_exit(pid)
+
+
+SIOCSIFFLAGS, IFF_UP = 0x8914, 0x1  # <linux/sockios.h>, <net/if.h>
+_LOOPBACK_UP = (  # then runs the command in its arguments
+    "import fcntl, os, socket, struct, sys; "
+    f"fcntl.ioctl(socket.socket(), {SIOCSIFFLAGS}, struct.pack('16sH22x', b'lo', {IFF_UP})); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+CAP_SYS_ADMIN = 21
+NEEDS_SYS_ADMIN = pytest.mark.skipif(
+    not capabilities() >> CAP_SYS_ADMIN & 1, reason="unshare -n needs CAP_SYS_ADMIN"
+)
+
+
+@NEEDS_SYS_ADMIN
+def test_the_mount_helpers_default_server_is_the_servers(tmp_path: Path) -> None:
+    """Run in a network namespace of its own (util-linux's unshare), with its loopback up
+    (else a connect fails ENETUNREACH), where nothing listens on the default address."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    command = ["unshare", "--net", "--", PYTHON, "-c", _LOOPBACK_UP, *MOUNT_HELPER, "C:", str(mnt)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+        assert done.returncode == 32, done.stderr
+        assert f"cannot reach the 9P server at {DEFAULT_ADDRESS}: " in done.stderr
+        assert not is_mounted(mnt)
+    finally:
+        _unmount(mnt)
 
 
 def test_drvfs_mount_usage_errors_exit_1(tmp_path: Path, server: ServerProcess) -> None:

@@ -44,7 +44,7 @@ from volfs.access import (
     open_want,
 )
 
-from .children import as_ids
+from .children import as_ids, capabilities
 
 # ---- a small reference, written from the POSIX text, kept apart from the code ----
 
@@ -322,9 +322,7 @@ CAPS |= {"CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_MKNOD": 27}
 
 
 def _missing_caps() -> list[str]:
-    with open("/proc/self/status") as f:
-        line = next(x for x in f if x.startswith("CapEff:"))
-    eff = int(line.split()[1], 16)
+    eff = capabilities()
     return [name for name, bit in CAPS.items() if not eff >> bit & 1]
 
 
