@@ -1,21 +1,31 @@
 """Who is connecting, and whether they may: the server's admission of a new connection.
 
 The host uid of a peer is known where the kernel can tell: `SO_PEERCRED` on a
-unix socket; on loopback TCP, the uid that owns the peer's own socket, read
-from `/proc/net/tcp` and `/proc/net/tcp6` (the peer's socket is the one whose
-local address is our peer address and whose remote address is ours). A peer
-on another host has no uid we can know: it is admitted by its network
-(`--allow-net`), as NFS trusts AUTH_SYS hosts. docs/security.md states the model.
+unix socket; on loopback TCP, the uid that owns the peer's own socket (the one
+whose local address is our peer address and whose remote address is ours),
+asked of the kernel for that one socket (`ninep.sockdiag`, constant time), or,
+where the kernel refuses that question, read from `/proc/net/tcp` and
+`/proc/net/tcp6` in a worker thread (its cost grows with the host's sockets,
+so it never runs in the event loop). A peer on another host has no uid we can
+know: it is admitted by its network (`--allow-net`), as NFS trusts AUTH_SYS
+hosts. docs/security.md states the model.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import trio
+
+from .sockdiag import DiagRefused, tcp_socket_owner
+
+log = logging.getLogger("ninep.server")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -56,8 +66,32 @@ def _forms(address: IPAddress) -> list[IPAddress]:
     return [address]
 
 
+def _pairs(
+    peer: tuple[IPAddress, int], local: tuple[IPAddress, int]
+) -> list[tuple[tuple[IPAddress, int], tuple[IPAddress, int]]]:
+    """(own address, remote address) of the peer's socket in each IP version it may have:
+    an IPv4 client of a dual-stack listener has an IPv4 socket, tried first."""
+    pairs = [
+        ((p, peer[1]), (q, local[1]))
+        for p in _forms(peer[0])
+        for q in _forms(local[0])
+        if p.version == q.version
+    ]
+    return sorted(pairs, key=lambda pair: pair[0][0].version)
+
+
 def tcp_owner(peer: tuple[IPAddress, int], local: tuple[IPAddress, int]) -> int | None:
-    """The uid owning the loopback socket connected from `peer` to `local`; None if gone."""
+    """The uid owning the loopback socket connected from `peer` to `local`, asked of the
+    kernel; None if gone. DiagRefused where the kernel cannot be asked."""
+    for own, remote in _pairs(peer, local):
+        uid = tcp_socket_owner(own, remote)
+        if uid is not None:
+            return uid
+    return None
+
+
+def proc_tcp_owner(peer: tuple[IPAddress, int], local: tuple[IPAddress, int]) -> int | None:
+    """`tcp_owner` read from /proc/net/tcp[6]: as slow as there are sockets on the host."""
     wanted = {
         (_proc_hex(p, peer[1]), _proc_hex(q, local[1]))
         for p in _forms(peer[0])
@@ -99,16 +133,10 @@ class Peer:
     address: IPAddress | None = None  # None: a unix socket
 
     @classmethod
-    def of(cls, sock: Socket) -> Peer:
-        """The peer at the other end of a connected socket: its uid where the kernel tells
-        it (SO_PEERCRED; the owner of a loopback peer's socket), its address on TCP."""
-        if sock.family == socket.AF_UNIX:
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            return cls(int(struct.unpack("3i", creds)[1]))
-        peer = _ip_port(sock.getpeername())
-        if not is_loopback(peer[0]):
-            return cls(None, peer[0])
-        return cls(tcp_owner(peer, _ip_port(sock.getsockname())), peer[0])
+    def of_unix(cls, sock: Socket) -> Peer:
+        """The peer of a connected unix socket: its uid (SO_PEERCRED)."""
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return cls(int(struct.unpack("3i", creds)[1]))
 
     def __str__(self) -> str:
         where = "unix" if self.address is None else str(self.address)
@@ -140,3 +168,41 @@ class Admission:
         if peer.uid not in self.uids:
             return f"uid {peer.uid} is not allowed (--allow-uid)"
         return None
+
+
+class PeerFinder:
+    """Finds who is at the other end of new connections (`Peer`), and counts how."""
+
+    def __init__(self) -> None:
+        self.asked = 0  # loopback peers whose owner the kernel told (sock_diag)
+        self.scanned = 0  # loopback peers found in /proc/net/tcp[6] (sock_diag refused)
+        self.refused: str | None = None  # why the kernel cannot be asked, once found
+        self._scanning = trio.CapacityLimiter(1)  # one /proc scan at a time
+
+    async def peer(self, sock: Socket) -> Peer:
+        """The peer at the other end of a connected socket: its uid where the kernel tells
+        it, its address on TCP. OSError if it is gone already."""
+        if sock.family == socket.AF_UNIX:
+            return Peer.of_unix(sock)
+        peer = _ip_port(sock.getpeername())
+        if not is_loopback(peer[0]):
+            return Peer(None, peer[0])
+        local = _ip_port(sock.getsockname())
+        if self.refused is None:
+            try:
+                uid = tcp_owner(peer, local)
+            except DiagRefused as e:
+                self.refused = str(e)
+                log.warning("the kernel cannot tell who owns a socket (%s): loopback peers are "
+                            "found in /proc/net/tcp, in a worker thread", e)  # fmt: skip
+            else:
+                self.asked += 1
+                return Peer(uid, peer[0])
+        self.scanned += 1
+        uid = await trio.to_thread.run_sync(proc_tcp_owner, peer, local, limiter=self._scanning)
+        return Peer(uid, peer[0])
+
+    def figures(self) -> dict[str, Any]:
+        """How peers were found (`ninep.stats`)."""
+        return {"asked_kernel": self.asked, "scanned_proc": self.scanned,
+                "sock_diag_refused": self.refused}  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -20,6 +21,7 @@ from .admission import Admission, IPNetwork, host_address, is_loopback
 from .backend import Export
 from .constants import MIN_MSIZE, SERVER_MSIZE
 from .identity import Identity, become, lookup_group, lookup_user, root_refusal
+from .limits import Limits, ServerLimits
 from .server import Listening, Server
 from .transport import DEFAULT_ADDRESS, Address, ListenError, parse_address
 
@@ -70,6 +72,44 @@ def _address_arg(text: str) -> Address:
         return parse_address(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# (option, field of ServerLimits or Limits, what it bounds): each limit declared once
+_LIMITS = [
+    ("--max-connections", "connections", "connections served at once"),
+    ("--max-connections-per-peer", "connections_per_peer",
+     "connections of one local uid, or of one /24 (/64) network of other hosts"),
+    ("--max-fids", "fids", "fids held by all connections together"),
+    ("--max-open-files", "open_files", "files open on all connections together "
+     "(default: half the descriptor limit)"),
+    ("--max-open-files-per-connection", "connection_open_files",
+     "files open on one connection (default: an eighth of the descriptor limit)"),
+]  # fmt: skip
+
+
+def _positive_arg(text: str) -> int:
+    value = int(text, 0)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _with_default(field: str, what: str) -> str:
+    """`what`, with the default of the limit `field` where it is a number."""
+    for f in (*dataclasses.fields(ServerLimits), *dataclasses.fields(Limits)):
+        if f.name == field and isinstance(f.default, int):
+            return f"{what} (default {f.default})"
+    return what
+
+
+def limits_of(args: argparse.Namespace) -> tuple[Limits, ServerLimits]:
+    """The per-connection and server-wide limits of the command line (defaults elsewhere)."""
+    given = {field: getattr(args, field) for _, field, _ in _LIMITS
+             if getattr(args, field, None) is not None}  # fmt: skip
+    per_connection = {}
+    if "connection_open_files" in given:
+        per_connection["open_files"] = given.pop("connection_open_files")
+    return Limits(**per_connection), ServerLimits(**given)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -168,6 +208,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="serve the server's figures as JSON on this unix socket (python -m ninep.stats PATH)",
     )
+    limits = p.add_argument_group(
+        "limits", "bounds on all connections together, and on each (docs/operations.md)"
+    )
+    for flag, field, what in _LIMITS:
+        limits.add_argument(flag, metavar="N", type=_positive_arg, dest=field,
+                            help=_with_default(field, what))  # fmt: skip
     p.add_argument(
         "--backend", default="volfs", help="export backend (entry point group ninep.backends)"
     )
@@ -260,20 +306,26 @@ def _check_readable_directory(path: str) -> None:
 async def run(p: Plan) -> None:
     """Bind, become the serving user, open the exports, serve until SIGINT or SIGTERM."""
     others = [a for a in p.addresses if a.scheme != "fd"]
+    if p.args.stats is not None:  # bound with the others, before the serving user has less
+        others.append(Address("unix", path=p.args.stats))
     listening = await Listening.open(others, p.socket_group)
+    stats = listening.split_off(p.args.stats)
     try:
         if p.user is not None:
-            listening.hand_over(p.user.uid)
+            for part in (listening, stats):
+                part.hand_over(p.user.uid)
             become(p.user)
         admission = Admission.serving(os.geteuid(), p.allow_uids, p.args.allow_net)
-        server = Server(open_exports(p.args), max_msize=p.args.msize, admission=admission)
+        limits, server_limits = limits_of(p.args)
+        server = Server(open_exports(p.args), p.args.msize, admission, limits, server_limits)
         async with trio.open_nursery() as nursery:
-            if p.args.stats is not None:
-                await nursery.start(server.serve_stats, p.args.stats)
+            if stats.listeners:
+                await nursery.start(server.serve_stats, stats)
             await _serve(server, listening, [a for a in p.addresses if a.scheme == "fd"])
             nursery.cancel_scope.cancel()
     finally:
         listening.close()
+        stats.close()
 
 
 async def _serve(server: Server, listening: Listening, fd_addresses: Sequence[Address]) -> None:

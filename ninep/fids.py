@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from .backend import File, Handle, User
+from .limits import Budgets
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +65,51 @@ class FidRef:
 
 
 class FidTable:
-    """The fids of one connection."""
+    """The fids of one connection, within its limits and the server's `budgets`."""
 
-    def __init__(self, limit: int = 1 << 32) -> None:
+    def __init__(
+        self, limit: int = 1 << 32, open_limit: int = 1 << 32, budgets: Budgets | None = None
+    ) -> None:
         self._fids: dict[int, FidRef] = {}
         self.limit = limit  # fids held at once; one more is EMFILE
+        self.open_limit = open_limit  # fids with an open file; one more open is EMFILE
+        self.open = 0
+        self._budgets = budgets or Budgets.unbounded()
 
     def __len__(self) -> int:
         return len(self._fids)
 
     async def add(self, num: int, fid: FidRef) -> None:
-        """Enter `fid` as `num`; if `num` was taken meanwhile, close `fid` and fail."""
+        """Enter `fid` (perhaps open) as `num`; if `num` was taken meanwhile, close `fid` and
+        fail."""
         if num in self._fids:
             await fid.close()
             raise OSError(errno.EBADF, f"fid {num} is already in use")
         self._fids[num] = fid
+        self._budgets.fids.used += 1
+        if fid.handle is not None:
+            self.opened()
 
     def check_free(self, num: int) -> None:
-        """Before making fid `num`: EBADF if it is in use, EMFILE if the table is full."""
+        """Before making fid `num`: EBADF if it is in use, EMFILE if the table (or the
+        server's budget) is full."""
         if num in self._fids:
             raise OSError(errno.EBADF, f"fid {num} is already in use")
         if len(self._fids) >= self.limit:
             raise OSError(errno.EMFILE, f"this connection holds {self.limit} fids, its limit")
+        self._budgets.fids.check()
+
+    def check_open(self) -> None:
+        """Before opening a file: EMFILE past this connection's open files, ENFILE past the
+        server's."""
+        if self.open >= self.open_limit:
+            raise OSError(errno.EMFILE, f"this connection has {self.open} files open, its limit")
+        self._budgets.open_files.check()
+
+    def opened(self) -> None:
+        """A fid of the table was just opened (counted until it closes)."""
+        self.open += 1
+        self._budgets.open_files.used += 1
 
     @asynccontextmanager
     async def use(self, num: int) -> AsyncIterator[FidRef]:
@@ -99,7 +123,7 @@ class FidTable:
         finally:
             fid.users -= 1
             if fid.clunked and fid.users == 0:
-                await fid.close()
+                await self._close(fid)
 
     def pop(self, num: int) -> FidRef:
         """Take fid `num` out of the table; it closes when no request uses it any more."""
@@ -115,4 +139,12 @@ class FidTable:
         for fid in fids:
             fid.clunked = True
             if fid.users == 0:
-                await fid.close()
+                await self._close(fid)
+
+    async def _close(self, fid: FidRef) -> None:
+        """Close a fid that left the table, and give back what it counted."""
+        self._budgets.fids.used -= 1
+        if fid.handle is not None:
+            self.open -= 1
+            self._budgets.open_files.used -= 1
+        await fid.close()

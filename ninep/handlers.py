@@ -195,6 +195,8 @@ async def _walked(
     if msg.newfid == msg.fid:
         fid.replace_file(file)
         fid.handle = handle
+        if handle is not None:
+            s.fids.opened()
     else:
         await s.fids.add(msg.newfid, FidRef(file, fid.user, handle))
 
@@ -240,6 +242,7 @@ async def _walkopen(s: Session, msg: m.Twalkopen) -> Message:
         try:
             if error is not None:  # all or nothing, as Twalkgetattr
                 raise error
+            s.fids.check_open()
             covered = _watched(s, current)
             handle = await current.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
             attr = _with_coverage(await current.getattr(msg.request_mask), covered)
@@ -323,7 +326,9 @@ def _check_unopened(fid: FidRef) -> None:
 async def _lopen(s: Session, msg: m.Tlopen) -> Message:
     async with s.fids.use(msg.fid) as fid:
         _check_unopened(fid)
+        s.fids.check_open()
         fid.handle = await fid.file.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
+        s.fids.opened()
         return m.Rlopen(msg.tag, qid=fid.file.qid, iounit=0)
 
 
@@ -358,11 +363,13 @@ async def _create(
     _check_unopened(fid)
     if newfid is not None:
         s.fids.check_free(newfid)
+    s.fids.check_open()
     with _own(s, (fid.file.qid.path, msg.name)):
         file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
     if newfid is None:
         fid.replace_file(file)
         fid.handle = handle
+        s.fids.opened()
         return file
     await s.fids.add(newfid, FidRef(file, fid.user, handle))  # closes both if taken meanwhile
     return file

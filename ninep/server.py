@@ -1,26 +1,42 @@
-"""The trio 9P2000.L server: listens on addresses and serves each connection in its own task."""
+"""The trio 9P2000.L server: listens on addresses and serves each connection in its own task.
+
+Admission comes first, in constant time (`admission.PeerFinder`): who the peer
+is, whether it may connect, and whether the server has room for it (`ServerLimits`:
+connections in total and per peer); a refusal closes the connection before its
+Tversion and is logged at most once a minute per peer (`ratelog.RateLog`). The
+accept loop keeps one descriptor in reserve: when the process has none left, a
+new connection is still accepted and closed at once, with one log line, and the
+server goes on when descriptors are free again.
+"""
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from socket import AF_UNIX
 from typing import Any
 
 import trio
 
 from . import stats
-from .admission import Admission, Peer
+from .admission import Admission, Peer, PeerFinder
 from .backend import Export
 from .constants import MIN_MSIZE, SERVER_MSIZE
-from .limits import Limits
+from .limits import Budgets, Limits, ServerLimits
+from .ratelog import RateLog
 from .session import Session
 from .transport import Address, fd_stream, open_listeners
 
 log = logging.getLogger("ninep.server")
+
+# accept(2) errors that mean "no descriptor (or memory) for one more connection now"
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 @dataclass
@@ -53,13 +69,31 @@ class Listening:
             raise
         return done
 
+    def split_off(self, path: str | None) -> Listening:
+        """The listener of unix socket `path` (none if None), taken out of these: bound
+        with them, served apart (`Server.serve_stats`)."""
+        part = Listening()
+        if path is None:
+            return part
+        for listener in list(self.listeners):
+            name = listener.socket.getsockname() if listener.socket.family == AF_UNIX else None
+            if name == path:
+                self.listeners.remove(listener)
+                part.listeners.append(listener)
+        self.bound = [b for b in self.bound if not (b.scheme == "unix" and b.path == path)]
+        self.unix_paths.remove(path)
+        part.unix_paths.append(path)
+        part.bound.append(Address("unix", path=path))
+        return part
+
     def hand_over(self, uid: int) -> None:
         """Give the unix socket files to the serving user `uid` (before becoming it)."""
         for path in self.unix_paths:
             os.chown(path, uid, -1)
 
     def close(self) -> None:
-        """Close every listener and remove the unix socket files."""
+        """Close every listener and remove the unix socket files (each one it cannot, in a
+        directory the serving user may not write, is logged)."""
         for listener in self.listeners:
             listener.socket.close()
         for path in self.unix_paths:
@@ -67,14 +101,17 @@ class Listening:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            except OSError as e:  # a directory the serving user may not write
-                log.warning("cannot remove the socket file %s: %s", path, e.strerror)
+            except OSError as e:
+                log.warning("cannot remove the socket file %s: %s (serve from a directory "
+                            "the serving user owns, as systemd's RuntimeDirectory)", path,
+                            e.strerror)  # fmt: skip
 
 
 class Server:
     """Serves a set of named exports to any number of connections.
 
-    `admission` says which peers are served (root and this process's uid by default).
+    `admission` says which peers are served (root and this process's uid by default);
+    `limits` bound each connection, `server_limits` all of them together.
     """
 
     def __init__(
@@ -83,6 +120,7 @@ class Server:
         max_msize: int = SERVER_MSIZE,
         admission: Admission | None = None,
         limits: Limits | None = None,
+        server_limits: ServerLimits | None = None,
     ) -> None:
         if max_msize < MIN_MSIZE:
             raise ValueError(f"msize {max_msize} is below the minimum of {MIN_MSIZE}")
@@ -90,9 +128,15 @@ class Server:
         self.max_msize = max_msize
         self.admission = admission or Admission.serving(os.geteuid())
         self.limits = limits or Limits()
+        self.server_limits = server_limits or ServerLimits()
+        self.budgets = Budgets.of(self.server_limits)
+        self.finder = PeerFinder()
+        self.refusals = RateLog(log)
         self.connections = 0
         self._sessions: set[Session] = set()
         self._closed_requests: Counter[str] = Counter()
+        self._per_peer: Counter[str] = Counter()  # connections served now, by `_peer_key`
+        self._refused: Counter[str] = Counter()  # connections refused, by reason
 
     def stats(self) -> dict[str, Any]:
         """The server's figures: in total, per open connection, and the exports' own
@@ -104,14 +148,28 @@ class Server:
             "total": stats.total(connections, self._closed_requests),
             "connections": connections,
             "exports": exports,
+            "server": self._server_figures(),
         }
+
+    def _server_figures(self) -> dict[str, Any]:
+        """The limits of all connections together, what is used of them, and admission."""
+        b, limits = self.budgets, self.server_limits
+        return {
+            "connections": {"used": len(self._sessions), "limit": limits.connections,
+                            "per_peer_limit": limits.connections_per_peer},
+            "fids": {"used": b.fids.used, "limit": b.fids.limit},
+            "open_files": {"used": b.open_files.used, "limit": b.open_files.limit,
+                           "per_connection_limit": self.limits.open_files},
+            "refused": dict(self._refused),
+            "admission": self.finder.figures(),
+        }  # fmt: skip
 
     async def serve_connection(self, stream: trio.abc.Stream, peer: str = "") -> None:
         """Serve one connection until it closes; a misbehaving client is cut off alone."""
         self.connections += 1
         peer = peer or f"connection {self.connections}"
         log.info("%s: connected", peer)
-        session = Session(self.exports, stream, self.max_msize, peer, self.limits)
+        session = Session(self.exports, stream, self.max_msize, peer, self.limits, self.budgets)
         self._sessions.add(session)
         try:
             await session.run()
@@ -123,35 +181,93 @@ class Server:
             log.info("%s: closed", peer)
 
     async def serve_stats(
-        self, path: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        stats: Listening,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Answer each connection to unix socket `path` with the figures (JSON); until cancelled."""
-        listening = await Listening.open([Address("unix", path=path)])
-        try:
-            task_status.started()
+        """Answer each connection to the unix socket(s) of `stats` with the figures (JSON),
+        until cancelled."""
 
-            async def answer(stream: trio.SocketStream) -> None:
-                async with stream:
-                    if self.admission.refusal(Peer.of(stream.socket)) is None:
-                        await stream.send_all(json.dumps(self.stats()).encode())
+        async def answer(stream: trio.SocketStream) -> None:
+            async with stream:
+                if self.admission.refusal(Peer.of_unix(stream.socket)) is None:
+                    await stream.send_all(json.dumps(self.stats()).encode())
 
-            await trio.serve_listeners(answer, listening.listeners)
-        finally:
-            listening.close()
+        task_status.started()
+        await trio.serve_listeners(answer, stats.listeners)
 
     async def _serve_socket(self, stream: trio.SocketStream) -> None:
+        """Admit a new connection (who, and whether there is room for it), then serve it."""
         try:
-            peer = Peer.of(stream.socket)
+            peer = await self.finder.peer(stream.socket)
         except OSError as e:  # gone already
             log.info("connection lost before it was served: %s", e)
             await trio.aclose_forcefully(stream)
             return
+        key = _peer_key(peer)
         refusal = self.admission.refusal(peer)
+        why = "admission"
+        if refusal is None:
+            refusal, why = self._no_room(key), "connections"
         if refusal is not None:
-            log.warning("%s: refused: %s", peer, refusal)
+            self._refused[why] += 1
+            self.refusals.warning(f"{why} {key}", f"{peer}: refused: {refusal}")
             await trio.aclose_forcefully(stream)
             return
-        await self.serve_connection(stream, str(peer))
+        self._per_peer[key] += 1
+        try:
+            await self.serve_connection(stream, str(peer))
+        finally:
+            self._per_peer[key] -= 1
+            if not self._per_peer[key]:
+                del self._per_peer[key]
+
+    def _no_room(self, key: str) -> str | None:
+        """Why a new connection of peer `key` would go past the server's limits, or None."""
+        limits = self.server_limits
+        if len(self._sessions) >= limits.connections:
+            return f"the server serves {limits.connections} connections, its limit"
+        if self._per_peer[key] >= limits.connections_per_peer:
+            return f"{key} has {limits.connections_per_peer} connections, its limit"
+        return None
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept connections on `listener` and serve each in a task of `nursery`; when the
+        process is out of descriptors, the spare one lets a new connection be closed at
+        once rather than left waiting (`serve_listeners` would retry every 100 ms, logging
+        a traceback each time)."""
+        spare: int | None = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as e:
+                    if e.errno not in _EXHAUSTED:
+                        raise
+                    if spare is not None:
+                        os.close(spare)
+                        spare = None
+                    await self._turn_away(listener, e)
+                    spare = _reopen_spare()
+                    continue
+                nursery.start_soon(self._serve_socket, stream)
+        finally:
+            if spare is not None:
+                os.close(spare)
+
+    async def _turn_away(self, listener: trio.SocketListener, e: OSError) -> None:
+        """Accept one waiting connection with the descriptor just freed and close it."""
+        self._refused["descriptors"] += 1
+        self.refusals.warning(
+            "descriptors", f"out of descriptors ({e.strerror}): new connections are closed"
+        )
+        try:
+            with trio.move_on_after(0.1):
+                sock, _ = await listener.socket.accept()
+                sock.close()
+        except OSError:
+            await trio.sleep(0.1)  # none to spare yet: the next try after a pause
 
     async def serve(
         self,
@@ -180,9 +296,26 @@ class Server:
             log.info("listening on %s", b)
         async with trio.open_nursery() as nursery:
             for listener in listening.listeners:
-                nursery.start_soon(trio.serve_listeners, self._serve_socket, [listener])
+                nursery.start_soon(self._accept, listener, nursery)
             task_status.started(listening.bound)
 
     async def serve_fds(self, fds: tuple[int, int] = (0, 1)) -> None:
         """Serve the one connection carried by a pair of descriptors (stdin/stdout, inetd)."""
         await self.serve_connection(fd_stream(fds), f"fd:{fds[0]},{fds[1]}")
+
+
+def _peer_key(peer: Peer) -> str:
+    """What connections are counted and refusals logged by: a local peer's uid, or the
+    network (/24, /64) of another host."""
+    if peer.uid is not None or peer.address is None:
+        return f"uid {peer.uid}"
+    prefix = 24 if peer.address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{peer.address}/{prefix}", strict=False))
+
+
+def _reopen_spare() -> int | None:
+    """The spare descriptor again, if one is free (else at the next shortage)."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None

@@ -16,7 +16,7 @@ from .constants import EXTENDED_VERSION, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VE
 from .fastcodec import data_parts
 from .fids import FidTable
 from .handlers import HANDLERS
-from .limits import BIG, Limits
+from .limits import BIG, Budgets, Limits
 from .messages import Message, ProtocolError
 from .notify import Subscription
 from .stats import ConnectionStats
@@ -88,6 +88,7 @@ class Session:
         max_msize: int,
         peer: str,
         limits: Limits | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.exports = exports
         self.stream = fast_stream(stream)
@@ -96,7 +97,7 @@ class Session:
         self.extensions = False  # this project's extensions: asked for in Tversion
         self.peer = peer
         self.limits = limits or Limits()
-        self.fids = FidTable(self.limits.fids)
+        self.fids = FidTable(self.limits.fids, self.limits.open_files, budgets)
         self.stats = ConnectionStats(peer)
         self._inflight: dict[int, _InFlight] = {}
         # a pending Tnotify waits without working: outside the bounds, at most one at a time
@@ -112,7 +113,8 @@ class Session:
     def figures(self) -> dict[str, Any]:
         """This connection's statistics (`ninep.stats`)."""
         changes = len(self.notify) if self.notify is not None else 0
-        return {**self.stats.as_dict(), "fids": len(self.fids), "changes": changes}
+        return {**self.stats.as_dict(), "fids": len(self.fids), "open_files": self.fids.open,
+                "changes": changes}  # fmt: skip
 
     async def run(self) -> None:
         """Read frames, queue them, and serve each request in its own task."""

@@ -19,13 +19,14 @@ import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 import trio
 
-from ninep.admission import Admission, Peer, tcp_owner
+from ninep.admission import Admission, Peer, PeerFinder, proc_tcp_owner, tcp_owner
 from ninep.client import Fid, connect
 from ninep.constants import OpenFlag
 
@@ -236,9 +237,13 @@ def _own_address() -> str | None:
 
 
 def test_the_owner_of_a_loopback_peer_is_found() -> None:
-    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    """By asking the kernel (sock_diag) and by reading /proc, which agree: on IPv4, IPv6,
+    and an IPv4 client of a dual-stack listener (an IPv4 socket, an IPv4-mapped peer)."""
+    for family, bind, host in ((socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+                               (socket.AF_INET6, "::1", "::1"),
+                               (socket.AF_INET6, "::", "127.0.0.1")):  # fmt: skip
         with socket.socket(family) as listener:
-            listener.bind((host, 0))
+            listener.bind((bind, 0))
             listener.listen()
             port = listener.getsockname()[1]
 
@@ -253,15 +258,18 @@ def test_the_owner_of_a_loopback_peer_is_found() -> None:
             child.start()
             conn, _ = listener.accept()
             with conn:
-                peer = Peer.of(conn)
+                finder = PeerFinder()
+                peer = trio.run(finder.peer, conn)
                 assert peer.uid == ATTACKER and str(peer).endswith(f"uid {ATTACKER}")
+                assert (finder.asked, finder.scanned) == (1, 0)  # the kernel was asked
+                ends = [(ip_address(n[0].partition("%")[0]), n[1])
+                        for n in (conn.getpeername(), conn.getsockname())]  # fmt: skip
+                assert tcp_owner(ends[0], ends[1]) == proc_tcp_owner(ends[0], ends[1]) == ATTACKER
                 conn.send(b"x")
             child.join()
 
 
 def test_admission_rules() -> None:
-    from ipaddress import ip_address, ip_network
-
     rules = Admission.serving(1000, [2000], [ip_network("10.0.0.0/8")])
     assert rules.refusal(Peer(0)) is None and rules.refusal(Peer(1000)) is None
     assert rules.refusal(Peer(2000, ip_address("127.0.0.1"))) is None
@@ -271,6 +279,7 @@ def test_admission_rules() -> None:
     assert "no --allow-net" in str(rules.refusal(Peer(None, ip_address("192.168.1.1"))))
     assert rules.refusal(Peer(2000, ip_address("::ffff:127.0.0.1"))) is None  # mapped loopback
     assert tcp_owner((ip_address("127.0.0.1"), 1), (ip_address("127.0.0.1"), 1)) is None
+    assert proc_tcp_owner((ip_address("127.0.0.1"), 1), (ip_address("127.0.0.1"), 1)) is None
 
 
 # ---- the attacks of issue 10, each refused with nothing changed on the host ----
