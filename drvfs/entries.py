@@ -3,7 +3,9 @@
 A name in a directory whose changes the server notifies (`drvfs.notified.Coverage`)
 is given with `covered_timeout`, and so are the attributes of the file it names
 (of a directory, only once that directory is covered itself: what changes inside
-it is reported by its own watch); elsewhere the short `entry_timeout` and
+it is reported by its own watch; of a file with more than one link, never: a
+change through another name is reported only in that name's directory, which
+may be outside the export); elsewhere the short `entry_timeout` and
 `attr_timeout`.
 """
 
@@ -50,8 +52,12 @@ class Entries:
                 parent = node.parent
         names_long = parent is not None and coverage.covered(parent.ino)
         # a directory's own attributes (mtime, links) change with what is in it, which
-        # only its own watch reports: long only once it is covered itself
-        attrs_long = coverage.covered(ino) if stat.S_ISDIR(attr.mode) else names_long
+        # only its own watch reports: long only once it is covered itself; a file's
+        # change through another of its names is reported only in that name's directory
+        if stat.S_ISDIR(attr.mode):
+            attrs_long = coverage.covered(ino)
+        else:
+            attrs_long = names_long and attr.nlink <= 1
         return convert.entry(
             ino,
             attr,

@@ -24,6 +24,7 @@ from .identity import Identity, become, lookup_group, lookup_user, root_refusal
 from .limits import Limits, ServerLimits
 from .server import Listening, Server
 from .transport import DEFAULT_ADDRESS, Address, ListenError, parse_address
+from .watch import WATCH_SHARE, set_share
 
 log = logging.getLogger("ninep.server")
 
@@ -57,6 +58,13 @@ def _msize_arg(text: str) -> int:
     value = int(text, 0)
     if value < MIN_MSIZE:
         raise argparse.ArgumentTypeError(f"msize must be at least {MIN_MSIZE}")
+    return value
+
+
+def _share_arg(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a share is between 0 and 1")
     return value
 
 
@@ -215,6 +223,15 @@ def parser() -> argparse.ArgumentParser:
         limits.add_argument(flag, metavar="N", type=_positive_arg, dest=field,
                             help=_with_default(field, what))  # fmt: skip
     p.add_argument(
+        "--watch-share",
+        metavar="FRACTION",
+        type=_share_arg,
+        default=WATCH_SHARE,
+        help="the share of the serving user's inotify watches (fs.inotify.max_user_watches) "
+        f"that all exports together may use for change notification (default {WATCH_SHARE}); "
+        "past it, directories are served uncovered (short caching)",
+    )
+    p.add_argument(
         "--backend", default="volfs", help="export backend (entry point group ninep.backends)"
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
@@ -316,6 +333,7 @@ async def run(p: Plan) -> None:
                 part.hand_over(p.user.uid)
             become(p.user)
         admission = Admission.serving(os.geteuid(), p.allow_uids, p.args.allow_net)
+        set_share(p.args.watch_share)  # the serving user's watches, for every export
         limits, server_limits = limits_of(p.args)
         server = Server(open_exports(p.args), p.args.msize, admission, limits, server_limits)
         async with trio.open_nursery() as nursery:

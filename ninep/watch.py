@@ -7,8 +7,14 @@ by a path a rename could redirect. A directory is *covered* when its watch is
 set and its filesystem is one whose changes all pass through this host's
 kernel: on a network or FUSE filesystem inotify sees only what this host does
 through it, so those are never covered; nor is a directory past the watch
-limit (the user's `max_user_watches`, ENOSPC, or `max_watches` here). The
-kernel's queue overflowing (IN_Q_OVERFLOW) overflows every subscription.
+budget. The kernel's queue overflowing (IN_Q_OVERFLOW) overflows every
+subscription.
+
+The watch budget (`WatchBudget`, one per process, `shared_budget`): every
+export's watches together take at most a share (`WATCH_SHARE` by default) of
+the serving user's inotify watch limit, so the user's other programs keep the
+rest. Past it, or when the user's limit is reached anyway (ENOSPC), a
+directory is served uncovered, and the export logs it once.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import struct
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 
 import trio
 
@@ -68,6 +75,58 @@ UNCOVERED_FILESYSTEMS = frozenset({
 })  # fmt: skip
 
 
+WATCH_SHARE = 0.5  # of the user's inotify watches, what the process's exports may hold
+#: The user's inotify watch limit: the initial user namespace's (fs.inotify.max_user_watches),
+#: and the process's own namespace's, which may be lower (the kernel applies both).
+WATCH_LIMITS = ("/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches")
+DEFAULT_WATCH_LIMIT = 8192  # the kernel's old default, should neither file be readable
+
+
+def user_watch_limit() -> int:
+    """The inotify watches this process's user may hold: the lowest of `WATCH_LIMITS`."""
+    limits = []
+    for path in WATCH_LIMITS:
+        with suppress(OSError, ValueError):
+            limits.append(int(Path(path).read_text()))
+    return min(limits, default=DEFAULT_WATCH_LIMIT)
+
+
+class WatchBudget:
+    """The inotify watches the exports of a process may hold together: `share` of the
+    user's limit (`user_watch_limit`, read once), rounded down."""
+
+    def __init__(self, share: float = WATCH_SHARE, limit: int | None = None) -> None:
+        if not 0 <= share <= 1:
+            raise ValueError(f"a watch share is between 0 and 1, not {share}")
+        self.share = share
+        self.limit = user_watch_limit() if limit is None else limit
+        self.capacity = int(self.limit * share)
+        self.used = 0  # watches held by every Watcher using this budget
+
+    def spent(self) -> bool:
+        return self.used >= self.capacity
+
+    def stats(self) -> dict[str, int]:
+        return {"budget": self.capacity, "budget_used": self.used, "user_limit": self.limit}
+
+
+_shared: WatchBudget | None = None
+
+
+def shared_budget() -> WatchBudget:
+    """The process's watch budget, of `WATCH_SHARE` unless `set_share` chose another."""
+    global _shared
+    if _shared is None:
+        _shared = WatchBudget()
+    return _shared
+
+
+def set_share(share: float) -> None:
+    """Give the exports opened from now on `share` of the user's watches, together."""
+    global _shared
+    _shared = WatchBudget(share)
+
+
 def filesystem_type(fd: int) -> int:
     """The statfs f_type of the filesystem holding `fd` (an O_PATH descriptor will do)."""
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes; f_type comes first
@@ -82,14 +141,19 @@ def filesystem_type(fd: int) -> int:
 class Watcher:
     """An export's inotify watches: `watch` a directory, its changes go to `changes`.
 
-    `show` turns a host name into the name clients see. At most `max_watches`
-    directories are watched; watches stay until the directory goes (IN_IGNORED).
+    `show` turns a host name into the name clients see. Watches are taken from
+    `budget` (by default the process's) and stay until the directory goes
+    (IN_IGNORED) or the watcher closes. `label` names the export in the log.
     """
 
-    def __init__(self, show: Callable[[str], str], max_watches: int = 65536) -> None:
+    def __init__(
+        self, show: Callable[[str], str], label: str = "", budget: WatchBudget | None = None
+    ) -> None:
         self.changes = Changes(self)
-        self.max_watches = max_watches
+        self.budget = shared_budget() if budget is None else budget
+        self.label = label
         self.show = show
+        self.refused = 0  # directories served uncovered for want of a watch
         self._fd = -1
         self._dirs: dict[int, int] = {}  # watch descriptor -> qid path of its directory
         self._wds: dict[int, int] = {}  # and back
@@ -97,7 +161,9 @@ class Watcher:
         self.overflows = 0  # times the kernel's queue overflowed
 
     def stats(self) -> dict[str, int]:
-        return {"watches": len(self._wds), "overflows": self.overflows}
+        """This export's watches, overflows and refusals; the process's budget."""
+        mine = {"watches": len(self._dirs), "overflows": self.overflows, "refused": self.refused}
+        return mine | self.budget.stats()
 
     def covered(self, dir: int) -> bool:
         return dir in self._wds
@@ -107,8 +173,14 @@ class Watcher:
         be; whether it is covered. Changes made before the call are not reported."""
         if dir in self._wds:
             return True
-        if len(self._wds) >= self.max_watches or filesystem_type(fd) in UNCOVERED_FILESYSTEMS:
+        if filesystem_type(fd) in UNCOVERED_FILESYSTEMS:
             return False
+        budget = self.budget
+        if budget.spent():
+            return self._refuse(
+                f"the watch budget is spent ({budget.capacity} watches, {budget.share:g} of"
+                f" the user's {budget.limit}, for every export)"
+            )
         if self._fd < 0:
             self._fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
             if self._fd < 0:
@@ -120,16 +192,28 @@ class Watcher:
         if wd < 0:
             e = ctypes.get_errno()
             if e == errno.ENOSPC:
-                log.info("inotify watch limit reached: a directory is not covered")
-            elif e not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                return self._refuse(f"the user's inotify watch limit ({budget.limit}) is reached")
+            if e not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
                 log.warning("cannot watch a directory: %s", os.strerror(e))
             return False
         old = self._dirs.get(wd)
-        if old is not None and old != dir:  # the same directory reached under another qid
+        if old is None:
+            budget.used += 1
+        elif old != dir:  # the same directory reached under another qid
             self._wds.pop(old, None)
         self._dirs[wd] = dir
         self._wds[dir] = wd
         return True
+
+    def _refuse(self, why: str) -> bool:
+        """A directory is served uncovered for want of a watch: logged once per watcher."""
+        if not self.refused:
+            log.warning(
+                "export %s: %s: directories not watched yet are served uncovered"
+                " (short caching)", self.label, why,
+            )  # fmt: skip
+        self.refused += 1
+        return False
 
     def _ensure_reader(self) -> None:
         """Start the task that reads the descriptor, once per trio run."""
@@ -177,6 +261,7 @@ class Watcher:
                 continue
             if mask & (IN_IGNORED | IN_UNMOUNT):
                 del self._dirs[wd]
+                self.budget.used -= 1
                 if self._wds.get(dir) == wd:
                     del self._wds[dir]
                 self.changes.publish(dir, ChangeKind.UNCOVERED, "")
@@ -193,5 +278,6 @@ class Watcher:
             with suppress(RuntimeError):  # not in a trio run
                 trio.lowlevel.notify_closing(fd)  # wakes the reader, if this is its run
             os.close(fd)
+        self.budget.used -= len(self._dirs)
         self._dirs.clear()
         self._wds.clear()

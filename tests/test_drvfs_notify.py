@@ -124,6 +124,33 @@ def test_a_directory_listed_but_never_entered_is_not_cached_for_long(tmp_path: P
         until(lambda: os.stat(top / "sub").st_nlink == before.st_nlink + 1, "sub's new links")
 
 
+def test_a_write_through_another_link_is_seen(tmp_path: Path) -> None:
+    """A file with more than one link keeps the short attribute timeout in a covered
+    directory: a write through a link in another directory (outside the export, or in
+    one of its directories) is reported only there, so only a new getattr shows it."""
+    with drvfs_mount(tmp_path, HOUR, StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        host = server.export
+        (host / "d").mkdir()
+        (host / "e").mkdir()
+        (host / "d" / "f").write_text("one")
+        (host / "d" / "single").write_text("one")
+        (tmp_path / "outside").mkdir()
+        os.link(host / "d" / "f", tmp_path / "outside" / "f")
+        os.link(host / "d" / "f", host / "e" / "g")
+        f, single = mnt / "d" / "f", mnt / "d" / "single"
+        os.listdir(mnt / "e")  # e is watched: its changes are reported, of g too
+        until(lambda: cached(server, lambda: os.stat(single)), "d covered, single cached")
+        assert os.stat(f).st_nlink == 3
+        assert not cached(server, lambda: os.stat(f))  # attr_timeout=0: asked each time
+        for writer, text in ((tmp_path / "outside" / "f", "two!"), (host / "e" / "g", "three")):
+            with open(writer, "a") as w:
+                w.write(text)
+            size = os.stat(writer).st_size
+            until(lambda: os.stat(f).st_size == size, f"the write through {writer}")  # noqa: B023
+        assert f.read_text() == "onetwo!three"
+
+
 @contextmanager
 def second_mount(tmp_path: Path, server: ServerProcess) -> Iterator[Path]:
     """Another drvfs mount of `server`'s export, beside the first; unmounted at the end."""

@@ -66,7 +66,7 @@ class VolExport:
         self.escape = not case_sensitive if escape is None else escape
         self.show = swap if self.escape else identity  # host name -> shown, and back
         self.indexes = DirIndexes(self.show)
-        self.watcher = Watcher(self.show)  # change notification (volfs.watching)
+        self.watcher = Watcher(self.show, path)  # change notification (volfs.watching)
         self._root = root
         self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
         self._finalizer = weakref.finalize(self, root.release)
