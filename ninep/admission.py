@@ -103,8 +103,8 @@ def proc_tcp_owner(peer: tuple[IPAddress, int], local: tuple[IPAddress, int]) ->
                 next(table)  # the heading
                 for line in table:
                     cols = line.split()
-                    if (cols[1], cols[2]) in wanted:
-                        return int(cols[7])
+                    if (cols[1], cols[2]) in wanted:  # inode 0: closed by its process, no owner
+                        return int(cols[7]) if cols[9] != "0" else None
         except FileNotFoundError:  # no IPv6 on this host
             continue
     return None

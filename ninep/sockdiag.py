@@ -53,8 +53,8 @@ def request(local: tuple[IPAddress, int], remote: tuple[IPAddress, int]) -> byte
 
 
 def parse_owner(reply: bytes) -> int | None:
-    """The uid in the kernel's answer; None if there is no such socket; DiagRefused if
-    the kernel refused the question."""
+    """The uid in the kernel's answer; None if there is no such socket or no process holds
+    it any more (its uid reads as root's then); DiagRefused if the kernel refused."""
     _, kind, _, _, _ = _HEADER.unpack_from(reply)
     if kind == _NLMSG_ERROR:
         (code,) = _ERROR.unpack_from(reply, _HEADER.size)
@@ -63,8 +63,11 @@ def parse_owner(reply: bytes) -> int | None:
         raise DiagRefused(-code, f"sock_diag: {errno.errorcode.get(-code, -code)}")
     if kind != SOCK_DIAG_BY_FAMILY:
         raise DiagRefused(errno.EPROTO, f"sock_diag: unexpected message type {kind}")
-    uid: int = _MESSAGE.unpack_from(reply, _HEADER.size)[8]
-    return uid
+    fields = _MESSAGE.unpack_from(reply, _HEADER.size)
+    uid, inode = fields[8], fields[9]
+    if not inode:  # closed by its process (orphaned, TIME_WAIT): no owner, whatever uid says
+        return None
+    return int(uid)
 
 
 def tcp_socket_owner(local: tuple[IPAddress, int], remote: tuple[IPAddress, int]) -> int | None:
