@@ -145,17 +145,28 @@ class Peer:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """Which peers are served: local uids, and networks of other hosts."""
+    """Which peers are served, and what each may claim (docs/security.md).
+
+    Trusted (`uids`: root, the serving user, `--trust-uid`; and other hosts of
+    `nets`): their claims are taken as said. Bounded (`bounded`: `--allow-uid`):
+    served, but attached only as their own uid, and checked as it."""
 
     uids: frozenset[int] = field(default_factory=frozenset)
     nets: tuple[IPNetwork, ...] = ()
+    bounded: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
     def serving(
-        cls, serving_uid: int, uids: Iterable[int] = (), nets: Iterable[IPNetwork] = ()
+        cls,
+        serving_uid: int,
+        uids: Iterable[int] = (),
+        nets: Iterable[IPNetwork] = (),
+        trusted: Iterable[int] = (),
     ) -> Admission:
-        """Root, the serving user `serving_uid` and `uids`; other hosts in `nets`."""
-        return cls(frozenset({0, serving_uid, *uids}), tuple(nets))
+        """Root, the serving user `serving_uid` and `trusted` uids, trusted; `uids`, bounded
+        by themselves; other hosts in `nets`, trusted."""
+        trust = frozenset({0, serving_uid, *trusted})
+        return cls(trust, tuple(nets), frozenset(uids) - trust)
 
     def refusal(self, peer: Peer) -> str | None:
         """Why `peer` is refused, or None if it is served."""
@@ -165,9 +176,15 @@ class Admission:
             return f"{peer.address} is in no --allow-net network"
         if peer.uid is None:
             return "its uid could not be found"
-        if peer.uid not in self.uids:
+        if peer.uid not in self.uids and peer.uid not in self.bounded:
             return f"uid {peer.uid} is not allowed (--allow-uid)"
         return None
+
+    def bound(self, peer: Peer) -> int | None:
+        """The uid a served `peer` may attach as (its own, if admitted by --allow-uid);
+        None: it is trusted, its claims are taken as said."""
+        local = peer.address is None or is_loopback(peer.address)
+        return peer.uid if local and peer.uid in self.bounded else None
 
 
 class PeerFinder:

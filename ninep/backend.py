@@ -56,10 +56,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """Who attached: the Tattach uname and numeric n_uname."""
+    """Who attached: the Tattach uname and numeric n_uname; `bounded`: a peer admitted by
+    --allow-uid, attached as its own uid, whose other claims (groups) are checked."""
 
     name: str
     uid: int
+    bounded: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,8 +39,9 @@ examples:
   ninep-server --export C=/srv/c --listen fd:0,1      (one connection on stdin/stdout, for inetd)
 
 who may connect (docs/security.md): root and the serving user, and the uids given
-with --allow-uid (found with SO_PEERCRED on unix sockets and from the owner of the
-peer's socket on loopback TCP); other hosts only from --allow-net networks.
+with --trust-uid (trusted: their claims are taken as said) or --allow-uid (bounded:
+they attach only as themselves), found with SO_PEERCRED on unix sockets and from the
+owner of the peer's socket on loopback TCP; other hosts only from --allow-net networks.
 
 mount from a Linux guest:
   mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,aname=C HOST /mnt/c
@@ -188,8 +189,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="UID",
         action="append",
         default=[],
-        help="also serve local connections of this uid or user name (root and the serving "
-        "user always are); repeatable",
+        help="also serve local connections of this uid or user name, bounded by it: they "
+        "attach only as that uid (root and the serving user are always served, trusted); "
+        "repeatable",
+    )
+    p.add_argument(
+        "--trust-uid",
+        metavar="UID",
+        action="append",
+        default=[],
+        help="also serve local connections of this uid or user name and take its claims as "
+        "said, any uid included (a VM's QEMU run as a third user); repeatable",
     )
     p.add_argument(
         "--allow-net",
@@ -273,6 +283,11 @@ class Plan:
     user: Identity | None
     socket_group: int | None
     allow_uids: list[int]
+    trust_uids: list[int]
+
+
+def _uid(name: str) -> int:
+    return int(name) if name.isdigit() else lookup_user(name).uid
 
 
 def plan(args: argparse.Namespace) -> Plan:
@@ -281,12 +296,19 @@ def plan(args: argparse.Namespace) -> Plan:
     try:
         user = lookup_user(args.user) if args.user is not None else None
         group = lookup_group(args.socket_group) if args.socket_group is not None else None
-        uids = [lookup_user(u).uid if not u.isdigit() else int(u) for u in args.allow_uid]
+        uids = [_uid(u) for u in args.allow_uid]
+        trusted = [_uid(u) for u in args.trust_uid]
     except ValueError as e:
         raise SystemExit(f"ninep-server: {e}") from None
     refusal = root_refusal(user, args.allow_root)
     if refusal is not None:
         raise SystemExit(f"ninep-server: {refusal}")
+    as_root = (user.uid if user is not None else os.geteuid()) == 0
+    if uids and as_root and not args.metadata:
+        raise SystemExit(
+            "ninep-server: --allow-uid on a server that serves as root needs --user or "
+            "--metadata: without them every client acts as root on the host (docs/security.md)"
+        )
     for a in addresses:
         host = host_address(a.host) if a.scheme == "tcp" else None
         if a.scheme == "tcp" and not args.allow_net and (host is None or not is_loopback(host)):
@@ -294,7 +316,7 @@ def plan(args: argparse.Namespace) -> Plan:
                 f"ninep-server: {a} is not a loopback address: give --allow-net CIDR for the"
                 " hosts to serve there (docs/security.md)"
             )
-    return Plan(args, addresses, user, group, uids)
+    return Plan(args, addresses, user, group, uids, trusted)
 
 
 def open_exports(args: argparse.Namespace) -> dict[str, Export]:
@@ -332,7 +354,8 @@ async def run(p: Plan) -> None:
             for part in (listening, stats):
                 part.hand_over(p.user.uid)
             become(p.user)
-        admission = Admission.serving(os.geteuid(), p.allow_uids, p.args.allow_net)
+        admission = Admission.serving(os.geteuid(), p.allow_uids, p.args.allow_net,
+                                      p.trust_uids)  # fmt: skip
         set_share(p.args.watch_share)  # the serving user's watches, for every export
         limits, server_limits = limits_of(p.args)
         server = Server(open_exports(p.args), p.args.msize, admission, limits, server_limits)

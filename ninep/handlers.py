@@ -139,6 +139,10 @@ async def _attach(s: Session, msg: m.Tattach) -> Message:
         log.warning("%s: attach to unknown export %r", s.peer, name)
         raise OSError(errno.ENOENT, f"no export named {name!r}")
     user = _user(msg.uname, msg.n_uname)
+    if s.bound is not None:
+        if user.uid != s.bound:
+            raise OSError(errno.EPERM, f"uid {s.bound} may attach only as itself, not {user.uid}")
+        user = User(user.name, user.uid, bounded=True)
     root = await export.attach(options, user)
     await s.fids.add(msg.fid, FidRef(root, user))
     return m.Rattach(msg.tag, qid=root.qid)

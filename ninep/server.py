@@ -164,12 +164,17 @@ class Server:
             "admission": self.finder.figures(),
         }  # fmt: skip
 
-    async def serve_connection(self, stream: trio.abc.Stream, peer: str = "") -> None:
-        """Serve one connection until it closes; a misbehaving client is cut off alone."""
+    async def serve_connection(
+        self, stream: trio.abc.Stream, peer: str = "", bound: int | None = None
+    ) -> None:
+        """Serve one connection until it closes; a misbehaving client is cut off alone.
+        `bound`: the uid the peer may attach as (`Admission.bound`), None if trusted."""
         self.connections += 1
         peer = peer or f"connection {self.connections}"
         log.info("%s: connected", peer)
-        session = Session(self.exports, stream, self.max_msize, peer, self.limits, self.budgets)
+        session = Session(
+            self.exports, stream, self.max_msize, peer, self.limits, self.budgets, bound
+        )
         self._sessions.add(session)
         try:
             await session.run()
@@ -217,7 +222,7 @@ class Server:
             return
         self._per_peer[key] += 1
         try:
-            await self.serve_connection(stream, str(peer))
+            await self.serve_connection(stream, str(peer), self.admission.bound(peer))
         finally:
             self._per_peer[key] -= 1
             if not self._per_peer[key]:

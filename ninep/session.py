@@ -89,8 +89,10 @@ class Session:
         peer: str,
         limits: Limits | None = None,
         budgets: Budgets | None = None,
+        bound: int | None = None,
     ) -> None:
         self.exports = exports
+        self.bound = bound  # the uid a bounded peer attaches as (None: trusted, as it says)
         self.stream = fast_stream(stream)
         self.max_msize = max_msize
         self.msize = 0  # 0 until Tversion

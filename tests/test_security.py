@@ -204,7 +204,8 @@ def test_socket_group_makes_the_socket_0660(serve: Callable[..., Served], place:
 
 
 def test_unlisted_uids_are_refused_on_unix_and_tcp(serve: Callable[..., Served]) -> None:
-    served = serve("--allow-root", "--socket-group", str(ATTACKER), "--allow-uid", str(FRIEND))
+    served = serve("--allow-root", "--metadata", "--socket-group", str(ATTACKER),
+                   "--allow-uid", str(FRIEND))  # fmt: skip
     for address in (served.tcp, served.unix):
         assert as_attacker(address, ATTACKER, _hello, groups=(ATTACKER,)) == "refused"
         assert as_attacker(address, FRIEND, _hello, uid=FRIEND, groups=(ATTACKER,)) == "served"
@@ -288,7 +289,7 @@ def test_admission_rules() -> None:
 def test_a_claimed_root_makes_no_setuid_host_file(
     serve: Callable[..., Served], place: Path
 ) -> None:
-    served = serve("--allow-root", "--allow-uid", str(ATTACKER))
+    served = serve("--allow-root", "--trust-uid", str(ATTACKER))  # its claim of root stands
     program = Path("/usr/bin/id").read_bytes()
 
     async def copy_id_setuid(root: Fid) -> int:
@@ -310,7 +311,7 @@ def test_a_claimed_root_makes_no_setuid_host_file(
 
 
 def test_no_client_sets_a_security_xattr(serve: Callable[..., Served], place: Path) -> None:
-    served = serve("--allow-root", "--allow-uid", str(ATTACKER))
+    served = serve("--allow-root", "--trust-uid", str(ATTACKER))
     (place / "c" / "setpriv").write_bytes(b"\x7fELF")
 
     async def set_caps(root: Fid) -> list[int]:
@@ -357,8 +358,8 @@ def test_metadata_enforces_what_linux_checks(serve: Callable[..., Served], place
         f = await root.walk("victim")
         return [
             await errno_of(f.setattr(size=1)),
-            await errno_of(root.mknod("mem", stat.S_IFCHR | 0o666, 1, 1)),
-            await errno_of(root.mknod("pipe", stat.S_IFIFO | 0o666)),
+            await errno_of(root.mknod("mem", stat.S_IFCHR | 0o666, 1, 1, gid=NOBODY)),
+            await errno_of(root.mknod("pipe", stat.S_IFIFO | 0o666, gid=NOBODY)),  # its group
         ]
 
     assert as_attacker(served.tcp, ATTACKER, attack) == [errno.EACCES, errno.EPERM, 0]
@@ -366,3 +367,91 @@ def test_metadata_enforces_what_linux_checks(serve: Callable[..., Served], place
     assert not (place / "c" / "mem").exists()
     for name in os.listdir(place / "c"):
         assert stat.S_ISREG(os.lstat(place / "c" / name).st_mode)  # the fifo too, on the host
+
+
+# ---- bounded peers (--allow-uid) and trusted ones (--trust-uid): issue 23 ----
+
+
+async def _attach_errno(address: str, claim: int) -> int:
+    """0 if attaching export C claiming uid `claim` succeeds, else its errno."""
+    async with connect(address) as client:
+        return await errno_of(client.attach("C", n_uname=claim))
+
+
+def _root_files(place: Path) -> tuple[Path, Path]:
+    """A file of root's 0600 and one 0644, as root made them through a server with metadata
+    (their owner stored) and on the host."""
+    secret, shared = place / "c" / "secret", place / "c" / "shared"
+    secret.write_text("root's")
+    secret.chmod(0o600)
+    shared.write_text("root's too")
+    shared.chmod(0o644)
+    return secret, shared
+
+
+@pytest.mark.parametrize("mode", [("--allow-root", "--metadata"), ("--user", "nobody")],
+                         ids=["root-run with metadata", "run as nobody"])  # fmt: skip
+def test_a_bounded_peer_is_only_itself(
+    serve: Callable[..., Served], place: Path, mode: tuple[str, ...]
+) -> None:
+    secret, shared = _root_files(place)
+    served = serve(*mode, "--allow-uid", str(ATTACKER))
+
+    def attach_as(claim: int) -> int:
+        return trio.run(_attach_errno, served.tcp, claim)
+
+    assert as_ids(ATTACKER, ATTACKER, (), attach_as, 0) == errno.EPERM  # no claim of root
+    assert as_ids(ATTACKER, ATTACKER, (), attach_as, FRIEND) == errno.EPERM
+
+    async def attack(root: Fid) -> list[int]:
+        f = await root.walk("shared")
+        return [await errno_of(root.read_file("secret")), await errno_of(f.open(OpenFlag.WRONLY))]
+
+    assert as_attacker(served.tcp, ATTACKER, attack) == [errno.EACCES, errno.EACCES]
+    assert secret.read_text() == "root's" and shared.read_text() == "root's too"
+
+
+def test_a_root_run_server_refuses_allow_uid_without_user_or_metadata(place: Path) -> None:
+    command = [*SERVER, "--allow-root", "--export", f"C={place / 'c'}", "--allow-uid", "4242"]
+    out = subprocess.run(command, capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "--allow-uid on a server that serves as root needs --user or --metadata" in out.stderr
+
+
+def test_a_trusted_uid_is_taken_at_its_word(serve: Callable[..., Served], place: Path) -> None:
+    _root_files(place)
+    served = serve("--allow-root", "--metadata", "--trust-uid", str(ATTACKER))
+
+    async def read_secret(root: Fid) -> str:
+        return (await root.read_file("secret")).decode()
+
+    assert as_attacker(served.tcp, 0, read_secret) == "root's"  # the VM's root, as said
+    assert as_attacker(served.tcp, FRIEND, lambda root: errno_of(root.read_file("secret"))) == (
+        errno.EACCES
+    )
+
+
+def test_a_bounded_peer_makes_objects_in_its_own_groups_only(
+    serve: Callable[..., Served], place: Path
+) -> None:
+    served = serve("--allow-root", "--metadata", "--allow-uid", str(ATTACKER),
+                   "--trust-uid", str(FRIEND))  # fmt: skip
+
+    async def make(root: Fid, gid: int, name: str) -> list[int]:
+        return [
+            await errno_of(root.mkdir(f"{name}-dir", 0o755, gid)),
+            await errno_of(root.mknod(f"{name}-fifo", stat.S_IFIFO | 0o644, gid=gid)),
+            await errno_of(root.symlink(f"{name}-link", "target", gid)),
+            await errno_of(
+                (await root.clone()).create(f"{name}-file", OpenFlag.RDWR, 0o2755, gid=gid)
+            ),
+        ]
+
+    bounded = as_attacker(served.tcp, ATTACKER, lambda root: make(root, 0, "root-group"))
+    assert bounded == [errno.EPERM] * 4
+    own = as_attacker(served.tcp, ATTACKER, lambda root: make(root, NOBODY, "own-group"))
+    assert own == [0] * 4  # its primary group (a uid the host does not know: nogroup)
+    trusted = as_attacker(served.tcp, FRIEND, lambda root: make(root, 0, "trusted"),
+                          uid=FRIEND)  # fmt: skip
+    assert trusted == [0] * 4  # a trusted peer's groups are the guest's: taken as said
+    assert not [n for n in os.listdir(place / "c") if n.startswith("root-group")]

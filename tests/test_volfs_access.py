@@ -29,6 +29,7 @@ from volfs.access import (
     check_chown,
     check_delete,
     check_mknod,
+    check_new_group,
     chmod_mode,
     chown_mode,
     cred_for,
@@ -208,7 +209,18 @@ def test_client_groups_lets_the_clients_membership_decision_stand() -> None:
     parent = stat.S_IFDIR | 0o2775
     assert new_mode(trusting, parent, 2000, REG | 0o2755) == REG | 0o2755
     assert kill_privs(trusting, REG | 0o2644, 2000) == REG | 0o2644
-    assert not may_access(trusting, REG | 0o070, 1000, 2000, R_OK)  # access: the host's groups
+    # access turning on a membership the host cannot tell: the group's or the others' bits
+    assert may_access(trusting, REG | 0o070, 1000, 2000, R_OK)
+    assert may_access(trusting, REG | 0o004, 1000, 2000, R_OK)
+    assert not may_access(trusting, REG | 0o700, 1000, 2000, R_OK)
+    assert not may_access(BOB, REG | 0o070, 1000, 2000, R_OK)  # without it: the host's groups
+    bounded = replace(BOB, client_groups=False, bounded=True)
+    with pytest.raises(OSError) as e:
+        check_new_group(bounded, stat.S_IFDIR | 0o755, 2000, "f")
+    assert e.value.errno == errno.EPERM
+    check_new_group(bounded, stat.S_IFDIR | 0o2755, 2000, "f")  # a setgid parent's group
+    check_new_group(bounded, stat.S_IFDIR | 0o755, 1001, "f")  # its own
+    check_new_group(BOB, stat.S_IFDIR | 0o755, 2000, "f")  # a trusted peer's, as said
 
 
 def test_a_write_or_truncate_drops_privileges_as_linux() -> None:

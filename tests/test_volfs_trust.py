@@ -372,7 +372,9 @@ async def test_client_groups_lets_the_owner_chgrp_to_any_group(
     ex.close()
 
 
-async def test_client_groups_keeps_setgid_but_not_access(meta: VolExport) -> None:
+async def test_client_groups_keeps_setgid_and_lets_the_client_decide_access(
+    meta: VolExport,
+) -> None:
     root = await attach(meta, 0)
     await root.mkdir("team", 0o2777, 0)
     team = await root.walk("team")
@@ -385,9 +387,16 @@ async def test_client_groups_keeps_setgid_but_not_access(meta: VolExport) -> Non
         await node.setattr(SetAttr(SetattrMask.MODE, mode=0o2770))  # chmod
         assert (await node.getattr(0)).mode & 0o7777 == kept | 0o770
     await make_file(team, "theirs", 0o070)
+    await make_file(team, "nobodys", 0o700)
     trusting = await (await attach(meta, ALICE, "client_groups")).walk("team")
-    with pytest.raises(OSError) as e:  # access checks keep the host's groups
-        await (await trusting.walk("theirs")).open(RDWR)
+    # a membership the host cannot tell (group STRANGER_GID): the client's decision stands
+    await (await (await trusting.walk("theirs")).open(RDWR)).close()
+    with pytest.raises(OSError) as e:  # neither the group's nor the others' bits allow it
+        await (await trusting.walk("nobodys")).open(RDWR)
+    assert refused(e, errno.EACCES)
+    plain = await (await attach(meta, ALICE)).walk("team")
+    with pytest.raises(OSError) as e:  # without client_groups: the host's groups
+        await (await plain.walk("theirs")).open(RDWR)
     assert refused(e, errno.EACCES)
 
 

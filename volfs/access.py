@@ -35,13 +35,18 @@ class Cred:
 
     `client_groups`: the client has already decided group membership (a kernel
     client mounted with access=client), so chgrp by the owner and the setgid
-    rules take any group as the user's; access checks still use `gids` alone.
+    rules take any group as the user's, and an access check that turns on a
+    membership the host cannot tell (a group not among `gids`) follows the
+    client: the group's bits or the others', whichever the client used.
+    `bounded`: a peer admitted by --allow-uid: it makes objects only in its own
+    host groups (`check_new_group`), and never has `client_groups`.
     """
 
     uid: int
     gid: int
     gids: frozenset[int]
     client_groups: bool = False
+    bounded: bool = False
 
     @property
     def root(self) -> bool:
@@ -56,15 +61,18 @@ class Cred:
         return self.root or self.client_groups or gid in self.gids
 
 
-def cred_for(uid: int, squash_root: bool | int = False, client_groups: bool = False) -> Cred:
+def cred_for(
+    uid: int, squash_root: bool | int = False, client_groups: bool = False, bounded: bool = False
+) -> Cred:
     """The credentials of attached uid `uid`, from the host's user and group databases.
 
     `squash_root`: False keeps uid 0 as root; True maps it to nobody (65534); an
     int maps it to that uid. Groups are the user's in the host's databases; a
     uid the host does not know is in no group (no membership is invented:
     Tattach carries a uid, never groups) and makes new objects with gid nogroup.
-    `client_groups`: see `Cred`.
+    `client_groups`, `bounded`: see `Cred` (a bounded peer gets no `client_groups`).
     """
+    client_groups = client_groups and not bounded
     if uid == 0 and squash_root is not False:
         uid = NOBODY if squash_root is True else int(squash_root)
         if uid == 0:
@@ -72,17 +80,18 @@ def cred_for(uid: int, squash_root: bool | int = False, client_groups: bool = Fa
     try:
         entry = pwd.getpwuid(uid)
     except KeyError:
-        return Cred(uid, NOBODY, frozenset(), client_groups)
+        return Cred(uid, NOBODY, frozenset(), client_groups, bounded)
     groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
-    return Cred(uid, entry.pw_gid, frozenset(groups) | {entry.pw_gid}, client_groups)
+    return Cred(uid, entry.pw_gid, frozenset(groups) | {entry.pw_gid}, client_groups, bounded)
 
 
 def may_access(cred: Cred, mode: int, uid: int, gid: int, want: int) -> bool:
     """Whether `cred` may do `want` (R_OK|W_OK|X_OK bits) to an object of mode/owner/group.
 
     One class decides: owner if the uid matches, else group if `cred` is in the
-    group, else other. Root may read and write anything, search any directory,
-    and execute a file that has at least one x bit.
+    group, else other (with `client_groups`, a membership the host cannot tell
+    is the client's: either class). Root may read and write anything, search
+    any directory, and execute a file that has at least one x bit.
     """
     want &= R_OK | W_OK | X_OK
     if cred.root:
@@ -91,6 +100,8 @@ def may_access(cred: Cred, mode: int, uid: int, gid: int, want: int) -> bool:
         granted = mode >> 6
     elif gid in cred.gids:
         granted = mode >> 3
+    elif cred.client_groups:
+        granted = mode >> 3 | mode
     else:
         granted = mode
     return want & ~granted == 0
@@ -204,6 +215,13 @@ def may_link(cred: Cred, mode: int, uid: int, gid: int) -> bool:
     if not stat.S_ISREG(mode) or mode & stat.S_ISUID or mode & both == both:
         return False
     return may_access(cred, mode, uid, gid, R_OK | W_OK)
+
+
+def check_new_group(cred: Cred, parent_mode: int, gid: int, what: str) -> None:
+    """A bounded peer makes an object in a group of its own only (EPERM, as a chown by an
+    owner who is not root): the group a create asks for is not taken as given."""
+    if cred.bounded and not parent_mode & stat.S_ISGID and gid not in cred.gids | {cred.gid}:
+        raise OSError(errno.EPERM, f"{what}: uid {cred.uid} is not in group {gid}")
 
 
 def new_file_gid(parent_mode: int, parent_gid: int, cred_gid: int) -> int:

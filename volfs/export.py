@@ -88,7 +88,7 @@ class VolExport:
             indexes=self.indexes,
         )
         squash = self.squash_root and opts.metadata
-        policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups))
+        policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups, user.bounded))
         return Node.root(
             Tree(self, opts, names, policy, self.staging, making_for(policy)), self._root.retain()
         )

@@ -156,6 +156,7 @@ class Policy:
     def new_object(self, parent: Effective, mode: int, gid: int) -> Metadata:
         """The stored fields of a new object of full mode `mode` asked for by group `gid`."""
         c = self.cred
+        access.check_new_group(c, parent.mode, gid, "the new object")
         return Metadata(
             uid=c.uid,
             gid=access.new_file_gid(parent.mode, parent.gid, gid),

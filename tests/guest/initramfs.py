@@ -39,13 +39,16 @@ GUEST_DATA: tuple[str, ...] = ("/usr/share/git-core/templates",)
 
 #: The guest's users and groups (tests/test_guest_identity.py, workloads/identity.sh):
 #: ``member`` (uid 1000) is also in ``guestonly`` (gid 3000), a group no host
-#: knows; ``stranger`` has uid 65533, a uid no host knows (65534 is nobody).
+#: knows; ``stranger`` has uid 65533, a uid no host knows (65534 is nobody);
+#: ``grouped`` (uid 65532, unknown to the host too) is in the guest's group 65534.
 GUEST_PASSWD = (
     "root:x:0:0:root:/root:/bin/sh\n"
     "member:x:1000:1000:in a guest-only group:/tmp:/bin/sh\n"
     "stranger:x:65533:65533:a uid the host does not know:/tmp:/bin/sh\n"
+    "grouped:x:65532:65532:unknown to the host, in group 65534:/tmp:/bin/sh\n"
 )
-GUEST_GROUP = "root:x:0:\nmember:x:1000:\nguestonly:x:3000:member\nstranger:x:65533:\n"
+GUEST_GROUP = ("root:x:0:\nmember:x:1000:\nguestonly:x:3000:member\nstranger:x:65533:\n"
+               "grouped:x:65532:\nnogroup:x:65534:grouped\n")  # fmt: skip
 
 #: Where /init finds the modules and their load order inside the guest.
 MODULE_DIR = "/usr/lib/modules/guest"

@@ -6,7 +6,8 @@
 #
 # The guest's users (tests/guest/initramfs.py): member (uid 1000) is also in
 # guestonly (gid 3000), a group the host does not know; stranger has uid 65533,
-# a uid the host does not know.
+# a uid the host does not know; grouped (uid 65532, unknown to the host too) is
+# in the guest's group 65534.
 
 I="$W/ident"
 mkdir -p "$I"
@@ -63,6 +64,25 @@ t_ident_unknown_uid_others() {
     eq written "$(cat "$I/others")" "written by a stranger"
 }
 check ident_unknown_uid_others t_ident_unknown_uid_others
+
+# A permission that turns on a membership the host cannot tell (POSIX suites'
+# open/06): grouped is in group 65534 in the guest only; the guest kernel
+# (access=client) allowed it, and with --client-groups the server follows.
+t_ident_guest_group_access() {
+    echo "for the group" >"$I/grouponly"
+    chown 0:65534 "$I/grouponly"
+    chmod 0060 "$I/grouponly"
+    mkdir -p "$I/groupdir" && echo inside >"$I/groupdir/f"
+    chown 0:65534 "$I/groupdir"
+    chmod 0050 "$I/groupdir"
+    eq id "$(run_as grouped 'id -G' | tr ' ' '\n' | sort -n | tr '\n' ' ')" "65532 65534 "
+    eq read "$(run_as grouped "cat $I/grouponly")" "for the group"
+    run_as grouped "exec 3<>$I/grouponly && echo written by the group >&3"
+    eq written "$(cat "$I/grouponly")" "written by the group"
+    eq searched "$(run_as grouped "cat $I/groupdir/f")" "inside"
+    eq other "$(run_as stranger "cat $I/grouponly 2>/dev/null || echo refused")" "refused"
+}
+check ident_guest_group_access t_ident_guest_group_access
 
 # A write by anyone but root clears setuid, and setgid when group-execute is
 # set (without group-execute setgid marks mandatory locking and stays).
