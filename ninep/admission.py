@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import trio
 
-from .sockdiag import DiagRefused, tcp_socket_owner
+from .sockdiag import DiagRefused, SockDiag
 
 log = logging.getLogger("ninep.server")
 
@@ -80,14 +80,22 @@ def _pairs(
     return sorted(pairs, key=lambda pair: pair[0][0].version)
 
 
-def tcp_owner(peer: tuple[IPAddress, int], local: tuple[IPAddress, int]) -> int | None:
+def tcp_owner(
+    peer: tuple[IPAddress, int], local: tuple[IPAddress, int], diag: SockDiag | None = None
+) -> int | None:
     """The uid owning the loopback socket connected from `peer` to `local`, asked of the
-    kernel; None if gone. DiagRefused where the kernel cannot be asked."""
-    for own, remote in _pairs(peer, local):
-        uid = tcp_socket_owner(own, remote)
-        if uid is not None:
-            return uid
-    return None
+    kernel (through `diag`, else a netlink socket of its own); None if gone. DiagRefused
+    where the kernel cannot be asked."""
+    asking = diag or SockDiag()
+    try:
+        for own, remote in _pairs(peer, local):
+            uid = asking.owner(own, remote)
+            if uid is not None:
+                return uid
+        return None
+    finally:
+        if diag is None:
+            asking.close()
 
 
 def proc_tcp_owner(peer: tuple[IPAddress, int], local: tuple[IPAddress, int]) -> int | None:
@@ -194,6 +202,7 @@ class PeerFinder:
         self.asked = 0  # loopback peers whose owner the kernel told (sock_diag)
         self.scanned = 0  # loopback peers found in /proc/net/tcp[6] (sock_diag refused)
         self.refused: str | None = None  # why the kernel cannot be asked, once found
+        self._diag = SockDiag()
         self._scanning = trio.CapacityLimiter(1)  # one /proc scan at a time
 
     async def peer(self, sock: Socket) -> Peer:
@@ -207,7 +216,7 @@ class PeerFinder:
         local = _ip_port(sock.getsockname())
         if self.refused is None:
             try:
-                uid = tcp_owner(peer, local)
+                uid = tcp_owner(peer, local, self._diag)
             except DiagRefused as e:
                 self.refused = str(e)
                 log.warning("the kernel cannot tell who owns a socket (%s): loopback peers are "

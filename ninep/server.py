@@ -37,6 +37,10 @@ log = logging.getLogger("ninep.server")
 
 # accept(2) errors that mean "no descriptor (or memory) for one more connection now"
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# and those of a connection that went before it was accepted (as trio's SocketListener)
+_GONE = frozenset({errno.EAGAIN, errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET,
+                   errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+                   errno.ETIMEDOUT, errno.ENOPROTOOPT, errno.EOPNOTSUPP})  # fmt: skip
 
 
 @dataclass
@@ -202,13 +206,17 @@ class Server:
         task_status.started()
         await trio.serve_listeners(answer, stats.listeners)
 
-    async def _serve_socket(self, stream: trio.SocketStream) -> None:
-        """Admit a new connection (who, and whether there is room for it), then serve it."""
+    async def _admit(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
+        """Admit a new connection (who, and whether there is room for it) in the accept
+        loop, and serve it in a task of `nursery`; a refusal costs no task and no stream."""
         try:
-            peer = await self.finder.peer(stream.socket)
-        except OSError as e:  # gone already
-            log.info("connection lost before it was served: %s", e)
-            await trio.aclose_forcefully(stream)
+            peer = await self.finder.peer(sock)
+        except OSError as e:
+            sock.close()
+            if e.errno in _EXHAUSTED:  # no descriptor left to find who it is
+                self._out_of_descriptors(e)
+            else:  # gone already
+                log.info("connection lost before it was served: %s", e)
             return
         key = _peer_key(peer)
         refusal = self.admission.refusal(peer)
@@ -218,9 +226,12 @@ class Server:
         if refusal is not None:
             self._refused[why] += 1
             self.refusals.warning(f"{why} {key}", f"{peer}: refused: {refusal}")
-            await trio.aclose_forcefully(stream)
+            sock.close()
             return
-        self._per_peer[key] += 1
+        self._per_peer[key] += 1  # counted now: the next accept sees it
+        nursery.start_soon(self._serve_socket, trio.SocketStream(sock), peer, key)
+
+    async def _serve_socket(self, stream: trio.SocketStream, peer: Peer, key: str) -> None:
         try:
             await self.serve_connection(stream, str(peer), self.admission.bound(peer))
         finally:
@@ -238,16 +249,18 @@ class Server:
         return None
 
     async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        """Accept connections on `listener` and serve each in a task of `nursery`; when the
-        process is out of descriptors, the spare one lets a new connection be closed at
-        once rather than left waiting (`serve_listeners` would retry every 100 ms, logging
-        a traceback each time)."""
+        """Accept connections on `listener`, admit each at once, and serve each admitted one
+        in a task of `nursery`. When the process is out of descriptors, the spare one
+        lets a new connection be closed at once rather than left waiting
+        (`serve_listeners` would retry every 100 ms, logging a traceback each time)."""
         spare: int | None = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             while True:
                 try:
-                    stream = await listener.accept()
+                    sock, _ = await listener.socket.accept()
                 except OSError as e:
+                    if e.errno in _GONE:
+                        continue
                     if e.errno not in _EXHAUSTED:
                         raise
                     if spare is not None:
@@ -256,17 +269,20 @@ class Server:
                     await self._turn_away(listener, e)
                     spare = _reopen_spare()
                     continue
-                nursery.start_soon(self._serve_socket, stream)
+                await self._admit(sock, nursery)
         finally:
             if spare is not None:
                 os.close(spare)
 
-    async def _turn_away(self, listener: trio.SocketListener, e: OSError) -> None:
-        """Accept one waiting connection with the descriptor just freed and close it."""
+    def _out_of_descriptors(self, e: OSError) -> None:
         self._refused["descriptors"] += 1
         self.refusals.warning(
             "descriptors", f"out of descriptors ({e.strerror}): new connections are closed"
         )
+
+    async def _turn_away(self, listener: trio.SocketListener, e: OSError) -> None:
+        """Accept one waiting connection with the descriptor just freed and close it."""
+        self._out_of_descriptors(e)
         try:
             with trio.move_on_after(0.1):
                 sock, _ = await listener.socket.accept()

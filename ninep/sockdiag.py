@@ -39,9 +39,9 @@ def _padded(address: IPAddress) -> bytes:
     return address.packed.ljust(16, b"\0")
 
 
-def request(local: tuple[IPAddress, int], remote: tuple[IPAddress, int]) -> bytes:
-    """The netlink message asking for the TCP socket bound to `local` and connected to
-    `remote` (both of one IP version)."""
+def request(local: tuple[IPAddress, int], remote: tuple[IPAddress, int], seq: int = 1) -> bytes:
+    """The netlink message (sequence number `seq`) asking for the TCP socket bound to
+    `local` and connected to `remote` (both of one IP version)."""
     family = socket.AF_INET if local[0].version == 4 else socket.AF_INET6
     sockid = _SOCKID.pack(local[1], remote[1], _padded(local[0]), _padded(remote[0]))
     body = (
@@ -49,7 +49,8 @@ def request(local: tuple[IPAddress, int], remote: tuple[IPAddress, int]) -> byte
         + sockid
         + _SOCKID_END.pack(0, _NO_COOKIE, _NO_COOKIE)
     )
-    return _HEADER.pack(_HEADER.size + len(body), SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0) + body
+    size = _HEADER.size + len(body)
+    return _HEADER.pack(size, SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, seq, 0) + body
 
 
 def parse_owner(reply: bytes) -> int | None:
@@ -70,19 +71,52 @@ def parse_owner(reply: bytes) -> int | None:
     return int(uid)
 
 
-def tcp_socket_owner(local: tuple[IPAddress, int], remote: tuple[IPAddress, int]) -> int | None:
-    """The uid owning the TCP socket bound to `local` and connected to `remote`; None if
-    there is none. DiagRefused where the kernel cannot be asked."""
-    try:
-        nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
-    except OSError as e:
-        raise DiagRefused(e.errno, f"netlink: {e.strerror}") from None
-    with nl:
-        nl.settimeout(1.0)  # the kernel answers within the send; a guard, never waited for
+# errors of a moment (no descriptor or memory now), not a kernel that cannot be asked
+_TRANSIENT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class SockDiag:
+    """A netlink socket kept open to ask the kernel who owns TCP sockets: once open, a
+    question needs no descriptor (the last one may have gone to the connection asked
+    about)."""
+
+    def __init__(self) -> None:
+        self._nl: socket.socket | None = None
+        self._seq = 0
+
+    def owner(self, local: tuple[IPAddress, int], remote: tuple[IPAddress, int]) -> int | None:
+        """The uid owning the TCP socket bound to `local` and connected to `remote`; None
+        if there is none or no process holds it. DiagRefused where the kernel cannot be
+        asked; a plain OSError for a want of the moment (EMFILE)."""
+        nl = self._open()
+        self._seq = seq = self._seq % 0xFFFFFFFF + 1
         try:
-            nl.send(request(local, remote))
-            return parse_owner(nl.recv(4096))
+            nl.send(request(local, remote, seq))
+            while True:  # an answer to an earlier question given up on is skipped
+                reply = nl.recv(4096)
+                if _HEADER.unpack_from(reply)[3] == seq:
+                    return parse_owner(reply)
         except DiagRefused:
             raise
         except OSError as e:
+            self.close()
+            if e.errno in _TRANSIENT:
+                raise
             raise DiagRefused(e.errno or errno.EIO, f"sock_diag: {e}") from None
+
+    def _open(self) -> socket.socket:
+        if self._nl is None:
+            try:
+                nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+            except OSError as e:
+                if e.errno in _TRANSIENT:
+                    raise
+                raise DiagRefused(e.errno, f"netlink: {e.strerror}") from None
+            nl.settimeout(1.0)  # the kernel answers within the send; a guard, never waited for
+            self._nl = nl
+        return self._nl
+
+    def close(self) -> None:
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None

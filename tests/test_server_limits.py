@@ -336,7 +336,7 @@ def test_out_of_descriptors_new_connections_are_closed_and_it_recovers(tmp_path:
     finally:
         _stop(proc)
     text = "".join(log)
-    assert text.count("out of descriptors") == 1 and "Traceback" not in text
+    assert text.count("out of descriptors") == 1 and "Traceback" not in text, text
 
 
 @pytest.fixture
