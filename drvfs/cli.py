@@ -1,4 +1,4 @@
-"""Command lines: `drvfs mount|umount|install-helper` and the `mount.drvfs` helper of mount(8).
+"""Command lines: `drvfs mount|umount|install-helper|...` and `mount.drvfs`, mount(8)'s helper.
 
 Exit codes follow mount(8): 0 success, 1 bad usage (an unknown option, say),
 32 mount failure (server unreachable, attach refused, mount point unusable); 1 also when
@@ -21,12 +21,14 @@ from typing import NoReturn
 
 import trio
 
+from . import exports
 from .mount import MountError, serve
 from .options import MountOptions, OptionError, export_name, parse_options
 
 EXIT_USAGE = 1
 EXIT_FAILURE = 32
 HELPER = "mount.drvfs"
+SUBCOMMANDS = (exports,)  # modules of the other subcommands: add_parser(sub), args.run
 
 log = logging.getLogger("drvfs")
 
@@ -89,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("install-helper", help=f"link {HELPER} into /sbin for mount -t drvfs")
     h.add_argument("--dir", default="/sbin", help="where mount(8) looks for helpers")
     h.add_argument("--remove", action="store_true", help="remove the link instead")
+    for command in SUBCOMMANDS:
+        command.add_parser(sub)
     return p
 
 
@@ -100,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _mount(args)
         if args.command == "umount":
             return umount(args.mountpoint, lazy=args.lazy)
-        return install_helper(Path(args.dir), remove=args.remove)
+        if args.command == "install-helper":
+            return install_helper(Path(args.dir), remove=args.remove)
+        return int(args.run(args))
     except (UsageError, OptionError) as e:
         print(f"drvfs: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -124,6 +124,7 @@ def _requests(fid: int) -> list[m.Message]:
         m.Tnotify(8, fid=fid),
         m.Twalkopen(9, fid=fid, newfid=9, wnames=["f"], flags=RDWR, request_mask=ALL),
         m.Tsetattrattr(10, fid=fid, attr=make_setattr(mode=0o700), request_mask=ALL),
+        m.Texports(11),
     ]
 
 
