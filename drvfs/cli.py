@@ -21,14 +21,14 @@ from typing import NoReturn
 
 import trio
 
-from . import exports
+from . import automount, exports
 from .mount import MountError, serve
 from .options import MountOptions, OptionError, export_name, parse_options
 
 EXIT_USAGE = 1
 EXIT_FAILURE = 32
 HELPER = "mount.drvfs"
-SUBCOMMANDS = (exports,)  # modules of the other subcommands: add_parser(sub), args.run
+SUBCOMMANDS = (exports, automount)  # modules of the other subcommands: add_parser(sub), args.run
 
 log = logging.getLogger("drvfs")
 

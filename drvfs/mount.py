@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import signal
 from collections.abc import AsyncIterator, Callable
 
 import pyfuse3
 import trio
 
+from . import mounts
 from .fs import DrvFs
 from .options import FUSE_IO_SIZE, MountOptions
 from .remote import Remote
@@ -33,7 +33,7 @@ def fuse_options(export: str, options: MountOptions) -> set[str]:
     No max_read: libfuse then wants init() to set the same value, which pyfuse3
     cannot; the kernel's limit (256 pages, 1 MiB) applies to reads and writes.
     """
-    return {*options.fuse, f"fsname={export}:", "subtype=drvfs"}
+    return {*options.fuse, f"fsname={mounts.source(export)}", f"subtype={mounts.SUBTYPE}"}
 
 
 async def serve(
@@ -102,18 +102,12 @@ def _set_read_ahead(mountpoint: str, size: int) -> None:
     must not be looked at, that would wait for the kernel's INIT, answered later.
     """
     try:
-        with open("/proc/self/mountinfo") as f:
-            devices = [line.split()[2] for line in f if _unescape(line.split()[4]) == mountpoint]
+        devices = [m.device for m in mounts.table() if m.mountpoint == mountpoint]
         if devices:
             with open(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb", "w") as f:
                 f.write(str(size // 1024))
     except OSError as e:
         log.info("cannot set the read-ahead of %s: %s", mountpoint, e)
-
-
-def _unescape(field: str) -> str:
-    """A mountinfo field with its octal escapes (`\\040` for a space) decoded."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 async def _terminate_on_signal(signals: AsyncIterator[int]) -> None:

@@ -42,6 +42,29 @@ class NotifySocket:
         os.unlink(self.path)
 
 
+def three_exports(place: Path, top: str = "") -> Path:
+    """place/server.toml: a server on unix:place/9p.sock (keys `top` too) of exports C
+    (place/c), D (place/d, read-only) and E (place/e, metadata), directories it makes."""
+    for name in "cde":
+        (place / name).mkdir(exist_ok=True)
+    path = place / "server.toml"
+    path.write_text(f"""\
+listen = ["unix:{place}/9p.sock"]
+{top}
+[export.C]
+path = "{place}/c"
+
+[export.D]
+path = "{place}/d"
+read-only = true
+
+[export.E]
+path = "{place}/e"
+metadata = true
+""")
+    return path
+
+
 @contextlib.contextmanager
 def notified_server(
     directory: Path, args: Sequence[str], prefix: Sequence[str] = ()

@@ -17,7 +17,7 @@ from ninep.client import connect
 from ninep.constants import OpenFlag
 
 from .drvfs_harness import short_dir
-from .notified import REPO, SERVER, notified_server
+from .notified import REPO, SERVER, notified_server, three_exports
 
 
 @pytest.fixture
@@ -29,25 +29,8 @@ def place() -> Iterator[Path]:
         yield path
 
 
-def _write_config(place: Path, extra: str = "") -> Path:
-    path = place / "server.toml"
-    path.write_text(f"""\
-listen = ["unix:{place}/9p.sock"]
-verbose = 1
-max-fids = 1000
-
-[export.C]
-path = "{place}/c"
-
-[export.D]
-path = "{place}/d"
-read-only = true
-
-[export.E]
-path = "{place}/e"
-metadata = true
-{extra}""")
-    return path
+def _write_config(place: Path) -> Path:
+    return three_exports(place, "verbose = 1\nmax-fids = 1000\n")
 
 
 async def _creates(address: str, export: str) -> bool:
