@@ -21,14 +21,15 @@ from typing import NoReturn
 
 import trio
 
-from . import automount, exports
+from . import automount, exports, winpath
 from .mount import MountError, serve
 from .options import MountOptions, OptionError, export_name, parse_options
 
 EXIT_USAGE = 1
 EXIT_FAILURE = 32
 HELPER = "mount.drvfs"
-SUBCOMMANDS = (exports, automount)  # modules of the other subcommands: add_parser(sub), args.run
+#: The modules of the other subcommands: each has add_parser(sub), which sets args.run.
+SUBCOMMANDS = (exports, automount, winpath)
 
 log = logging.getLogger("drvfs")
 

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Callable
 import pyfuse3
 import trio
 
-from . import mounts
+from ninep.listing import NoListing
+
+from . import exports, mounts
 from .fs import DrvFs
 from .options import FUSE_IO_SIZE, MountOptions
-from .remote import Remote
+from .remote import Attachment, Remote
 
 log = logging.getLogger("drvfs")
 
@@ -72,7 +74,8 @@ async def _serve(
         attachment = await remote.attachment()
     except ConnectionError as e:
         raise MountError(e.strerror or str(e), usage=e.errno == errno.EINVAL) from None
-    fs = DrvFs(remote, attachment, options, nursery, on_init=ready)
+    escape = await _escapes(attachment, export, options.server)
+    fs = DrvFs(remote, attachment, options, nursery, on_init=ready, escape=escape)
     mountpoint = os.path.realpath(mountpoint)  # not once mounted: a stat would wait for INIT
     if attachment.client.iosize < FUSE_IO_SIZE:
         log.info("msize %d: a 1 MiB read or write takes two messages", attachment.client.msize)
@@ -92,6 +95,20 @@ async def _serve(
         pyfuse3.close(unmount=True)
         remote.close()
     log.info("unmounted %s", mountpoint)
+
+
+async def _escapes(attachment: Attachment, export: str, server: str) -> bool:
+    """Whether the server escapes names in `export` (its listing, asked on a connection of
+    its own: a ninep-server from before Texports closes the one that asks); False where it
+    has no listing."""
+    if not attachment.client.extended:
+        return False
+    try:
+        listed = await exports.fetch(server)
+    except (NoListing, OSError) as e:
+        log.info("names taken as not escaped: %s", e)
+        return False
+    return any(info.escape for info in listed if info.name == export)
 
 
 def _set_read_ahead(mountpoint: str, size: int) -> None:

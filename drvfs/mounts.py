@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 SUBTYPE = "drvfs"  # a drvfs mount's FUSE subtype: the kernel shows its type as fuse.drvfs
 DRVFS_TYPE = f"fuse.{SUBTYPE}"
+#: Read on a drvfs mount's root, answered by drvfs itself (never the server's, not listed):
+#: "1" if the server escapes names Windows cannot hold in the export (its listing says), else
+#: "0". `drvfs path` converts names with it.
+ESCAPE_XATTR = "user.drvfs.escape"
 
 
 def source(export: str) -> str:

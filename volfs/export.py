@@ -9,13 +9,13 @@ from dataclasses import replace
 from typing import Any
 
 from ninep.backend import File, User
+from ninep.escape import identity, swap
 from ninep.listing import ExportInfo
 from ninep.watch import Watcher
 
 from .access import cred_for
 from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
-from .escape import identity, swap
 from .making import making_for
 from .names import Names
 from .node import Node, Tree
