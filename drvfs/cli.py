@@ -39,6 +39,9 @@ examples:
   drvfs umount /mnt/c
   drvfs install-helper            (then: mount -t drvfs C: /mnt/c -o server=tcp:HOST:5640)
   fstab:  C:  /mnt/c  drvfs  metadata,server=tcp:127.0.0.1:5640,allow_other  0 0
+  drvfs exports tcp:127.0.0.1:5640          (the exports a server offers)
+  drvfs automount --config /etc/drvfs.conf  (every export at /mnt/<name>, as WSL at boot)
+  drvfs path -w /mnt/c/Users/x              (C:\\Users\\x; drvfs path 'C:\\Users\\x' and back)
 """
 
 

@@ -12,6 +12,7 @@ would answer a `\\\\wsl.localhost\\` path there).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -50,6 +51,8 @@ class DrvMount:
         try:
             return os.getxattr(self.mountpoint, mounts.ESCAPE_XATTR) == b"1"
         except OSError as e:
+            if e.errno == errno.ENODATA:  # a drvfs from before the attribute: it escaped none
+                return False
             raise PathError(f"{self.mountpoint}: {e.strerror}") from None
 
     def to_windows(self, names: list[str]) -> list[str]:
@@ -111,7 +114,8 @@ def to_linux(path: str, absolute: bool = False) -> str:
 
 
 def _find(match: Callable[[DrvMount], bool], path: str) -> DrvMount:
-    """The first drvfs mount `match` accepts; PathError naming `path` if none."""
+    """The first drvfs mount `match` accepts (in mount order: a drive mounted twice is the
+    first mount's); PathError naming `path` if none."""
     for m in drvfs_mounts():
         if match(m):
             return m

@@ -42,6 +42,8 @@ examples:
   ninep-server --export C=/srv/c --listen tcp:0.0.0.0:564 --allow-net 192.168.122.0/24
       serve the hosts of one network (trusted as NFS trusts AUTH_SYS hosts)
   ninep-server --export C=/srv/c --listen fd:0,1      (one connection on stdin/stdout, for inetd)
+  ninep-server --config /etc/ninep-server.toml
+      exports, listeners and options from a file: its keys are the long options
 
 who may connect (docs/security.md): root and the serving user, and the uids given
 with --allow-uid (found with SO_PEERCRED on unix sockets and from the owner of the

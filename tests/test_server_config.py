@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from drvfs import bootconf
 from ninep import cli, config
 from ninep.client import connect
 from ninep.constants import OpenFlag
@@ -117,3 +118,19 @@ def test_every_option_is_a_key_and_every_key_is_documented() -> None:
     assert per_export == {"read-only", "case", "no-escape", "metadata", "squash-root",
                           "client-groups"}  # fmt: skip
     assert documented == set(keys)
+
+
+def test_the_documented_examples_are_valid(tmp_path: Path) -> None:
+    """The config files of docs/boot.md read without an error, as they say."""
+    doc = (REPO / "docs" / "boot.md").read_text()
+    (server,) = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    (server_file := tmp_path / "server.toml").write_text(server)
+    settings = config.load(str(server_file), cli.parser(), cli.EACH_EXPORT)
+    e_options = {"metadata": True, "case": "sensitive"}
+    assert [(e.name, e.options) for e in settings.exports] == [
+        ("C", {}), ("D", {"read_only": True}), ("E", e_options)]  # fmt: skip
+    (drvfs_conf,) = re.findall(r"```ini\n(.*?)```", doc, re.S)
+    (conf_file := tmp_path / "drvfs.conf").write_text(drvfs_conf)
+    conf = bootconf.load(str(conf_file))
+    assert (conf.root, conf.server, conf.export("Scratch").enabled) == (
+        "/mnt", "tcp:10.0.2.100:564", False)  # fmt: skip
