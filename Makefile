@@ -3,8 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the tests need (the kernel-client tests boot a guest with QEMU; ninep-bench's
-# smoke test runs every default target: sshfs to its own sshd, bindfs, diod; fio for random I/O).
-TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux sshfs bindfs openssh-server fio
+# smoke test runs every default target: sshfs to its own sshd, bindfs, diod; fio for random I/O;
+# systemd for systemd-analyze verify of the units and systemd-socket-activate).
+TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux sshfs bindfs openssh-server fio \
+                 systemd
 
 .PHONY: all setup test lint check demo bench guest-test clean
 

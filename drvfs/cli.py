@@ -1,4 +1,4 @@
-"""Command lines: `drvfs mount|umount|install-helper` and the `mount.drvfs` helper of mount(8).
+"""Command lines: `drvfs mount|umount|install-helper|...` and `mount.drvfs`, mount(8)'s helper.
 
 Exit codes follow mount(8): 0 success, 1 bad usage (an unknown option, say),
 32 mount failure (server unreachable, attach refused, mount point unusable); 1 also when
@@ -21,12 +21,15 @@ from typing import NoReturn
 
 import trio
 
+from . import automount, exports, winpath
 from .mount import MountError, serve
 from .options import MountOptions, OptionError, export_name, parse_options
 
 EXIT_USAGE = 1
 EXIT_FAILURE = 32
 HELPER = "mount.drvfs"
+#: The modules of the other subcommands: each has add_parser(sub), which sets args.run.
+SUBCOMMANDS = (exports, automount, winpath)
 
 log = logging.getLogger("drvfs")
 
@@ -36,6 +39,9 @@ examples:
   drvfs umount /mnt/c
   drvfs install-helper            (then: mount -t drvfs C: /mnt/c -o server=tcp:HOST:5640)
   fstab:  C:  /mnt/c  drvfs  metadata,server=tcp:127.0.0.1:5640,allow_other  0 0
+  drvfs exports tcp:127.0.0.1:5640          (the exports a server offers)
+  drvfs automount --config /etc/drvfs.conf  (every export at /mnt/<name>, as WSL at boot)
+  drvfs path -w /mnt/c/Users/x              (C:\\Users\\x; drvfs path 'C:\\Users\\x' and back)
 """
 
 
@@ -89,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("install-helper", help=f"link {HELPER} into /sbin for mount -t drvfs")
     h.add_argument("--dir", default="/sbin", help="where mount(8) looks for helpers")
     h.add_argument("--remove", action="store_true", help="remove the link instead")
+    for command in SUBCOMMANDS:
+        command.add_parser(sub)
     return p
 
 
@@ -100,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _mount(args)
         if args.command == "umount":
             return umount(args.mountpoint, lazy=args.lazy)
-        return install_helper(Path(args.dir), remove=args.remove)
+        if args.command == "install-helper":
+            return install_helper(Path(args.dir), remove=args.remove)
+        return int(args.run(args))
     except (UsageError, OptionError) as e:
         print(f"drvfs: {e}", file=sys.stderr)
         return EXIT_USAGE

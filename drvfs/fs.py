@@ -30,7 +30,8 @@ from ninep.messages import Qid
 from . import convert
 from .coherence import CaseVariants, CoherentLocks
 from .entries import Entries
-from .inodes import Inode, InodeTable
+from .inodes import ROOT, Inode, InodeTable
+from .mounts import ESCAPE_XATTR
 from .notified import Coverage, Notifications
 from .openfiles import OpenDir, OpenFileTable
 from .opening import Opener
@@ -59,9 +60,11 @@ class DrvFs(pyfuse3.Operations):
         options: MountOptions,
         nursery: trio.Nursery,
         on_init: Callable[[], None] = lambda: None,
+        escape: bool = False,
     ) -> None:
         super().__init__()
         self._on_init = on_init
+        self._escape = escape  # the server escapes names (mounts.ESCAPE_XATTR)
         self._options = options
         self.enable_writeback_cache = options.writeback_cache
         self.inodes = InodeTable(attachment.root.qid.path)
@@ -433,6 +436,8 @@ class DrvFs(pyfuse3.Operations):
         """The kernel asks security.capability before each write and chown: asked once
         per connection where the server refuses it for every file."""
         key = name_str(name)
+        if inode == ROOT and key == ESCAPE_XATTR:
+            return b"1" if self._escape else b"0"
         a = await self.fids.remote.attachment()
         if a.xattr_refused(key):
             raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP), key)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import signal
 from collections.abc import AsyncIterator, Callable
 
 import pyfuse3
 import trio
 
+from ninep.listing import NoListing
+
+from . import exports, mounts
 from .fs import DrvFs
 from .options import FUSE_IO_SIZE, MountOptions
-from .remote import Remote
+from .remote import Attachment, Remote
 
 log = logging.getLogger("drvfs")
 
@@ -33,7 +35,7 @@ def fuse_options(export: str, options: MountOptions) -> set[str]:
     No max_read: libfuse then wants init() to set the same value, which pyfuse3
     cannot; the kernel's limit (256 pages, 1 MiB) applies to reads and writes.
     """
-    return {*options.fuse, f"fsname={export}:", "subtype=drvfs"}
+    return {*options.fuse, f"fsname={mounts.source(export)}", f"subtype={mounts.SUBTYPE}"}
 
 
 async def serve(
@@ -72,7 +74,8 @@ async def _serve(
         attachment = await remote.attachment()
     except ConnectionError as e:
         raise MountError(e.strerror or str(e), usage=e.errno == errno.EINVAL) from None
-    fs = DrvFs(remote, attachment, options, nursery, on_init=ready)
+    escape = await _escapes(attachment, export, options.server)
+    fs = DrvFs(remote, attachment, options, nursery, on_init=ready, escape=escape)
     mountpoint = os.path.realpath(mountpoint)  # not once mounted: a stat would wait for INIT
     if attachment.client.iosize < FUSE_IO_SIZE:
         log.info("msize %d: a 1 MiB read or write takes two messages", attachment.client.msize)
@@ -94,6 +97,20 @@ async def _serve(
     log.info("unmounted %s", mountpoint)
 
 
+async def _escapes(attachment: Attachment, export: str, server: str) -> bool:
+    """Whether the server escapes names in `export` (its listing, asked on a connection of
+    its own: a ninep-server from before Texports closes the one that asks); False where it
+    has no listing."""
+    if not attachment.client.extended:
+        return False
+    try:
+        listed = await exports.fetch(server)
+    except (NoListing, OSError) as e:
+        log.info("names taken as not escaped: %s", e)
+        return False
+    return any(info.escape for info in listed if info.name == export)
+
+
 def _set_read_ahead(mountpoint: str, size: int) -> None:
     """Let the kernel read ahead `size` bytes, so that reads come as whole FUSE reads.
 
@@ -102,18 +119,12 @@ def _set_read_ahead(mountpoint: str, size: int) -> None:
     must not be looked at, that would wait for the kernel's INIT, answered later.
     """
     try:
-        with open("/proc/self/mountinfo") as f:
-            devices = [line.split()[2] for line in f if _unescape(line.split()[4]) == mountpoint]
+        devices = [m.device for m in mounts.table() if m.mountpoint == mountpoint]
         if devices:
             with open(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb", "w") as f:
                 f.write(str(size // 1024))
     except OSError as e:
         log.info("cannot set the read-ahead of %s: %s", mountpoint, e)
-
-
-def _unescape(field: str) -> str:
-    """A mountinfo field with its octal escapes (`\\040` for a space) decoded."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 async def _terminate_on_signal(signals: AsyncIterator[int]) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from .listing import ExportInfo
 from .messages import Attr, Qid, SetAttr, StatFs
 from .notify import Changes
 
@@ -250,7 +251,8 @@ class Export(Protocol):
     """A named tree a client can attach to.
 
     An export may also have a method `stats() -> dict[str, Any]`: its own figures
-    (JSON-ready), which `Server.stats()` gives under `exports`, by export name.
+    (JSON-ready), which `Server.stats()` gives under `exports`, by export name; and
+    `describe(name) -> ExportInfo`: what the listing of exports (Texports) says of it.
     """
 
     async def attach(self, options: str, user: User) -> File:
@@ -271,3 +273,10 @@ def child_attrs(file: File) -> ChildAttrs | None:
 def watchable(file: File) -> Watchable | None:
     """`file` if it offers `Watchable`, else None."""
     return cast(Watchable, file) if hasattr(file, "watch") and hasattr(file, "place") else None
+
+
+def described(name: str, export: Export) -> ExportInfo:
+    """What a listing says of `export`, served as `name`: the export's own `describe(name)`
+    where it has one (volfs does), else its name alone."""
+    describe = getattr(export, "describe", None)
+    return ExportInfo(name) if describe is None else cast(ExportInfo, describe(name))

@@ -10,6 +10,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from importlib.metadata import entry_points
 
 import trio
 
+from . import config, systemd
 from .admission import Admission, IPNetwork, host_address, is_loopback
 from .backend import Export
+from .config import ExportEntry
 from .constants import MIN_MSIZE, SERVER_MSIZE
 from .identity import Identity, become, lookup_group, lookup_user, root_refusal
 from .limits import Limits, ServerLimits
@@ -27,6 +30,8 @@ from .transport import DEFAULT_ADDRESS, Address, ListenError, parse_address
 from .watch import WATCH_SHARE, set_share
 
 log = logging.getLogger("ninep.server")
+
+EACH_EXPORT = "each export"  # the argument group of the options an export may set itself
 
 EXAMPLES = """\
 examples:
@@ -37,6 +42,8 @@ examples:
   ninep-server --export C=/srv/c --listen tcp:0.0.0.0:564 --allow-net 192.168.122.0/24
       serve the hosts of one network (trusted as NFS trusts AUTH_SYS hosts)
   ninep-server --export C=/srv/c --listen fd:0,1      (one connection on stdin/stdout, for inetd)
+  ninep-server --config /etc/ninep-server.toml
+      exports, listeners and options from a file: its keys are the long options
 
 who may connect (docs/security.md): root and the serving user, and the uids given
 with --trust-uid (trusted: their claims are taken as said) or --allow-uid (bounded:
@@ -48,11 +55,11 @@ mount from a Linux guest:
 """
 
 
-def _export_arg(text: str) -> tuple[str, str]:
+def _export_arg(text: str) -> ExportEntry:
     name, sep, path = text.partition("=")
     if not sep or not name or not path or ";" in name:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH, e.g. C=/srv/c")
-    return name, path
+    return ExportEntry(name, path)
 
 
 def _msize_arg(text: str) -> int:
@@ -129,11 +136,15 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read exports and options from FILE (TOML, docs/boot.md); flags override it",
+    )
+    p.add_argument(
         "--export",
         metavar="NAME=PATH",
         type=_export_arg,
         action="append",
-        required=True,
         help="export directory PATH as NAME (the attach name); repeatable",
     )
     p.add_argument(
@@ -143,32 +154,35 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         help=f"tcp:HOST:PORT, unix:PATH or fd:IN,OUT; repeatable (default {DEFAULT_ADDRESS})",
     )
-    p.add_argument("--read-only", action="store_true", help="refuse every modification (EROFS)")
-    p.add_argument(
+    each = p.add_argument_group(
+        EACH_EXPORT, "options of every export; an export of --config may set its own"
+    )
+    each.add_argument("--read-only", action="store_true", help="refuse every modification (EROFS)")
+    each.add_argument(
         "--case",
         choices=["insensitive", "sensitive"],
         help="insensitive (default): case-preserving, case-insensitive directories, as a "
         "Windows drive under WSL; sensitive: a plain POSIX tree, no folding, no escaping",
     )
-    p.add_argument(
+    each.add_argument(
         "--no-escape",
         action="store_true",
         help="store names as given, without escaping the characters Windows cannot hold",
     )
-    p.add_argument(
+    each.add_argument(
         "--metadata",
         action="store_true",
         help="keep POSIX modes, owners and special files in extended attributes, and enforce "
         "them (docs/metadata.md), for every attach",
     )
-    p.add_argument(
+    each.add_argument(
         "--squash-root",
         action="store_true",
         help="in attaches with metadata (--metadata or the attach option): uid 0 acts as "
         "nobody (65534), not as root. Without metadata there is nothing to squash: the export "
         "enforces nothing and every client acts as the serving user",
     )
-    p.add_argument(
+    each.add_argument(
         "--client-groups",
         action="store_true",
         help="with metadata: let the client's group membership stand for chgrp by the owner "
@@ -258,6 +272,25 @@ def load_backend(name: str) -> Callable[..., Export]:
     return factory
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, over the config file it names (SystemExit with one line if that
+    cannot be used)."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.config is not None:
+        try:
+            settings = config.load(args.config, p, EACH_EXPORT)
+        except config.ConfigError as e:
+            raise SystemExit(f"ninep-server: {e}") from None
+        argv = sys.argv[1:] if argv is None else argv
+        config.apply(settings, args, config.given(parser, argv))
+        if not args.export:
+            raise SystemExit(f"ninep-server: {args.config}: no export: add an [export.NAME] table")
+    elif not args.export:
+        p.error("give --export NAME=PATH (or --config FILE)")
+    return args
+
+
 def backend_options(args: argparse.Namespace) -> dict[str, bool]:
     """The name and metadata options given, as keyword arguments of the backend's factory."""
     options = {}
@@ -284,15 +317,23 @@ class Plan:
     socket_group: int | None
     allow_uids: list[int]
     trust_uids: list[int]
+    activated: tuple[socket.socket, ...] = ()  # passed by systemd
 
 
 def _uid(name: str) -> int:
     return int(name) if name.isdigit() else lookup_user(name).uid
 
 
-def plan(args: argparse.Namespace) -> Plan:
-    """Check the command line as a whole; SystemExit with one line if it cannot start."""
+def plan(args: argparse.Namespace, activated: Sequence[socket.socket] = ()) -> Plan:
+    """Check the command line as a whole; SystemExit with one line if it cannot start.
+
+    Sockets `activated` by systemd are served instead of the --listen addresses.
+    """
     addresses = args.listen or [parse_address(DEFAULT_ADDRESS)]
+    if activated:
+        if args.listen:
+            log.info("socket activation: serving the sockets systemd passed, not --listen")
+        addresses = []
     try:
         user = lookup_user(args.user) if args.user is not None else None
         group = lookup_group(args.socket_group) if args.socket_group is not None else None
@@ -316,21 +357,24 @@ def plan(args: argparse.Namespace) -> Plan:
                 f"ninep-server: {a} is not a loopback address: give --allow-net CIDR for the"
                 " hosts to serve there (docs/security.md)"
             )
-    return Plan(args, addresses, user, group, uids, trusted)
+    return Plan(args, addresses, user, group, uids, trusted, tuple(activated))
 
 
 def open_exports(args: argparse.Namespace) -> dict[str, Export]:
-    """The exports of the command line, opened as the serving identity."""
+    """The exports of the command line (or config file), opened as the serving identity."""
     factory = load_backend(args.backend)
     exports: dict[str, Export] = {}
-    for name, path in args.export:
-        if name in exports:
-            raise SystemExit(f"ninep-server: export {name!r} given twice")
+    for entry in args.export:
+        if entry.name in exports:
+            raise SystemExit(f"ninep-server: export {entry.name!r} given twice")
+        own = argparse.Namespace(**{**vars(args), **entry.options})  # its options, else ours
         try:
-            _check_readable_directory(path)
-            exports[name] = factory(path, read_only=args.read_only, **backend_options(args))
+            _check_readable_directory(entry.path)
+            exports[entry.name] = factory(
+                entry.path, read_only=own.read_only, **backend_options(own)
+            )
         except OSError as e:
-            raise SystemExit(f"ninep-server: cannot export {path}: {e.strerror}") from None
+            raise SystemExit(f"ninep-server: cannot export {entry.path}: {e.strerror}") from None
     return exports
 
 
@@ -348,6 +392,7 @@ async def run(p: Plan) -> None:
     if p.args.stats is not None:  # bound with the others, before the serving user has less
         others.append(Address("unix", path=p.args.stats))
     listening = await Listening.open(others, p.socket_group)
+    listening.adopt(p.activated)
     stats = listening.split_off(p.args.stats)
     try:
         if p.user is not None:
@@ -376,8 +421,10 @@ async def _serve(server: Server, listening: Listening, fd_addresses: Sequence[Ad
                 await nursery.start(server.serve_listening, listening)
             for a in fd_addresses:
                 nursery.start_soon(_serve_fds_then_stop, server, a, nursery.cancel_scope)
+            systemd.notify("READY=1")  # listening, exports open: a Type=notify unit is up
             async for signum in signals:
                 log.info("%s: shutting down", signal.Signals(signum).name)
+                systemd.notify("STOPPING=1")
                 nursery.cancel_scope.cancel()
                 break
 
@@ -395,14 +442,14 @@ def raise_descriptor_limit() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)  # fmt: skip
     if args.trace:
         logging.getLogger("ninep.trace").setLevel(logging.DEBUG)
         logging.getLogger().setLevel(min(level, logging.DEBUG))
-    checked = plan(args)
+    checked = plan(args, systemd.activated_sockets())
     raise_descriptor_limit()
     try:
         trio.run(run, checked)

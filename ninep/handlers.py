@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import messages as m
-from .backend import Attr, File, Handle, Lock, User, child_attrs, watchable
+from .backend import Attr, File, Handle, Lock, User, child_attrs, described, watchable
 from .constants import (
     HEADER_SIZE,
     MAXWELEM,
@@ -651,6 +651,14 @@ async def _notify(s: Session, msg: m.Tnotify) -> Message:
     overflow, batch = await sub.take(s.msize - HEADER_SIZE - 8)
     flags = NotifyFlag.OVERFLOW if overflow else 0
     return m.Rnotify(msg.tag, flags=flags, data=m.encode_changes(batch))
+
+
+@handles(m.Texports)
+async def _exports(s: Session, msg: m.Texports) -> Message:
+    listed = [described(name, export).encode() for name, export in sorted(s.exports.items())]
+    if HEADER_SIZE + 2 + sum(2 + len(x.encode()) for x in listed) > s.msize:
+        raise OSError(errno.EMSGSIZE, "the listing of exports does not fit in msize")
+    return m.Rexports(msg.tag, exports=listed)
 
 
 assert set(HANDLERS) == {

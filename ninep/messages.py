@@ -620,7 +620,7 @@ class Rremove(Message):
 # EXTENDED_VERSION (docs/protocol-extensions.md). Each is its plain message with a trailing
 # request_mask (what Tgetattr would ask), and its reply the plain reply with the attributes
 # of the object reached or made (Tlcreateattr also names the fid of the new file).
-# 180-197: no number used by 9P2000, .u, .L, .e or gVisor.
+# 180-199: no number used by 9P2000, .u, .L, .e or gVisor.
 @message(180)
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
@@ -738,12 +738,21 @@ class Tsetattrattr(Request["Rsetattrattr"]):
 @message(197)
 class Rsetattrattr(Message):
     attr: AttrRecord
+
+# The listing of exports: no fid, no attach; one string per export (ninep.listing).
+@message(198)
+class Texports(Request["Rexports"]):
+    pass
+
+@message(199)
+class Rexports(Message):
+    exports: Names
 # fmt: on
 
 #: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
 EXTENSIONS: tuple[type[Request[Any]], ...] = (
     Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify,
-    Twalkopen, Tsetattrattr,
+    Twalkopen, Tsetattrattr, Texports,
 )  # fmt: skip
 
 _header = struct.Struct("<IBH")

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .constants import MIN_MSIZE, SERVER_MSIZE
 from .limits import Budgets, Limits, ServerLimits
 from .ratelog import RateLog
 from .session import Session
+from .systemd import in_runtime_directory
 from .transport import Address, fd_stream, open_listeners
 
 log = logging.getLogger("ninep.server")
@@ -73,6 +75,17 @@ class Listening:
             raise
         return done
 
+    def adopt(self, sockets: Sequence[socket.socket]) -> None:
+        """Serve listening sockets made by another (systemd's socket activation): never
+        unlinked by `close`, their files being theirs."""
+        for sock in sockets:
+            self.listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+            name = sock.getsockname()
+            if sock.family == AF_UNIX:
+                self.bound.append(Address("unix", path=name if isinstance(name, str) else ""))
+            else:
+                self.bound.append(Address("tcp", host=name[0], port=name[1]))
+
     def split_off(self, path: str | None) -> Listening:
         """The listener of unix socket `path` (none if None), taken out of these: bound
         with them, served apart (`Server.serve_stats`)."""
@@ -106,6 +119,8 @@ class Listening:
             except FileNotFoundError:
                 pass
             except OSError as e:
+                if in_runtime_directory(path):  # systemd removes it, or the next start does
+                    continue
                 log.warning("cannot remove the socket file %s: %s (serve from a directory "
                             "the serving user owns, as systemd's RuntimeDirectory)", path,
                             e.strerror)  # fmt: skip

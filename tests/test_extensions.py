@@ -34,11 +34,11 @@ from ninep.constants import (
     OpenFlag,
     SetattrMask,
 )
+from ninep.escape import swap
 from ninep.server import Server
 from ninep.transport import Address
 from volfs import metadata
 from volfs.caseflag import HOST_XATTR
-from volfs.escape import swap
 from volfs.export import open_export
 from volfs.names import STAGING_DIR
 from volfs.racy import settled
@@ -124,6 +124,7 @@ def _requests(fid: int) -> list[m.Message]:
         m.Tnotify(8, fid=fid),
         m.Twalkopen(9, fid=fid, newfid=9, wnames=["f"], flags=RDWR, request_mask=ALL),
         m.Tsetattrattr(10, fid=fid, attr=make_setattr(mode=0o700), request_mask=ALL),
+        m.Texports(11),
     ]
 
 
@@ -229,7 +230,7 @@ def _store(path: Path, kind: str) -> None:
 
 def _build(path: Path, tree: dict[str, Any]) -> list[tuple[str, ...]]:
     """Make `tree` under `path`; every path in it, and paths that miss, as tuples of host
-    names (clients see them escaped: `volfs.escape.swap`)."""
+    names (clients see them escaped: `ninep.escape.swap`)."""
     paths: list[tuple[str, ...]] = [(), ("missing",)]
     for name, node in tree.items():
         here = path / name

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ninep.escape import swap
 from volfs.caseflag import HOST_XATTR
-from volfs.escape import swap
 
 from .guest.fixtures import BOOT_TIMEOUT, skip_if_guests_disabled
 from .guest.hostside import host_git

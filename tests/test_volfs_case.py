@@ -16,11 +16,11 @@ from benchmarks.common import start_server, stop_server
 from ninep.backend import File
 from ninep.client import connect
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, GetattrMask, OpenFlag
+from ninep.escape import identity, swap
 from ninep.server import Server
 from ninep.transport import Address
 from volfs.caseflag import HOST_XATTR
 from volfs.dirindex import DirIndexes
-from volfs.escape import identity, swap
 from volfs.export import VolExport, open_export
 from volfs.options import AttachOptions, CaseOption, parse_options
 from volfs.racy import SETTLE_NS, SETTLE_WHOLE_SECONDS_NS, settled

@@ -28,8 +28,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from ninep.backend import File, User
 from ninep.constants import AT_REMOVEDIR, OpenFlag
+from ninep.escape import swap
 from volfs.caseflag import HOST_XATTR
-from volfs.escape import swap
 from volfs.export import VolExport, open_export
 
 from .test_volfs import host_names

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ninep.backend import File
 from ninep.constants import OpenFlag
-from volfs.escape import ESCAPE_BASE, WINDOWS_ILLEGAL, swap
+from ninep.escape import ESCAPE_BASE, WINDOWS_ILLEGAL, swap
 from volfs.export import open_export
 from volfs.names import STAGING_DIR
 

@@ -9,12 +9,13 @@ from dataclasses import replace
 from typing import Any
 
 from ninep.backend import File, User
+from ninep.escape import identity, swap
+from ninep.listing import ExportInfo
 from ninep.watch import Watcher
 
 from .access import cred_for
 from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
-from .escape import identity, swap
 from .making import making_for
 from .names import Names
 from .node import Node, Tree
@@ -70,6 +71,10 @@ class VolExport:
         self._root = root
         self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
         self._finalizer = weakref.finalize(self, root.release)
+
+    def describe(self, name: str) -> ExportInfo:
+        """What the listing of exports says of this one, served as `name`."""
+        return ExportInfo(name, self.read_only, self.metadata, self.case_sensitive, self.escape)
 
     def stats(self) -> dict[str, Any]:
         """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""

@@ -1,7 +1,7 @@
 """Names in a host directory: checking them, resolving them, listing them.
 
 A client's name becomes a host name by `Names.host` (the escape of names
-Windows cannot hold, `volfs.escape`) and a host name is shown by `Names.shown`.
+Windows cannot hold, `ninep.escape`) and a host name is shown by `Names.shown`.
 In a case-insensitive directory a name finds the entry whose shown name folds
 to the same key (`volfs.casefold`): the entry of exactly that name first, else
 the one whose shown name is least in code-point order, found through the

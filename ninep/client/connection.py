@@ -43,6 +43,7 @@ from ..constants import (
     UNKNOWN_VERSION,
     VERSION,
 )
+from ..listing import ExportInfo, NoListing
 from ..messages import Message, ProtocolError, R, Request
 from ..transport import Address, FrameReader, fast_stream, parse_address
 from ..transport import connect as connect_stream
@@ -514,6 +515,20 @@ class Client:
             m.Tattach, fid=fid, afid=NOFID, uname=uname, aname=aname, n_uname=n_uname
         )
         return Fid(self, fid, reply.qid)
+
+    async def exports(self) -> list[ExportInfo]:
+        """The exports the server offers (Texports); NoListing where it has no listing."""
+        if not self.extended:
+            raise NoListing("the server offers no listing of exports (it is not ninep-server)")
+        try:
+            reply = await self.request(m.Texports)
+        except OSError as e:  # an older ninep-server cuts the connection at an unknown type
+            if e.errno != errno.EOPNOTSUPP and not isinstance(e, ConnectionError):
+                raise
+            raise NoListing(
+                f"the server offers no listing of exports (an older ninep-server: {e.strerror})"
+            ) from None
+        return [ExportInfo.parse(text) for text in reply.exports]
 
 
 async def _version(

@@ -8,6 +8,9 @@ bijection on all names: a host name made by hand that holds an image (U+F03A) is
 shown as the character (`:`), and one that holds the raw character (`:`, which
 a Linux host allows) is shown as the image (U+F03A); both lead back to the
 same host name. Other private-use characters (U+F041, U+E000...) pass unchanged.
+
+It lives in ninep, apart from volfs, for the clients too: `drvfs path` escapes
+names as the server stores them (Windows paths, as wslpath gives).
 """
 
 from __future__ import annotations
