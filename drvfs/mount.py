@@ -8,6 +8,7 @@ import os
 import re
 import signal
 from collections.abc import AsyncIterator, Callable
+from typing import NamedTuple
 
 import pyfuse3
 import trio
@@ -102,13 +103,32 @@ def _set_read_ahead(mountpoint: str, size: int) -> None:
     must not be looked at, that would wait for the kernel's INIT, answered later.
     """
     try:
-        with open("/proc/self/mountinfo") as f:
-            devices = [line.split()[2] for line in f if _unescape(line.split()[4]) == mountpoint]
-        if devices:
-            with open(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb", "w") as f:
+        mounted = mounted_at(mountpoint)
+        if mounted is not None:
+            with open(f"/sys/class/bdi/{mounted.device}/read_ahead_kb", "w") as f:
                 f.write(str(size // 1024))
     except OSError as e:
         log.info("cannot set the read-ahead of %s: %s", mountpoint, e)
+
+
+class Mounted(NamedTuple):
+    """A line of /proc/self/mountinfo."""
+
+    device: str  # major:minor
+    fstype: str  # fuse.drvfs
+    source: str  # C:
+
+
+def mounted_at(path: str) -> Mounted | None:
+    """The topmost mount on `path` (a real path), from mountinfo: `path` is never looked at."""
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            words, (fstype, source, *_) = fields.split(), rest.split()
+            if _unescape(words[4]) == path:
+                found = Mounted(words[2], fstype, _unescape(source))
+    return found
 
 
 def _unescape(field: str) -> str:
