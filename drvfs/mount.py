@@ -119,12 +119,18 @@ def _set_read_ahead(mountpoint: str, size: int) -> None:
     must not be looked at, that would wait for the kernel's INIT, answered later.
     """
     try:
-        devices = [m.device for m in mounts.table() if m.mountpoint == mountpoint]
-        if devices:
-            with open(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb", "w") as f:
+        mounted = mounted_at(mountpoint)
+        if mounted is not None:
+            with open(f"/sys/class/bdi/{mounted.device}/read_ahead_kb", "w") as f:
                 f.write(str(size // 1024))
     except OSError as e:
         log.info("cannot set the read-ahead of %s: %s", mountpoint, e)
+
+
+def mounted_at(path: str) -> mounts.Mount | None:
+    """The topmost mount on `path` (a real path), from mountinfo: `path` is never looked at."""
+    found = [m for m in mounts.table() if m.mountpoint == path]
+    return found[-1] if found else None
 
 
 async def _terminate_on_signal(signals: AsyncIterator[int]) -> None:

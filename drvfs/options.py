@@ -9,7 +9,8 @@ Options travel to one of three places:
 - the FUSE mount (`allow_other`, `default_permissions`, `nosuid`, `noatime`, ...;
   `ro` too);
 - the client itself: `server=`, `msize=`, `timeout=`, `attr_timeout=`,
-  `entry_timeout=`, `negative_timeout=`, `covered_timeout=`, `writeback_cache`.
+  `entry_timeout=`, `negative_timeout=`, `covered_timeout=`, `writeback_cache`,
+  `debug`.
 
 Options mount(8) hands to helpers but that mean nothing here (`defaults`,
 `noauto`, `_netdev`, `x-*`, ...) are accepted and ignored.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from ninep.constants import DEFAULT_MSIZE, IO_SIZE, MIN_MSIZE
 from ninep.transport import DEFAULT_ADDRESS, parse_address
@@ -57,6 +58,7 @@ class MountOptions:
     # 0: no notification asked for, the timeouts above everywhere.
     covered_timeout: float = 3600.0
     writeback_cache: bool = False
+    debug: bool = False  # drvfs's own log at debug level
 
     def aname(self, export: str) -> str:
         """The attach name: the export, then the server-side options, separated by `;`."""
@@ -85,14 +87,22 @@ def _required(value: str | None) -> str:
 
 
 def _seconds(value: str | None) -> float:
-    seconds = float(_required(value))
+    text = _required(value)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
     if not 0 <= seconds < 1e6:
-        raise ValueError("expects seconds from 0")
+        raise ValueError(f"expects seconds from 0, not {text!r}")
     return seconds
 
 
 def _msize(value: str | None) -> int:
-    size = int(_required(value), 0)
+    text = _required(value)
+    try:
+        size = int(text, 0)
+    except ValueError:
+        raise ValueError(f"expects a number of bytes, not {text!r}") from None
     if size < MIN_MSIZE:
         raise ValueError(f"must be at least {MIN_MSIZE}")
     return size
@@ -101,8 +111,10 @@ def _msize(value: str | None) -> int:
 @dataclass(frozen=True, slots=True)
 class _Option:
     dest: Dest
+    help: str  # for the man page; `{default}` is the MountOptions field's default
     parse: Parser = _flag
     attr: str = ""  # the MountOptions field a CLIENT option sets
+    value: str = ""  # what the value is (the man page's `name=VALUE`); "": a flag
 
 
 # Flags of mount(2) that FUSE takes as mount options.
@@ -116,30 +128,68 @@ _MOUNT_FLAGS = [
 _NOISE = ["defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev"]
 _NOISE += ["nofail", "rw"]
 
+_IGNORED = _Option(Dest.IGNORED, "for mount(8) and fstab; ignored by drvfs", lambda v: v)
+
+
+def _client(parse: Parser, attr: str, value: str, help: str) -> _Option:
+    return _Option(Dest.CLIENT, help, parse, attr, value)
+
+
 _OPTIONS: dict[str, _Option] = {
-    "ro": _Option(Dest.SERVER),  # and FUSE's ro, and read_only: see parse_options
-    "allow_other": _Option(Dest.FUSE),
-    "allow_root": _Option(Dest.FUSE),
-    "default_permissions": _Option(Dest.FUSE),  # always on: the server sees one user
-    **{name: _Option(Dest.FUSE) for name in _MOUNT_FLAGS},
-    "server": _Option(Dest.CLIENT, _address, "server"),
-    "msize": _Option(Dest.CLIENT, _msize, "msize"),
-    "timeout": _Option(Dest.CLIENT, _seconds, "timeout"),
-    "attr_timeout": _Option(Dest.CLIENT, _seconds, "attr_timeout"),
-    "entry_timeout": _Option(Dest.CLIENT, _seconds, "entry_timeout"),
-    "negative_timeout": _Option(Dest.CLIENT, _seconds, "negative_timeout"),
-    "covered_timeout": _Option(Dest.CLIENT, _seconds, "covered_timeout"),
-    "writeback_cache": _Option(Dest.CLIENT, _flag, "writeback_cache"),
-    **{name: _Option(Dest.IGNORED, lambda v: v) for name in _NOISE},
-}
+    # ro: and FUSE's ro, and read_only: see parse_options
+    "ro": _Option(Dest.SERVER, "read-only: the server refuses every change (EROFS)"),
+    "allow_other": _Option(Dest.FUSE, "let other users than the one mounting use the mount"),
+    "allow_root": _Option(Dest.FUSE, "let root use the mount too"),
+    "default_permissions": _Option(
+        Dest.FUSE, "the kernel checks permissions against the modes shown (always on)"
+    ),
+    **{name: _Option(Dest.FUSE, "a mount flag, as for any file system (mount(8))")
+       for name in _MOUNT_FLAGS},
+    "server": _client(_address, "server", "ADDR", "the 9P server: tcp:HOST:PORT or unix:PATH "
+                      "(default {default})"),
+    "msize": _client(_msize, "msize", "BYTES", "the largest 9P message asked for (default "
+                     "{default}: a 1 MiB read or write in one message)"),
+    "timeout": _client(_seconds, "timeout", "SECONDS", "how long the server may answer "
+                       "nothing, probes included, before waiting operations fail with ENOTCONN "
+                       "(default {default}; 0: wait forever)"),
+    "attr_timeout": _client(_seconds, "attr_timeout", "SECONDS", "how long the kernel caches "
+                            "attributes (default {default})"),
+    "entry_timeout": _client(_seconds, "entry_timeout", "SECONDS", "how long the kernel "
+                             "caches names (default {default})"),
+    "negative_timeout": _client(_seconds, "negative_timeout", "SECONDS", "how long the kernel "
+                                "caches a name found missing (default {default})"),
+    "covered_timeout": _client(_seconds, "covered_timeout", "SECONDS", "names and attributes "
+                               "in directories whose changes the server notifies (default "
+                               "{default}; 0: no notification asked for)"),
+    "writeback_cache": _client(_flag, "writeback_cache", "", "keep written pages in the "
+                               "kernel until close, fsync or unlock"),
+    "debug": _client(_flag, "debug", "", "drvfs logs what it does (as -vv), to its log or "
+                     "syslog; not sent to the server"),
+    **{name: _IGNORED for name in _NOISE},
+}  # fmt: skip
 
 
-_TO_SERVER = _Option(Dest.SERVER, lambda v: v)  # any other option: the server decides
+def documented() -> list[tuple[list[str], str, str]]:
+    """(names, value, help) of the options drvfs knows, those alike together (for the man
+    page); every other option is the server's."""
+    defaults = {f.name: f.default for f in fields(MountOptions)}
+    rows: list[tuple[list[str], str, str]] = []
+    for name, option in [*_OPTIONS.items(), ("x-*", _IGNORED), ("comment", _IGNORED)]:
+        default = defaults.get(option.attr)
+        text = option.help.format(default=f"{default:g}" if isinstance(default, float) else default)
+        if rows and rows[-1][1:] == (option.value, text):
+            rows[-1][0].append(name)
+        else:
+            rows.append(([name], option.value, text))
+    return rows
+
+
+_TO_SERVER = _Option(Dest.SERVER, "", lambda v: v)  # any other option: the server decides
 
 
 def _lookup(key: str) -> _Option:
     if key.startswith("x-") or key == "comment":
-        return _Option(Dest.IGNORED, lambda v: v)
+        return _IGNORED
     return _OPTIONS.get(key, _TO_SERVER)
 
 

@@ -27,6 +27,7 @@ from .identity import Identity, become, lookup_group, lookup_user, root_refusal
 from .limits import Limits, ServerLimits
 from .server import Listening, Server
 from .transport import DEFAULT_ADDRESS, Address, ListenError, parse_address
+from .version import PROTOCOLS, version_line
 from .watch import WATCH_SHARE, set_share
 
 log = logging.getLogger("ninep.server")
@@ -260,6 +261,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     p.add_argument("--trace", action="store_true", help="log every message sent and received")
+    p.add_argument(
+        "--version",
+        action="version",
+        help="print the version and the protocols",
+        version=f"{version_line('ninep-server')}\nprotocols: {', '.join(PROTOCOLS)}",
+    )
     return p  # fmt: skip
 
 
@@ -351,6 +358,7 @@ def plan(args: argparse.Namespace, activated: Sequence[socket.socket] = ()) -> P
             "--metadata: without them every client acts as root on the host (docs/security.md)"
         )
     for a in addresses:
+        _check_resolves(a)
         host = host_address(a.host) if a.scheme == "tcp" else None
         if a.scheme == "tcp" and not args.allow_net and (host is None or not is_loopback(host)):
             raise SystemExit(
@@ -358,6 +366,16 @@ def plan(args: argparse.Namespace, activated: Sequence[socket.socket] = ()) -> P
                 " hosts to serve there (docs/security.md)"
             )
     return Plan(args, addresses, user, group, uids, trusted, tuple(activated))
+
+
+def _check_resolves(a: Address) -> None:
+    """SystemExit with one line if `a` is a tcp address whose host name does not resolve."""
+    if a.scheme != "tcp" or host_address(a.host) is not None:
+        return
+    try:
+        socket.getaddrinfo(a.host, a.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise SystemExit(f"ninep-server: cannot listen on {a}: {a.host}: {e.strerror}") from None
 
 
 def open_exports(args: argparse.Namespace) -> dict[str, Export]:

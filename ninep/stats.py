@@ -7,6 +7,7 @@ socket (connect, read one JSON document, the server closes), and
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -15,6 +16,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from .version import version_line
 
 
 @dataclass(slots=True)
@@ -80,14 +83,35 @@ def read(path: str) -> dict[str, Any]:
     return result
 
 
+def parser() -> argparse.ArgumentParser:
+    """`python -m ninep.stats`'s command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m ninep.stats",
+        description="Print the figures a ninep-server serves on its --stats socket, as JSON.",
+    )
+    p.add_argument("path", metavar="SOCKET", help="the server's --stats PATH")
+    p.add_argument("--version", action="version", version=version_line("ninep.stats"))
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ninep.stats PATH`: print a server's figures."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m ninep.stats STATS_SOCKET_PATH", file=sys.stderr)
-        return 2
-    print(json.dumps(read(args[0]), indent=2))
-    return 0
+    """`python -m ninep.stats PATH`: print a server's figures; one line and 1 if it cannot."""
+    args = parser().parse_args(argv)
+    try:
+        figures = read(args.path)
+    except FileNotFoundError:
+        why = "no such socket (is a ninep-server running with --stats PATH?)"
+    except ConnectionRefusedError:
+        why = "nothing serves it (the server that made it has stopped)"
+    except OSError as e:
+        why = e.strerror or str(e)
+    except ValueError as e:
+        why = f"not a stats socket: {e}"
+    else:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"python -m ninep.stats: {args.path}: {why}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""`make demo`: export ./demo as drive C with ninep-server and mount it at /mnt/c with drvfs."""
+"""`make demo`: export ./demo as drive C with ninep-server, mount it at /mnt/c with drvfs, show
+a few things, and keep it mounted until Enter or Ctrl-C (or the end of stdin); then unmount it
+and stop the server. DEMO_DIR and DEMO_MOUNTPOINT move ./demo and /mnt/c."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEMO = Path(__file__).resolve().parent.parent / "demo"
+DEMO = Path(os.environ.get("DEMO_DIR", Path(__file__).resolve().parent.parent / "demo"))
 MOUNTPOINT = Path(os.environ.get("DEMO_MOUNTPOINT", "/mnt/c"))
 OPTIONS = "metadata,case=off"
 
@@ -62,6 +64,16 @@ def tour() -> None:
     print()
 
 
+def wait_for_the_user() -> None:
+    """Keep the mount until Enter, Ctrl-C or the end of stdin."""
+    print(f"# {MOUNTPOINT} stays mounted: look around, in another shell too.")
+    print("# Press Enter (or Ctrl-C) to unmount it and stop the server.", flush=True)
+    try:
+        sys.stdin.readline()
+    except KeyboardInterrupt:
+        print()
+
+
 def main() -> int:
     DEMO.mkdir(exist_ok=True)
     (DEMO / "readme.txt").write_text("Drive C, exported by `make demo`.\n")
@@ -73,6 +85,7 @@ def main() -> int:
         show("drvfs", "mount", "--server", address, "-o", OPTIONS, "C:", str(MOUNTPOINT))
         try:
             tour()
+            wait_for_the_user()
         finally:
             print("# to unmount:")
             show("drvfs", "umount", str(MOUNTPOINT))

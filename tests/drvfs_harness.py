@@ -195,6 +195,16 @@ def is_mounted(path: Path) -> bool:
     return any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), p) == target for p in points)
 
 
+def in_mount_namespace(
+    script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`sh -euc SCRIPT sh ARGS...` in a private mount namespace (util-linux's unshare): what it
+    binds or mounts over /sbin, /dev or /usr/local no other process sees. A FUSE mount it
+    makes lives on with its drvfs process (which holds the namespace): the script unmounts."""
+    command = ["unshare", "--mount", "--propagation", "private", "sh", "-euc", script, "sh", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+
 @contextlib.contextmanager
 def short_dir() -> Iterator[Path]:
     """A directory with a short path (a unix socket path must fit in 108 bytes)."""
@@ -203,6 +213,20 @@ def short_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def server_alone(export: Path) -> Iterator[ServerProcess]:
+    """A server of `export` (made if missing) on a socket of its own, for tests that mount
+    by themselves; stopped on exit."""
+    export.mkdir(exist_ok=True)
+    with short_dir() as sockets:
+        server = ServerProcess(export, sockets / "9p.sock")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @contextlib.contextmanager

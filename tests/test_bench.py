@@ -17,6 +17,7 @@ from benchmarks.suite.corpus import Corpus, Size, make_corpus, seed
 from benchmarks.suite.results import Measurement, Report
 from benchmarks.suite.targets import Diod, Drvfs, NinepServer, Target, UserPath
 from benchmarks.suite.workloads import WORKLOADS, Place, WorkloadError
+from ninep.version import package_version
 
 TINY = Size("tiny", tree_files=12, flat_files=5, storm=6, seq_mib=1, rand_mib=1, rand_ios=8,
             sqlite_rows=200, build_files=3)  # fmt: skip
@@ -170,6 +171,40 @@ def test_report_and_compare_commands_only_read(
         assert f.read() == mounts
     assert own_children() == [] and set(Path("/var/tmp").glob("ninep-bench-*")) == work
     assert cli.main(["compare", str(tmp_path / "old.json"), str(tmp_path / "none.json")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [(None, "No such file or directory"), ('{"a":', "not a results.json (Expecting value"),
+     ("[1]", "not a results.json (not a results.json of format 1: 'list')"),
+     ('{"format": 1, "settings": {}, "machine": {}, "targets": {}, "workloads": {}, '
+      '"results": [1]}', "not a results.json ("),
+     ('{"format": 1}', "not a results.json ('settings')")],
+)  # fmt: skip
+def test_a_missing_or_corrupt_results_file_is_one_line(
+    content: str | None, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whichever command reads it: report, compare, --report, --compare."""
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content)
+    report().save(tmp_path / "good.json")
+    good, out = str(tmp_path / "good.json"), str(tmp_path / "out")
+    for argv in (["report", str(path)], ["compare", good, str(path)],
+                 ["--report", str(path), "--out", out],
+                 ["--compare", str(path), "-t", "native", "--out", out]):  # fmt: skip
+        assert cli.main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith(f"ninep-bench: {path}: {said}")
+        assert len(captured.err.splitlines()) == 1, captured.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"ninep-bench {package_version()} (ninep-volfs)\n"
 
 
 def test_csv_has_a_row_per_measurement(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import trio
 
 from ninep import messages as m
 from ninep.constants import GetattrMask
+from ninep.version import package_version
 
 from .rawconn import RawConn
 
@@ -200,3 +202,56 @@ def test_an_export_is_checked_as_the_serving_user(tmp_path: Path) -> None:
     line = _fails_to_start("--user", "nobody", "--export", f"C={private}",
                            "--listen", "tcp:127.0.0.1:0")  # fmt: skip
     assert line == f"ninep-server: cannot export {private}: Permission denied"
+
+
+def test_a_host_name_that_does_not_resolve_says_so(tmp_path: Path) -> None:
+    """Not "give --allow-net": the name is the problem (.invalid never resolves, RFC 2606)."""
+    line = _fails_to_start("--export", f"C={tmp_path}", "--listen", "tcp:nosuchhost.invalid:5706")
+    prefix = "ninep-server: cannot listen on tcp:nosuchhost.invalid:5706: nosuchhost.invalid: "
+    assert line.startswith(prefix) and "allow-net" not in line, line
+
+
+def test_version_names_the_package_and_the_protocols() -> None:
+    out = subprocess.run([*SERVER, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"ninep-server {package_version()} (ninep-volfs)",
+        "protocols: 9P2000.L, 9P2000.L.ninep",
+    ]
+    assert package_version() == version("ninep-volfs")
+
+
+# ---- python -m ninep.stats: one line and 1 when no server answers ----
+
+STATS = [sys.executable, "-m", "ninep.stats"]
+
+
+def _stats(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*STATS, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_stats_of_a_missing_or_dead_socket_is_one_line(tmp_path: Path) -> None:
+    missing = _stats(str(tmp_path / "none.sock"))
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == (
+        f"python -m ninep.stats: {tmp_path / 'none.sock'}: no such socket (is a ninep-server"
+        " running with --stats PATH?)\n"
+    )
+    dead = tmp_path / "dead.sock"
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(str(dead))  # a server that stopped without removing it
+    out = _stats(str(dead))
+    assert out.returncode == 1 and out.stderr == (
+        f"python -m ninep.stats: {dead}: nothing serves it (the server that made it has stopped)\n"
+    )
+
+
+def test_stats_help_and_version() -> None:
+    helped = _stats("--help")
+    assert helped.returncode == 0 and "--stats PATH" in helped.stdout
+    assert "Traceback" not in helped.stderr
+    shown = _stats("--version")
+    assert (
+        shown.returncode == 0 and shown.stdout == f"ninep.stats {package_version()} (ninep-volfs)\n"
+    )
+    assert _stats().returncode == 2

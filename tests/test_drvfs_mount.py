@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from drvfs.cli import helper_script
+from drvfs.cli import HELPER, HELPERS, helper_script
 from ninep.transport import DEFAULT_ADDRESS
+from ninep.version import package_version
 from volfs.names import STAGING_DIR
 
 from . import posix_checks
@@ -27,7 +32,9 @@ from .drvfs_harness import (
     TIMEOUT,
     ServerProcess,
     drvfs_mount,
+    in_mount_namespace,
     is_mounted,
+    server_alone,
     short_dir,
 )
 from .posix_checks import RENAME_EXCHANGE, renameat2
@@ -47,14 +54,8 @@ def mounted(tmp_path: Path) -> Iterator[tuple[Path, ServerProcess]]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server alone, for tests that mount by themselves."""
-    (tmp_path / "export").mkdir()
-    with short_dir() as sockets:
-        server = ServerProcess(tmp_path / "export", sockets / "9p.sock")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with server_alone(tmp_path / "export") as server:
+        yield server
 
 
 _ERRNO_OF = """
@@ -316,7 +317,11 @@ def test_mount_helper_exit_codes(tmp_path: Path, server: ServerProcess) -> None:
         refused = helper("Z:", str(mnt), "-o", f"server={server.address}")  # no such export
         assert refused.returncode == 32 and "refused 'Z': No such file" in refused.stderr
         nowhere = helper("C:", str(tmp_path / "missing"), "-o", f"server={server.address}")
-        assert nowhere.returncode == 32 and "not a directory" in nowhere.stderr
+        assert nowhere.returncode == 32
+        assert (
+            nowhere.stderr
+            == f"drvfs: mount point {tmp_path / 'missing'}: No such file or directory\n"
+        )
         fake = helper("C:", str(mnt), "-f", "-o", f"server={server.address}")
         assert fake.returncode == 0 and not is_mounted(mnt)
     finally:
@@ -370,28 +375,176 @@ def test_drvfs_mount_usage_errors_exit_1(tmp_path: Path, server: ServerProcess) 
     assert done.returncode == 1
 
 
-def test_mount_t_drvfs_through_the_installed_helper(tmp_path: Path, server: ServerProcess) -> None:
-    link = Path("/sbin") / "mount.drvfs"
+#: Mount the export twice through mount(8) with the helpers of directory $1 over /sbin (an
+#: overlay: mount(8)'s own helpers stay), as -t drvfs and as -t fuse.drvfs; print each mount's
+#: type and the file `seen`, and unmount.
+_MOUNT_T = """
+mount -t overlay overlay -o lowerdir="$1":/sbin /sbin
+for type in drvfs fuse.drvfs; do
+    mount -t "$type" C: "$2" -o "server=$3"
+    awk -v m="$2" '$2 == m { print $3 }' /proc/self/mounts
+    cat "$2/seen"; echo
+    umount "$2"
+done
+"""
+
+
+def test_mount_t_drvfs_through_the_installed_helpers(tmp_path: Path, server: ServerProcess) -> None:
+    """`drvfs install-helper` links both helpers; mount(8) runs each by its type (sbin bound
+    over /sbin in a namespace of the test's own: the machine's /sbin is never touched)."""
     if shutil.which("mount") is None or not helper_script().exists():
         pytest.skip("needs mount(8) and the installed mount.drvfs script")
-    if link.exists() or link.is_symlink():
-        pytest.skip(f"{link} already exists: not touching it")
-    mnt = tmp_path / "mnt"
+    sbin, mnt = tmp_path / "sbin", tmp_path / "mnt"
+    sbin.mkdir()
     mnt.mkdir()
-    (server.export / "seen").write_text("through mount -t drvfs")
-    install = [sys.executable, "-m", "drvfs", "install-helper", "--dir", "/sbin"]
-    try:
-        assert subprocess.run(install, capture_output=True, timeout=TIMEOUT).returncode == 0
-        assert link.resolve() == helper_script().resolve()
-        command = ["mount", "-t", "drvfs", "C:", str(mnt), "-o", f"server={server.address}"]
-        assert subprocess.run(command, timeout=TIMEOUT).returncode == 0
-        assert (mnt / "seen").read_text() == "through mount -t drvfs"
-        pids = _drvfs_pids(mnt)
-        assert subprocess.run(["umount", str(mnt)], timeout=TIMEOUT).returncode == 0
-        for pid in pids:
-            _wait_exit(pid)
-    finally:
-        if is_mounted(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-        subprocess.run([*install, "--remove"], check=False)
-    assert not link.exists() and not link.is_symlink()
+    (server.export / "seen").write_text("through mount -t")
+    install = [sys.executable, "-m", "drvfs", "install-helper", "--dir", str(sbin)]
+    assert subprocess.run(install, capture_output=True, timeout=TIMEOUT).returncode == 0
+    for name in HELPERS:
+        assert (sbin / name).resolve() == helper_script().resolve()
+    done = in_mount_namespace(_MOUNT_T, str(sbin), str(mnt), server.address)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fuse.drvfs", "through", "mount", "-t"] * 2
+    assert not is_mounted(mnt)
+    assert subprocess.run([*install, "--remove"], timeout=TIMEOUT).returncode == 0
+    assert list(sbin.iterdir()) == []
+
+
+# ---- what a user gets wrong: one line, and mount(8)'s exit status (issue 29) ----
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def _mounts_on(path: Path) -> int:
+    """How many mounts are stacked on `path` (from mountinfo: never touches it)."""
+    with open("/proc/self/mountinfo") as f:
+        return sum(line.split()[4] == str(path) for line in f)
+
+
+def test_version_names_drvfs_pyfuse3_libfuse_and_the_kernels_fuse_protocol() -> None:
+    for command, name in ((DRVFS, "drvfs"), (MOUNT_HELPER, HELPER)):
+        done = _run(*command, "--version")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == f"{name} {package_version()} (ninep-volfs)"
+        assert re.fullmatch(rf"pyfuse3 {re.escape(version('pyfuse3'))}, libfuse 3\.\d+\.\d+",
+                            lines[1]), lines[1]  # fmt: skip
+        assert re.fullmatch(r"kernel FUSE protocol 7\.\d+", lines[2]), lines[2]
+    with open("/proc/self/mountinfo") as f:
+        assert "drvfs-version" not in f.read()  # the probe mounted in a namespace of its own
+
+
+def test_a_bad_address_or_option_value_exits_1_naming_it(
+    tmp_path: Path, server: ServerProcess
+) -> None:
+    bad = _run(*DRVFS, "mount", "--server", "127.0.0.1:5640", "C:", str(tmp_path))
+    assert bad.returncode == 1 and bad.stderr.splitlines()[-1] == (
+        "drvfs: argument --server: address '127.0.0.1:5640': unknown scheme '127.0.0.1' "
+        "(tcp, unix or fd)"
+    )
+    bad = _run(
+        *DRVFS, "mount", "--server", server.address, "-o", "timeout=abc", "C:", str(tmp_path)
+    )
+    assert bad.returncode == 1
+    assert bad.stderr == "drvfs: mount option 'timeout' expects seconds from 0, not 'abc'\n"
+    bad = _run(*MOUNT_HELPER, "C:", str(tmp_path), "-o", "server=127.0.0.1:5640")
+    assert bad.returncode == 1 and bad.stderr.startswith(f"{HELPER}: mount option 'server' ")
+    assert not is_mounted(tmp_path)
+
+
+def test_a_second_mount_on_the_same_mount_point_exits_32(tmp_path: Path) -> None:
+    with drvfs_mount(tmp_path) as (mnt, server, _):
+        by_drvfs = [*DRVFS, "mount", "--server", server.address, "C:", str(mnt)]
+        by_helper = [*MOUNT_HELPER, "C:", str(mnt), "-o", f"server={server.address}"]
+        for command in (by_drvfs, by_helper):
+            done = _run(*command)
+            assert done.returncode == 32
+            assert done.stderr == (
+                f"drvfs: {mnt} is already mounted (C: fuse.drvfs): drvfs umount {mnt} first\n"
+            )
+        assert _mounts_on(mnt) == 1
+
+
+def test_a_dead_mount_point_says_how_to_clear_it(tmp_path: Path) -> None:
+    """drvfs killed: the mount answers ENOTCONN; `drvfs umount -l` clears it, then it mounts."""
+    with drvfs_mount(tmp_path) as (mnt, server, mount):
+        assert mount.proc is not None
+        mount.proc.kill()
+        mount.proc.wait(TIMEOUT)
+        assert _errnos_in_child(f"os.stat({str(mnt)!r})") == [errno.ENOTCONN]
+        again = [*DRVFS, "mount", "--server", server.address, "C:", str(mnt)]
+        done = _run(*again)
+        assert done.returncode == 32 and done.stderr == (
+            f"drvfs: mount point {mnt}: Transport endpoint is not connected: a FUSE mount whose "
+            f"process has ended, or a drvfs one whose server is away; drvfs umount -l {mnt} "
+            "clears it\n"
+        )
+        assert _run(*DRVFS, "umount", "-l", str(mnt)).returncode == 0
+        assert not is_mounted(mnt)
+        try:
+            assert _run(*again).returncode == 0
+            assert os.listdir(mnt) == []
+        finally:
+            _unmount(mnt)
+
+
+def test_unmounting_what_is_not_mounted_or_busy_says_so(tmp_path: Path) -> None:
+    done = _run(*DRVFS, "umount", str(tmp_path))
+    assert done.returncode == 32 and done.stderr == f"drvfs: {tmp_path} is not mounted\n"
+    with drvfs_mount(tmp_path) as (mnt, _server, _mount):
+        inside = subprocess.Popen(["cat"], cwd=mnt, stdin=subprocess.PIPE)  # works in mnt
+        try:
+            busy = _run(*DRVFS, "umount", str(mnt))
+        finally:
+            assert inside.stdin is not None
+            inside.stdin.close()
+            inside.wait(TIMEOUT)
+        assert busy.returncode == 32 and busy.stderr == (
+            f"drvfs: cannot unmount {mnt}: it is busy (a process has a file open there or works "
+            f"in it: fuser -vm {mnt}); drvfs umount -l {mnt} detaches it now and ends it once "
+            "unused\n"
+        )
+        assert is_mounted(mnt)
+
+
+#: Run "$@" with a /dev whose log is the symlink in directory $1 (an overlay: the devices stay),
+#: then unmount $MNT.
+_WITH_DEV_LOG = """
+mount -t overlay overlay -o lowerdir="$1":/dev /dev
+shift
+"$@"
+umount "$MNT"
+"""
+
+
+def test_a_background_drvfs_logs_to_syslog_and_debug_is_its_own(
+    tmp_path: Path, server: ServerProcess
+) -> None:
+    """No --log: the background drvfs logs to /dev/log (here a socket of the test's, in a
+    namespace of its own); `-o debug` logs at debug level, and the server never sees it."""
+    mnt, dev = tmp_path / "mnt", tmp_path / "dev"
+    mnt.mkdir()
+    dev.mkdir()
+    records: list[str] = []
+
+    def receive(syslog: socket.socket) -> None:  # as syslogd does: a full socket blocks drvfs
+        while not any(f"unmounted {mnt}" in r for r in records):
+            records.append(syslog.recv(65536).decode())
+
+    with short_dir() as sockets, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+        syslog.bind(str(sockets / "log"))
+        syslog.settimeout(TIMEOUT)  # a hang guard
+        (dev / "log").symlink_to(sockets / "log")
+        receiver = threading.Thread(target=receive, args=(syslog,))
+        receiver.start()
+        mount = [*DRVFS, "mount", "--server", server.address, "-o", "debug", "C:", str(mnt)]
+        env = {**os.environ, "MNT": str(mnt)}
+        done = in_mount_namespace(_WITH_DEV_LOG, str(dev), *mount, env=env)
+        receiver.join()
+    assert done.returncode == 0, done.stderr
+    assert any(f"mounted C: from {server.address} on {mnt}" in r for r in records), records
+    daemon_debug = "<31>drvfs["  # facility daemon (3) * 8 + priority debug (7)
+    assert any(r.startswith(daemon_debug) and "DEBUG -> Tattach" in r for r in records), records
+    assert not any("unknown attach option" in line for line in server.log)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from drvfs.options import (
+    _OPTIONS,
     FUSE_IO_SIZE,
     MountOptions,
     OptionError,
+    documented,
     export_name,
     parse_options,
 )
@@ -71,7 +73,9 @@ def test_fstab_noise_is_ignored() -> None:
         ("server=http://x", "unknown scheme"),
         ("msize=100", "'msize' must be at least"),
         ("attr_timeout=-1", "'attr_timeout' expects seconds"),
-        ("attr_timeout=soon", "'attr_timeout' could not convert"),
+        ("attr_timeout=soon", "'attr_timeout' expects seconds from 0, not 'soon'"),
+        ("timeout=abc", "'timeout' expects seconds from 0, not 'abc'"),
+        ("msize=big", "'msize' expects a number of bytes, not 'big'"),
         ("timeout=-1", "'timeout' expects seconds"),
         ("timeout=", "'timeout' needs a value"),
     ],
@@ -79,6 +83,22 @@ def test_fstab_noise_is_ignored() -> None:
 def test_bad_options_are_refused_clearly(text: str, message: str) -> None:
     with pytest.raises(OptionError, match=message.replace("(", r"\(")):
         parse_options(text)
+
+
+def test_debug_is_drvfs_own_and_never_sent_to_the_server() -> None:
+    opts = parse_options("debug,metadata")
+    assert opts.debug and opts.aname("C") == "C;metadata"
+    assert not parse_options("metadata").debug
+
+
+def test_every_option_drvfs_knows_is_documented() -> None:
+    """The man pages' table (`documented`) holds every declared option, with help."""
+    rows = documented()
+    names = [name for names, _, _ in rows for name in names]
+    assert sorted(names) == sorted([*_OPTIONS, "x-*", "comment"])
+    assert all(text for _, _, text in rows)
+    value, text = {names[0]: (value, text) for names, value, text in rows}["timeout"]
+    assert value == "SECONDS" and text.endswith("(default 60; 0: wait forever)")
 
 
 def test_the_servers_options_pass_through_for_the_server_to_judge() -> None:

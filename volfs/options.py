@@ -80,17 +80,38 @@ def _number(
 
 _ID_MAX = 0xFFFF_FFFE  # (uid_t)-1 is never an id
 
-_PARSERS: dict[str, Callable[[AttachOptions, str, str | None], AttachOptions]] = {
-    "ro": _flag("read_only"),
-    "case": _case,
-    "metadata": _flag("metadata"),
-    "client_groups": _flag("client_groups"),
-    "uid": _number("uid", 10, _ID_MAX),
-    "gid": _number("gid", 10, _ID_MAX),
-    "umask": _number("umask", 8, 0o777),
-    "fmask": _number("fmask", 8, 0o777),
-    "dmask": _number("dmask", 8, 0o777),
-}
+Parse = Callable[[AttachOptions, str, str | None], AttachOptions]
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    parse: Parse
+    value: str  # what the value is (the man page's `name=VALUE`); "": a flag
+    help: str
+
+
+_PARSERS: dict[str, _Option] = {
+    "ro": _Option(_flag("read_only"), "", "read-only: every change is refused (EROFS)"),
+    "case": _Option(_case, "off|dir|force", "which directories are case-sensitive: those "
+                    "flagged (off, the default), also every directory made through this "
+                    "attach (dir), or all (force)"),
+    "metadata": _Option(_flag("metadata"), "", "POSIX modes, owners and special files kept in "
+                        "extended attributes, and enforced"),
+    "client_groups": _Option(_flag("client_groups"), "", "with metadata: the client's group "
+                             "membership stands for chgrp by the owner and setgid"),
+    "uid": _Option(_number("uid", 10, _ID_MAX), "UID", "without metadata: the owner shown "
+                   "(default: the attaching user)"),
+    "gid": _Option(_number("gid", 10, _ID_MAX), "GID", "without metadata: the group shown"),
+    "umask": _Option(_number("umask", 8, 0o777), "OCTAL", "without metadata: permission bits "
+                     "taken from every object"),
+    "fmask": _Option(_number("fmask", 8, 0o777), "OCTAL", "the same, from files"),
+    "dmask": _Option(_number("dmask", 8, 0o777), "OCTAL", "the same, from directories"),
+}  # fmt: skip
+
+
+def documented() -> list[tuple[str, str, str]]:
+    """(name, value, help) of each attach option, for the man pages."""
+    return [(name, option.value, option.help) for name, option in _PARSERS.items()]
 
 
 def _invalid(message: str) -> OSError:
@@ -105,8 +126,8 @@ def parse_options(text: str) -> AttachOptions:
         if not item:
             continue
         key, sep, value = item.partition("=")
-        parser = _PARSERS.get(key)
-        if parser is None:
+        option = _PARSERS.get(key)
+        if option is None:
             raise _invalid(f"unknown attach option {key!r}")
-        opts = parser(opts, key, value if sep else None)
+        opts = option.parse(opts, key, value if sep else None)
     return opts

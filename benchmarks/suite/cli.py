@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ninep.version import version_line
+
 from . import procs
 from .charts import write_charts
 from .compare import compare_table
@@ -33,6 +35,7 @@ from .workloads import WORKLOADS, Workload, command
 
 #: The commands that only read results.
 READERS = ("report", "compare")
+DETAILS = "print every measurement's statistics (MAD, interval, outliers)"
 
 
 class UsageError(Exception):
@@ -140,11 +143,7 @@ def parser() -> argparse.ArgumentParser:
         help="print the tables (and draw the charts) of an earlier run; run nothing "
         "(also: ninep-bench report RUN)",
     )
-    p.add_argument(
-        "--details",
-        action="store_true",
-        help="print every measurement's statistics (MAD, interval, outliers)",
-    )
+    p.add_argument("--details", action="store_true", help=DETAILS)
     p.add_argument("--no-charts", action="store_true")
     p.add_argument(
         "--strict",
@@ -153,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
         help="a skipped target fails the run (the default when CI=true)",
     )
     p.add_argument("--list", action="store_true", help="list targets and workloads, and exit")
+    p.add_argument("--version", action="version", version=version_line("ninep-bench"))
     return p
 
 
@@ -240,28 +240,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def reader_parser(command: str) -> argparse.ArgumentParser:
+    """The command line of `ninep-bench report` or `ninep-bench compare` (READERS)."""
+    p = argparse.ArgumentParser(prog=f"ninep-bench {command}")
+    if command == "compare":
+        p.description = "Print the change of each figure between two saved runs; run nothing."
+        p.add_argument("old", type=Path, metavar="OLD.json", help="the earlier results.json")
+        p.add_argument("new", type=Path, metavar="NEW.json", help="the later results.json")
+        return p
+    p.description = "Print the tables (and draw the charts) of a saved run; run nothing."
+    p.add_argument("run", type=Path, metavar="RUN.json", help="a results.json")
+    p.add_argument("-o", "--out", type=Path, default=Path("bench-results"),
+                   help="results folder (default ./bench-results)")  # fmt: skip
+    p.add_argument("--details", action="store_true", help=DETAILS)
+    p.add_argument("--no-charts", action="store_true", help="draw no charts")
+    return p
+
+
 def read_only(argv: list[str]) -> int:
     """`report RUN.json` and `compare OLD.json NEW.json`: read results, run nothing."""
-    p = argparse.ArgumentParser(prog=f"ninep-bench {argv[0]}")
+    args = reader_parser(argv[0]).parse_args(argv[1:])
     if argv[0] == "compare":
-        p.add_argument("old", type=Path)
-        p.add_argument("new", type=Path)
-        args = p.parse_args(argv[1:])
         print(compare_table(load(args.old), load(args.new)))
         return 0
-    p.add_argument("run", type=Path)
-    p.add_argument("-o", "--out", type=Path, default=Path("bench-results"))
-    p.add_argument("--details", action="store_true")
-    p.add_argument("--no-charts", action="store_true")
-    args = p.parse_args(argv[1:])
     args.compare, args.strict = None, False
     return show(load(args.run), args)
 
 
 def load(path: Path) -> Report:
+    """A saved run; UsageError (one line) if `path` cannot be read or holds none."""
     try:
         return Report.load(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{path}: not a results.json ({exc})") from None
 
 

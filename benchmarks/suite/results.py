@@ -140,8 +140,9 @@ class Report:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a results.json of format {FORMAT}: {data.get('format')!r}")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"not a results.json of format {FORMAT}: {found!r}")
         fields = ("target", "workload", "seconds", "work", "error", "extra")
         return cls(
             settings=data["settings"],
