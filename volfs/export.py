@@ -16,6 +16,7 @@ from ninep.watch import Watcher
 from .access import cred_for
 from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
+from .hostio import HostCalls
 from .making import making_for
 from .names import Names
 from .node import Node, Tree
@@ -70,6 +71,7 @@ class VolExport:
         self.watcher = Watcher(self.show, path)  # change notification (volfs.watching)
         self._root = root
         self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
+        self.calls = HostCalls.of(fd)
         self._finalizer = weakref.finalize(self, root.release)
 
     def describe(self, name: str) -> ExportInfo:
@@ -95,7 +97,8 @@ class VolExport:
         squash = self.squash_root and opts.metadata
         policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups, user.bounded))
         return Node.root(
-            Tree(self, opts, names, policy, self.staging, making_for(policy)), self._root.retain()
+            Tree(self, opts, names, policy, self.staging, making_for(policy), self.calls),
+            self._root.retain(),
         )
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from ninep.messages import Qid
 
 from . import locks, stored
 from .attrs import dirent_type, qid_of
-from .hostio import INLINE_IO_MAX, bad_values_are_einval, in_thread
+from .hostio import INLINE_IO_MAX, INLINE_LIST_MAX, HostCalls, bad_values_are_einval, in_thread
 from .names import list_dir
 
 READDIR_MAX = 1 << 14  # entries handed to the server per call; it keeps what fits
@@ -29,13 +29,15 @@ class VolHandle:
     with `stored_types`, a regular host file is listed with the type of its mode
     attribute (a stored symlink or special file: metadata on). `before_write` is
     called with the fd before each write (the policy's `write_guard`: metadata
-    that a write changes, such as setuid); `closed` once the fd is closed.
+    that a write changes, such as setuid); `closed` once the fd is closed. `calls`
+    says which host calls run inline (`hostio`).
     """
 
     def __init__(
         self,
         fd: int,
         *,
+        calls: HostCalls,
         mode: int,
         read_only: bool,
         dots: tuple[Qid, Qid] | None,
@@ -46,6 +48,7 @@ class VolHandle:
         closed: Callable[[], None] | None = None,
     ) -> None:
         self._fd = fd
+        self._calls = calls
         self._regular = stat.S_ISREG(mode)
         self._stream = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
         self._read_only = read_only
@@ -69,8 +72,8 @@ class VolHandle:
         with bad_values_are_einval():
             if self._stream:  # fifos, sockets, char devices have no offsets
                 return await in_thread(os.read, fd, count)
-            if self._regular and count <= INLINE_IO_MAX:
-                return os.pread(fd, count, offset)
+            if self._regular:
+                return await self._calls.pread(fd, count, offset)
             return await in_thread(os.pread, fd, count, offset)
 
     async def write(self, offset: int, data: bytes) -> int:
@@ -82,9 +85,8 @@ class VolHandle:
         with bad_values_are_einval():
             if self._stream:
                 return await in_thread(os.write, fd, data)
-            if self._regular and len(data) <= INLINE_IO_MAX:
-                return os.pwrite(fd, data, offset)
-            return await in_thread(os.pwrite, fd, data, offset)
+            cheap = self._regular and len(data) <= INLINE_IO_MAX
+            return await self._calls.run(cheap, os.pwrite, fd, data, offset)
 
     async def readdir(self, offset: int) -> Sequence[Dirent]:
         if self._dots is None:
@@ -96,9 +98,10 @@ class VolHandle:
 
     async def _snapshot(self, dots: tuple[Qid, Qid]) -> list[Dirent]:
         rows = [(".", dots[0], stat.S_IFDIR), ("..", dots[1], stat.S_IFDIR)]
-        entries = await in_thread(list_dir, self.fd)
+        fd = self.fd
+        entries = await self._calls.run(os.fstat(fd).st_size <= INLINE_LIST_MAX, list_dir, fd)
         if self._stored_types:
-            entries = await in_thread(stored.listed_types, self.fd, entries)
+            entries = await in_thread(stored.listed_types, fd, entries)
         for name, ino, mode in entries:
             if name in self._hidden:
                 continue

@@ -46,7 +46,13 @@ from .attrs import attr_of, statfs_of
 from .descriptors import Descriptors, Entry, Operation, ident_of
 from .dirindex import Change
 from .handle import VolHandle
-from .hostio import bad_values_are_einval, host_open_flags, in_thread, proc_path
+from .hostio import (
+    INLINE_FREE_MAX,
+    HostCalls,
+    bad_values_are_einval,
+    host_open_flags,
+    proc_path,
+)
 from .making import Make, Making, Site
 from .metadata import Effective
 from .names import Names, open_entry
@@ -72,6 +78,7 @@ class Tree:
     policy: Policy
     staging: stored.Staging
     making: Making  # plain objects, or objects with their metadata (volfs.making)
+    calls: HostCalls  # which host calls run inline (volfs.hostio)
 
 
 P = ParamSpec("P")
@@ -314,7 +321,9 @@ class Node:
             valid &= ~(SetattrMask.MODE | SetattrMask.UID | SetattrMask.GID)
         with bad_values_are_einval():
             if valid & SetattrMask.SIZE:
-                await in_thread(os.truncate, path, attr.size)
+                size = self._stat().st_size
+                cheap = size <= INLINE_FREE_MAX or attr.size >= size  # frees little, or grows
+                await self._tree.calls.run(cheap, os.truncate, path, attr.size)
             if valid & (SetattrMask.ATIME | SetattrMask.MTIME):
                 self._set_times(path, attr)
 
@@ -362,11 +371,13 @@ class Node:
         with descriptors.opening():
             if (regular or is_dir) and not flags & OpenFlag.TRUNC:
                 fd = os.open(path, host_flags)
-            else:
-                fd = await in_thread(os.open, path, host_flags)
+            else:  # O_TRUNC frees the data; other files may wait for a device or a peer
+                cheap = regular and st.st_size <= INLINE_FREE_MAX
+                fd = await self._tree.calls.run(cheap, os.open, path, host_flags)
         read_only, show = self._tree.options.read_only, self._names.shown
         return VolHandle(
             fd,
+            calls=self._tree.calls,
             mode=st.st_mode,
             read_only=read_only,
             dots=dots,
@@ -417,9 +428,8 @@ class Node:
             raise
         node._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
         guard, closed = self._policy.write_guard(), self._descriptors.handle_closed
-        handle = VolHandle(
-            fd, mode=stat.S_IFREG, read_only=False, dots=None, before_write=guard, closed=closed
-        )
+        handle = VolHandle(fd, calls=self._tree.calls, mode=stat.S_IFREG, read_only=False,
+                           dots=None, before_write=guard, closed=closed)  # fmt: skip
         return node, handle
 
     def _site(self, host: str, change: Change) -> Site:
@@ -606,7 +616,7 @@ class Node:
         host = await self._names.existing(self._fd, name, self._is_root)
         self._check_delete(self._fd, host)
         with self._names.changing(self._fd) as change:
-            await self._unlink(self._fd, host, bool(flags & AT_REMOVEDIR))
+            await self._unlink(self._fd, host, bool(flags & AT_REMOVEDIR), self._tree.calls)
             change.removed.append(host)
         self._live().forget(host)
 
@@ -617,16 +627,19 @@ class Node:
         is_dir = stat.S_ISDIR(self._stat().st_mode)
         self._check_delete(parent.fd, host)
         with self._names.changing(parent.fd) as change:
-            await self._unlink(parent.fd, host, is_dir)
+            await self._unlink(parent.fd, host, is_dir, self._tree.calls)
             change.removed.append(host)
         parent.forget(host)
 
     @staticmethod
-    async def _unlink(dirfd: int, host: str, is_dir: bool) -> None:
+    async def _unlink(dirfd: int, host: str, is_dir: bool, calls: HostCalls) -> None:
         if is_dir:
             os.rmdir(host, dir_fd=dirfd)
-        else:
-            await in_thread(partial(os.unlink, host, dir_fd=dirfd))
+            return
+        cheap = calls.local and os.stat(host, dir_fd=dirfd, follow_symlinks=False).st_size <= (
+            INLINE_FREE_MAX
+        )  # unlinking the last name frees the data
+        await calls.run(cheap, partial(os.unlink, host, dir_fd=dirfd))
 
     @_operation
     async def getxattr(self, name: str) -> bytes:
