@@ -253,6 +253,15 @@ class SocketIO(trio.abc.Stream):
                 views[0] = views[0][n:]
         await self._fair()
 
+    def send_now(self, data: bytes) -> int:
+        """Send what the socket takes of `data` without waiting: the bytes sent (0 if full)."""
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            raise trio.BrokenResourceError(e) from e
+
     async def wait_send_all_might_not_block(self) -> None:
         await trio.lowlevel.wait_writable(self._fd)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -350,6 +351,31 @@ async def test_request_cancelled_while_queued_is_dropped() -> None:
                 await peer.send(m.Rwrite(msg.tag, count=len(msg.data)))
             nursery.start_soon(root.statfs)
             await peer.expect(m.Tstatfs)  # neither the walk nor a Tflush was sent
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_frame_the_socket_takes_in_part_is_finished_before_the_next() -> None:
+    """A request writes its frame itself; what the full socket does not take is left to the
+    sender task, and the frames queued meanwhile follow it whole and in order."""
+    ours, theirs = trio.socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    peer = Peer(trio.SocketStream(theirs))
+    await peer.send(m.Rversion(NOTAG, msize=MSIZE, version=VERSION))
+    async with (
+        peer.stream,
+        Client.from_stream(trio.SocketStream(ours), msize=MSIZE, extensions=False) as client,
+    ):
+        await peer.expect(m.Tversion)
+        root = await attached(client, peer)
+        data = os.urandom(MSIZE - 100)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(root.write, 0, data)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(root.statfs)
+            await trio.testing.wait_all_tasks_blocked()
+            write = await peer.expect(m.Twrite)
+            assert write.data == data
+            await peer.expect(m.Tstatfs)
             nursery.cancel_scope.cancel()
 
 

@@ -1,7 +1,9 @@
 """One client connection: version negotiation, tags, fids, concurrent requests, flush on cancel.
 
-Each request is the task that awaits its reply. A sender task writes queued
-frames (batching small ones); a receiver task routes each reply by its tag.
+Each request is the task that awaits its reply. It writes its frame to the
+socket itself when nothing else is being sent (one write, no hop through
+another task); else a sender task writes the queued frames (batching small
+ones). A receiver task routes each reply by its tag and wakes its task.
 A request cancelled after it was sent is flushed (Tflush) in the background:
 its tag is reused only after Rflush, and a reply that arrives first is
 honoured as 9P requires (a fid it allocated is clunked). Tclunk and Tremove
@@ -66,15 +68,18 @@ class _State(enum.Enum):
 class _Request:
     """One tag in use: a T-message and what became of it."""
 
-    __slots__ = ("abandoned", "flush", "flushed", "frame", "msg", "reply", "state", "waiter")
+    __slots__ = (
+        "abandoned", "flush", "flushed", "frame", "msg", "reply", "state", "task", "waiter"
+    )  # fmt: skip
 
-    def __init__(self, msg: Message, frame: bytes, waiter: trio.Event | None) -> None:
+    def __init__(self, msg: Message, frame: bytes, awaited: bool, waiter: trio.Event | None = None):
         self.msg = msg
-        self.frame = frame
-        self.waiter = waiter  # None: a request the client sends on its own
+        self.frame = frame  # what is still to be sent of it
+        self.waiter = waiter  # set once it is over (the watchdog's probe)
+        self.task: trio.lowlevel.Task | None = None  # the task parked for its reply
         self.state = _State.QUEUED
         self.reply: Message | None = None
-        self.abandoned = waiter is None  # nobody awaits the reply
+        self.abandoned = not awaited  # nobody awaits the reply
         self.flush: _Request | None = None  # the Tflush sent for this request
         self.flushed: _Request | None = None  # for a Tflush: the request it flushes
 
@@ -163,6 +168,9 @@ class Client:
         self._pending: dict[int, _Request] = {}
         self._waits = 0  # of them, Tnotify: waiting for changes is not waiting for an answer
         self._outbox, self._outbox_out = trio.open_memory_channel[_Request](math.inf)
+        self._backlog = 0  # requests queued for the sender task, and its send under way
+        # a send straight to the socket, without waiting: the bytes it took
+        self._direct: Callable[[bytes], int] | None = getattr(stream, "send_now", None)
         self._tag_waiters = trio.lowlevel.ParkingLot()
         self._orphans = 0  # pending requests nobody awaits (flushes, background clunks)
         self._settled = trio.lowlevel.ParkingLot()
@@ -241,8 +249,7 @@ class Client:
         self._waits = 0
         for req in pending.values():
             req.state = _State.DONE
-            if req.waiter is not None:
-                req.waiter.set()
+            self._wake(req)
         self._orphans = 0
         self._tag_waiters.unpark_all()
         self._settled.unpark_all()
@@ -270,14 +277,12 @@ class Client:
             async for req in self._outbox_out:
                 while True:
                     if req.state is _State.QUEUED:
-                        req.state = _State.SENT
-                        if log.isEnabledFor(logging.DEBUG):
-                            log.debug("-> %s", req.msg)
-                        if self.on_send is not None:
-                            self.on_send(req.msg)
+                        self._sent(req)
+                    if req.state is _State.SENT and req.frame:  # queued, or a partial send's rest
                         batch.append(req.frame)
                         size += len(req.frame)
                         req.frame = b""
+                    self._backlog -= 1
                     if size >= _BATCH_BYTES:
                         break
                     try:
@@ -288,7 +293,9 @@ class Client:
                     data = batch[0] if len(batch) == 1 else b"".join(batch)
                     batch.clear()
                     size = 0
+                    self._backlog += 1  # no direct send while this one is under way
                     await self._stream.send_all(data)
+                    self._backlog -= 1
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             self._fail(f"cannot send: {e!r}")
 
@@ -334,9 +341,9 @@ class Client:
         if tag is None:  # every tag in flight: any reply is the sign of life
             return None
         msg = m.Tflush(tag, oldtag=NOTAG)
-        probe = _Request(msg, msg.encode(), trio.Event())  # the watchdog awaits it: no orphan
+        probe = _Request(msg, msg.encode(), True, trio.Event())  # the watchdog awaits it
         self._track(probe)
-        self._outbox.send_nowait(probe)
+        self._send(probe)
         return probe
 
     def _dispatch(self, reply: Message) -> None:
@@ -377,6 +384,14 @@ class Client:
                     self._release(target)
         if req.flush is None:
             self._release(req)
+        self._wake(req)
+
+    @staticmethod
+    def _wake(req: _Request) -> None:
+        """Tell whoever awaits `req` that it is over."""
+        if req.task is not None:
+            trio.lowlevel.reschedule(req.task)
+            req.task = None
         if req.waiter is not None:
             req.waiter.set()
 
@@ -412,16 +427,45 @@ class Client:
         tag = self._tags.take()
         if tag is None:
             return  # no tag for a Tflush: the reply is simply awaited in the background
-        req.flush = self._send_background(m.Tflush(tag, oldtag=req.msg.tag))
+        # queued: this runs while trio delivers a cancellation, no place to fail the connection
+        req.flush = self._send_background(m.Tflush(tag, oldtag=req.msg.tag), direct=False)
         req.flush.flushed = req
 
-    def _send_background(self, msg: Message) -> _Request:
-        """Queue a request nobody awaits (Tflush, Tclunk); its reply is handled on arrival."""
-        req = _Request(msg, msg.encode(), None)
+    def _send_background(self, msg: Message, direct: bool = True) -> _Request:
+        """Send a request nobody awaits (Tflush, Tclunk); its reply is handled on arrival."""
+        req = _Request(msg, msg.encode(), False)
         self._orphans += 1
         self._track(req)
-        self._outbox.send_nowait(req)
+        self._send(req, direct)
         return req
+
+    def _send(self, req: _Request, direct: bool = True) -> None:
+        """Send `req` now if nothing else is being sent (what the socket does not take at
+        once is left to the sender task), else (or unless `direct`) queue it for the sender."""
+        if self._backlog or self._direct is None or not direct:
+            self._backlog += 1
+            self._outbox.send_nowait(req)
+            return
+        self._sent(req)
+        try:
+            n = self._direct(req.frame)
+        except (trio.BrokenResourceError, OSError) as e:
+            self._fail(f"cannot send: {e!r}")
+            return
+        if n < len(req.frame):  # the socket is full: the sender task waits to send the rest
+            req.frame = req.frame[n:]
+            self._backlog += 1
+            self._outbox.send_nowait(req)
+        else:
+            req.frame = b""
+
+    def _sent(self, req: _Request) -> None:
+        """`req` goes on the wire now."""
+        req.state = _State.SENT
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("-> %s", req.msg)
+        if self.on_send is not None:
+            self.on_send(req.msg)
 
     def _track(self, req: _Request) -> None:
         """Hold the tag of a request about to be sent; the first one starts the watchdog's clock."""
@@ -494,15 +538,18 @@ class Client:
             if created is not None:
                 self._fids.give(created)
             raise
-        req = _Request(msg, frame, trio.Event())
+        req = _Request(msg, frame, True)
         self._track(req)
-        self._outbox.send_nowait(req)
-        assert req.waiter is not None
-        try:
-            await req.waiter.wait()
-        except BaseException:
-            self._abandon(req)
-            raise
+        self._send(req)
+        if req.state is not _State.DONE:
+            req.task = trio.lowlevel.current_task()
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                req.task = None
+                self._abandon(req)
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
         reply = req.reply
         if reply is None:
             raise self._connection_error()
