@@ -96,6 +96,30 @@ def test_closing_any_descriptor_releases_the_process_locks(
     assert c.setlk(c.open(two / "f"), WR, 0, 0) == 0
 
 
+def test_a_close_releases_the_locks_of_its_file_only_and_each_time(
+    mounts: tuple[Path, Path, Path], lockers: list[Locker]
+) -> None:
+    """pyfuse3 answers FLUSH itself where the closing process may hold no POSIX lock on the
+    file (third_party/pyfuse3/fast-flush.patch): what it tracks is per file and per lock."""
+    one, two, _ = mounts
+    (one / "g").write_text("")
+    a, b = Locker.start(lockers), Locker.start(lockers)
+    af, ag = a.open(one / "f"), a.open(one / "g")
+    bf, bg = b.open(two / "f"), b.open(two / "g")
+    a.close(a.open(one / "f"))  # no lock yet: nothing to release
+    assert a.setlk(af, WR, 0, 0) == 0 and a.setlk(ag, WR, 0, 0) == 0
+    a.close(a.open(one / "f"))  # releases f's lock, not g's
+    assert b.setlk(bf, WR, 0, 0) == 0
+    assert b.setlk(bg, WR, 0, 0) == EAGAIN
+    assert b.setlk(bf, UN, 0, 0) == 0
+    assert a.setlk(af, WR, 0, 0) == 0  # locked again after a release
+    a.close(a.open(one / "g"))
+    assert b.setlk(bg, WR, 0, 0) == 0
+    assert b.setlk(bf, WR, 0, 0) == EAGAIN
+    a.close(a.open(one / "f"))
+    assert b.setlk(bf, WR, 0, 0) == 0
+
+
 def test_open_file_description_locks_go_with_the_open_file(
     mounts: tuple[Path, Path, Path], lockers: list[Locker]
 ) -> None:

@@ -15,3 +15,7 @@ def test_the_installed_pyfuse3_has_lock_handlers() -> None:
 
 def test_the_installed_pyfuse3_lets_the_kernel_cache_listings() -> None:
     assert getattr(pyfuse3, "CACHE_READDIR_SUPPORTED", False), INSTALL
+
+
+def test_the_installed_pyfuse3_answers_flush_without_python() -> None:
+    assert getattr(pyfuse3, "FAST_FLUSH_SUPPORTED", False), INSTALL
