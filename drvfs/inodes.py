@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import pyfuse3
 
-from ninep.client import Fid
+from ninep.client import Attr, Fid
 
 if TYPE_CHECKING:
     from .openfiles import OpenFile
@@ -38,8 +38,8 @@ ROOT = pyfuse3.ROOT_INODE
 class Inode:
     """One file the kernel knows."""
 
-    __slots__ = ("__weakref__", "fid", "files", "given", "ino", "lookups", "name", "parent",
-                 "stamp")  # fmt: skip
+    __slots__ = ("__weakref__", "changes", "fid", "files", "fresh", "given", "ino", "lookups",
+                 "name", "parent", "stamp")  # fmt: skip
 
     def __init__(self, ino: int, parent: Inode | None, name: str, fid: Fid | None) -> None:
         self.ino = ino
@@ -50,6 +50,8 @@ class Inode:
         self.lookups = 0
         self.stamp: tuple[int, int, int] | None = None  # (mtime s, mtime ns, size) at last open
         self.given: tuple[int, int, int] | None = None  # the same, as last given to the kernel
+        self.changes = 0  # changes of its names seen (a directory's: `drvfs.directories`)
+        self.fresh: tuple[Attr, float] | None = None  # its attributes after this mount's change
 
     def __repr__(self) -> str:
         return f"<Inode {self.ino} {'/'.join(self.path())!r}>"

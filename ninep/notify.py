@@ -7,7 +7,8 @@ connection that sent a Tnotify. A subscription holds at most `limit` changes;
 past that it holds none and answers OVERFLOW once, so a client that does not
 collect costs the server a bounded amount of memory. A change made by a
 request of one connection (and of no other) while it ran is marked OWN for it
-(`Changes.origin`).
+(`Changes.origin`), or not queued for it at all where it asked for the others'
+only (Tnotifyflags OTHERS: `Subscription.others_only`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Subscription:
         self.hub = hub
         self.limit = limit
         self.overflowed = False
+        self.others_only = False  # its own changes are not queued (Tnotifyflags OTHERS)
         self._changes: dict[Change, None] = {}  # ordered by last occurrence, each once
         self._arrived = trio.Event()
 
@@ -114,7 +116,10 @@ class Changes:
         origins = self._origins.get((dir, name))
         own = next(iter(origins)) if origins is not None and len(origins) == 1 else None
         for sub in self._subscriptions:
-            sub.put(Change(dir, kind, ChangeFlag.OWN if sub is own else 0, name))
+            if sub is not own:
+                sub.put(Change(dir, kind, 0, name))
+            elif not sub.others_only:
+                sub.put(Change(dir, kind, ChangeFlag.OWN, name))
 
     def overflow(self) -> None:
         """The source lost changes: every subscription overflows."""

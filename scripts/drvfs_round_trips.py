@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ninep.messages import NOTIFIES
 from tests.drvfs_harness import StatsServer, drvfs_mount
 
 
@@ -31,7 +32,8 @@ def measure(server: StatsServer, name: str, action: Callable[[], object], per: i
 
 
 def _notifies(server: StatsServer) -> int:
-    return int(server.total()["requests"].get("Tnotify", 0))
+    served = server.total()["requests"]
+    return sum(int(served.get(waiting.__name__, 0)) for waiting in NOTIFIES)
 
 
 def _create(path: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from ninep import messages as m
 from ninep import stats
 
 #: Tests that mount a FUSE filesystem need the device and root (CI has both).
@@ -114,7 +115,8 @@ class StatsServer(ServerProcess):
         while same < QUIET_READS:
             time.sleep(0.05)
             now = Counter(self.total()["requests"])
-            now.pop("Tnotify", None)
+            for waiting in m.NOTIFIES:
+                now.pop(waiting.__name__, None)
             same = same + 1 if now == last else 0
             last = now
         return last

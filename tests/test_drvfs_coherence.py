@@ -162,9 +162,37 @@ def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> Non
         before = served(server)
         os.mkdir(mnt / "dir" / "new")  # the lookup of "dir", of "new" (missing), the mkdir
         spent = served(server) - before
-        assert spent["Tmkdirattr"] == 1 and spent["Twalkgetattr"] == 2
+        assert spent["Tmkdirattrs"] == 1 and spent["Twalkgetattr"] == 2
         assert spent["Tmkdir"] == spent["Twalk"] == 0
         assert stat.S_ISDIR(os.stat(mnt / "dir" / "new").st_mode)
+
+
+def test_each_name_change_is_one_request_and_the_directory_needs_none(tmp_path: Path) -> None:
+    """create, link, symlink, mkdir, rename and unlink in a looked-up directory: each one
+    request, beside the lookup of a new name (and the walk to the file a link names); the
+    kernel's GETATTR of the directory, which each makes it send, is answered from the
+    attributes the change brought, which are the host's."""
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        (server.export / "d").mkdir()
+        d = mnt / "d"
+        os.stat(d)
+        before = served(server)
+        os.close(os.open(d / "f", os.O_CREAT | os.O_WRONLY, 0o644))
+        os.link(d / "f", d / "hard")
+        os.symlink("f", d / "ln")
+        os.mkdir(d / "sub")
+        os.rename(d / "ln", d / "sub" / "ln")
+        os.unlink(d / "hard")
+        st = os.stat(d)
+        spent = served(server) - before
+        assert spent == Counter(
+            Twalkgetattr=5, Twalk=1, Tlcreateattrs=1, Tlinkattrs=1, Tsymlinkattrs=1,
+            Tmkdirattrs=1, Trenameatattrs=1, Tunlinkatattrs=1,
+        )  # fmt: skip
+        host = os.stat(server.export / "d")
+        assert (st.st_nlink, st.st_mtime_ns, st.st_ctime_ns) == (3, host.st_mtime_ns,
+                                                                 host.st_ctime_ns)  # fmt: skip
 
 
 def test_listing_a_directory_costs_one_open_and_one_listing(tmp_path: Path) -> None:
