@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import pyfuse3
 import trio
 
-from ninep.client import Fid, make_setattr
-from ninep.constants import AT_REMOVEDIR, OpenFlag, SetattrMask
+from ninep.client import Attr, Fid, make_setattr
+from ninep.constants import AT_REMOVEDIR, NOTIFY_COVERED, OpenFlag, SetattrMask
 
 from . import convert
 from .coherence import CaseVariants, CoherentLocks
@@ -68,12 +68,12 @@ class DrvFs(pyfuse3.Operations):
         self._files = OpenFileTable()
         self.fids = FidResolver(remote, self.inodes, nursery)
         self.coverage = Coverage(options.covered_timeout)
-        self.directories = Directories(self.coverage, options.attr_timeout)
+        self.directories = Directories(self.coverage, options.attr_timeout, options.covered_timeout)
         self.notifications = Notifications(remote, self.inodes, self.coverage, self.directories)
         self._nursery = nursery
         self._entries = Entries(self.fids, options, self.coverage)
         self._opener = Opener(self.fids, self._entries, options.writeback_cache)
-        self._dirs = DirReader(self.fids, self._entries)
+        self._dirs = DirReader(self.fids, self._entries, self.directories)
         self._locks = CoherentLocks(self.fids, options.writeback_cache)
         self._variants = CaseVariants(self.inodes, nursery)
 
@@ -99,23 +99,34 @@ class DrvFs(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         parent = self.fids.node(parent_inode)
         text = name_str(name)
+        if self.directories.missing(parent, text):  # known, in a covered directory
+            return self._missing(parent, text)
         dir_fid = await self.fids.fid(parent)
+        since = parent.changes
         try:
             fid, attr = await dir_fid.walk_getattr(text)  # one round trip where extended
         except FileNotFoundError:
-            if not self._options.negative_timeout:
-                raise
-            self.inodes.named(parent.ino, text, 0)  # its case variants made later drop it
-            negative = pyfuse3.EntryAttributes()
-            negative.st_ino = 0
-            negative.entry_timeout = self._options.negative_timeout
-            return negative
+            self.directories.missed(parent, text, since)
+            return self._missing(parent, text)
         return self._entries.found(parent, text, fid, attr)
+
+    def _missing(self, parent: Inode, name: str) -> pyfuse3.EntryAttributes:
+        """The answer to a lookup of `name`, missing from `parent`: ENOENT, or with
+        `negative_timeout` a negative entry the kernel keeps that long."""
+        if not self._options.negative_timeout:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        self.inodes.named(parent.ino, name, 0)  # its case variants made later drop it
+        negative = pyfuse3.EntryAttributes()
+        negative.st_ino = 0
+        negative.entry_timeout = self._options.negative_timeout
+        return negative
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         try:
             for ino, count in inode_list:
                 self.fids.drop(self.inodes.forget(ino, count))
+                if self.inodes.get(ino) is None:
+                    self.directories.forget(ino)
         except Exception:  # forget has nobody to report to
             log.exception("forget failed")
 
@@ -178,9 +189,18 @@ class DrvFs(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return await self._make(
-            parent_inode, name, ctx, lambda d, n: d.mkdir_attrs(n, mode, ctx.gid, fid=True)
-        )
+        empty = False
+
+        async def make(d: Fid, n: str) -> Made:
+            nonlocal empty
+            made = await d.mkdir_attrs(n, mode, ctx.gid, fid=True)
+            empty = bool(made[1].valid & NOTIFY_COVERED)  # watched while still empty
+            return made
+
+        entry = await self._make(parent_inode, name, ctx, make)
+        if empty:
+            self.directories.made_empty(entry.st_ino)
+        return entry
 
     @operation
     async def mknod(
@@ -215,11 +235,11 @@ class DrvFs(pyfuse3.Operations):
         parent, text = self.fids.node(parent_inode), name_str(name)
         dir_fid = await self.fids.fid(parent)
         await self._variants.changed(parent.ino, text)
-        with self.directories.changing(parent) as (change,):
-            entry, dattr = await self._entries.made(
-                parent, dir_fid, text, ctx, lambda: make(dir_fid, text)
-            )
-            change.done(dattr)
+        change = self.directories.change(parent, added=text)
+        entry, dattr = await self._entries.made(
+            parent, dir_fid, text, ctx, lambda: make(dir_fid, text)
+        )
+        change.done(dattr)
         return entry
 
     @operation
@@ -230,9 +250,9 @@ class DrvFs(pyfuse3.Operations):
         text = name_str(new_name)
         fid = await self.fids.fid(node)
         dir_fid = await self.fids.fid(parent)
-        with self.directories.changing(parent) as (change,):
-            attr, dattr = await dir_fid.link_attrs(fid, text)
-            change.done(dattr)
+        change = self.directories.change(parent, added=text)
+        attr, dattr = await dir_fid.link_attrs(fid, text)
+        change.done(dattr)
         await self._variants.changed(parent.ino, text)
         self.fids.count_lookup(parent, text, attr.qid.path, None)
         return self._entries.entry(node.ino, attr)
@@ -256,15 +276,15 @@ class DrvFs(pyfuse3.Operations):
             dir_fid = await self.fids.fid(parent)
             if flags & AT_REMOVEDIR:
                 await self._hold(parent_inode, text)
-            with self.directories.changing(parent) as (change,):
-                try:
-                    dattr = await dir_fid.unlinkat_attrs(text, flags)
-                except OSError as e:  # a server without Tunlinkat (diod): Tremove, as the kernel
-                    if e.errno != errno.EOPNOTSUPP:
-                        raise
-                    await (await dir_fid.walk(text)).remove()
-                    dattr = None
-                change.done(dattr)
+            change = self.directories.change(parent, removed=text)
+            try:
+                dattr = await dir_fid.unlinkat_attrs(text, flags)
+            except OSError as e:  # a server without Tunlinkat (diod): Tremove, as the kernel
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                await (await dir_fid.walk(text)).remove()
+                dattr = None
+            change.done(dattr)
         finally:  # even on failure: whether it was removed is not known for sure
             await self._variants.changed(parent_inode, text)
 
@@ -304,14 +324,14 @@ class DrvFs(pyfuse3.Operations):
                     raise pyfuse3.FUSEError(errno.EEXIST)
         moving = self.inodes.ino_named(old_parent.ino, old)
         try:
-            with self.directories.changing(old_parent, new_parent) as (out, into):
-                try:
-                    dattrs = await old_dir.renameat_attrs(old, new_dir, new)
-                except OSError as e:  # a server without Trenameat (diod): Trename, as the kernel
-                    if e.errno != errno.EOPNOTSUPP:
-                        raise
-                    await self._rename_by_fid(old_dir, old, new_dir, new, moving)
-                    dattrs = None, None
+            if old_parent is new_parent:
+                within = self.directories.change(old_parent, added=new, removed=old)
+                dattrs = await self._rename(old_dir, old, new_dir, new, moving)
+                within.done(dattrs[1])
+            else:
+                out = self.directories.change(old_parent, removed=old)
+                into = self.directories.change(new_parent, added=new)
+                dattrs = await self._rename(old_dir, old, new_dir, new, moving)
                 out.done(dattrs[0])
                 into.done(dattrs[1])
         finally:
@@ -323,6 +343,18 @@ class DrvFs(pyfuse3.Operations):
             self.inodes.moved(node, new_parent, new)
         else:
             self.fids.nursery.start_soon(self._follow_rename, new_dir, new_parent, new)
+
+    async def _rename(
+        self, old_dir: Fid, old: str, new_dir: Fid, new: str, moving: int | None
+    ) -> tuple[Attr | None, Attr | None]:
+        """Rename; the attributes of both directories after it, where the server gave them."""
+        try:
+            return await old_dir.renameat_attrs(old, new_dir, new)
+        except OSError as e:  # a server without Trenameat (diod): Trename, as the kernel
+            if e.errno != errno.EOPNOTSUPP:
+                raise
+            await self._rename_by_fid(old_dir, old, new_dir, new, moving)
+            return None, None
 
     async def _rename_by_fid(
         self, old_dir: Fid, old: str, new_dir: Fid, new: str, moving: int | None
@@ -367,9 +399,9 @@ class DrvFs(pyfuse3.Operations):
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent, text = self.fids.node(parent_inode), name_str(name)
         await self._variants.changed(parent.ino, text)
-        with self.directories.changing(parent) as (change,):
-            file, attr, dattr = await self._opener.create(parent, text, mode, flags, ctx)
-            change.done(dattr)
+        change = self.directories.change(parent, added=text)
+        file, attr, dattr = await self._opener.create(parent, text, mode, flags, ctx)
+        change.done(dattr)
         return pyfuse3.FileInfo(fh=self._files.add(file)), self._entries.entry(file.node.ino, attr)
 
     @operation

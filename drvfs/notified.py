@@ -164,8 +164,7 @@ class Notifications:
             node = self._inodes.get(parent)
             if node is None:
                 continue  # the kernel knows nothing of that directory, nor of what is in it
-            if change.kind in _NAMING or not change.name:
-                self._directories.touched(node)
+            self._directories.notified(node, change.kind, change.name)
             todo.extend(self._invalidations(parent, change.kind, change.name))
             if change.kind in _NAMING:
                 listings.add(parent)
@@ -199,8 +198,10 @@ class Notifications:
         return []
 
     async def drop_all(self, why: str) -> None:
-        """Drop every name, attribute and page the kernel was given."""
+        """Drop every name, attribute and page the kernel was given (and what drvfs knows
+        of the directories' names)."""
         self.drops += 1
+        self._directories.drop_all()
         todo = [_entry(parent, name) for parent, name, _ in self._inodes.all_names()]
         names = len(todo)
         for ino in self._inodes.inos():

@@ -106,6 +106,11 @@ class StatsServer(ServerProcess):
         figures: dict[str, Any] = stats.read(str(self.stats_path))["total"]
         return figures
 
+    def watches(self) -> int:
+        """The inotify watches the export holds: one at least once a mount asked for changes
+        (its Tnotify watches the root before it subscribes)."""
+        return int(stats.read(str(self.stats_path))["exports"]["C"]["watch"]["watches"])
+
     def requests(self) -> Counter[str]:
         """Requests served so far by message name, once the mount is quiet (clunks that
         follow an operation in the background counted: the kernel sends a release after
