@@ -28,6 +28,10 @@ from .resolver import FidResolver
 
 log = logging.getLogger("drvfs")
 
+#: What making a name answers: the new object's qid and attributes, the directory's
+#: attributes after (None: not given), and a fid of the new object (None: none made).
+Made = tuple[Qid, Attr, Attr | None, Fid | None]
+
 
 class Entries:
     """FUSE entries of the nodes `fids` resolves, cached for `options`' timeouts."""
@@ -79,21 +83,24 @@ class Entries:
         dir_fid: Fid,
         name: str,
         ctx: pyfuse3.RequestContext,
-        make: Callable[[], Awaitable[tuple[Qid, Attr]]],
-    ) -> pyfuse3.EntryAttributes:
+        make: Callable[[], Awaitable[Made]],
+    ) -> tuple[pyfuse3.EntryAttributes, Attr | None]:
         """Make `name` in `parent` for the caller of `ctx` with `make` (which answers the
-        new entry's attributes: one round trip on an extended connection); its entry."""
-        _, attr = await make()
+        new entry's attributes, perhaps its fid, and perhaps the directory's attributes
+        after: one round trip on an extended connection); its entry, and the directory's
+        attributes."""
+        _, attr, dattr, fid = await make()
         if ctx.uid == self._fids.remote.uid:
-            return self.found(parent, name, None, attr)
-        fid = await dir_fid.walk(name)
+            return self.found(parent, name, fid, attr), dattr
+        if fid is None:
+            fid = await dir_fid.walk(name)
         try:
             await self.give_to_caller(fid, ctx)
             attr = await fid.getattr()
         except BaseException:
             self._fids.drop(fid)
             raise
-        return self.found(parent, name, fid, attr)
+        return self.found(parent, name, fid, attr), dattr
 
     async def give_to_caller(self, fid: Fid, ctx: pyfuse3.RequestContext) -> None:
         """Make the caller the owner of what it made (the server made it the attaching user's).

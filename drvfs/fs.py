@@ -24,12 +24,12 @@ import pyfuse3
 import trio
 
 from ninep.client import Attr, Fid, make_setattr
-from ninep.constants import AT_REMOVEDIR, OpenFlag, SetattrMask
-from ninep.messages import Qid
+from ninep.constants import AT_REMOVEDIR, NOTIFY_COVERED, OpenFlag, SetattrMask
 
 from . import convert
 from .coherence import CaseVariants, CoherentLocks
-from .entries import Entries
+from .directories import Directories
+from .entries import Entries, Made
 from .inodes import ROOT, Inode, InodeTable
 from .mounts import ESCAPE_XATTR
 from .notified import Coverage, Notifications
@@ -71,11 +71,12 @@ class DrvFs(pyfuse3.Operations):
         self._files = OpenFileTable()
         self.fids = FidResolver(remote, self.inodes, nursery)
         self.coverage = Coverage(options.covered_timeout)
-        self.notifications = Notifications(remote, self.inodes, self.coverage)
+        self.directories = Directories(self.coverage, options.attr_timeout, options.covered_timeout)
+        self.notifications = Notifications(remote, self.inodes, self.coverage, self.directories)
         self._nursery = nursery
         self._entries = Entries(self.fids, options, self.coverage)
         self._opener = Opener(self.fids, self._entries, options.writeback_cache)
-        self._dirs = DirReader(self.fids, self._entries)
+        self._dirs = DirReader(self.fids, self._entries, self.directories)
         self._locks = CoherentLocks(self.fids, options.writeback_cache)
         self._variants = CaseVariants(self.inodes, nursery)
 
@@ -101,23 +102,34 @@ class DrvFs(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         parent = self.fids.node(parent_inode)
         text = name_str(name)
+        if self.directories.missing(parent, text):  # known, in a covered directory
+            return self._missing(parent, text)
         dir_fid = await self.fids.fid(parent)
+        since = parent.changes
         try:
             fid, attr = await dir_fid.walk_getattr(text)  # one round trip where extended
         except FileNotFoundError:
-            if not self._options.negative_timeout:
-                raise
-            self.inodes.named(parent.ino, text, 0)  # its case variants made later drop it
-            negative = pyfuse3.EntryAttributes()
-            negative.st_ino = 0
-            negative.entry_timeout = self._options.negative_timeout
-            return negative
+            self.directories.missed(parent, text, since)
+            return self._missing(parent, text)
         return self._entries.found(parent, text, fid, attr)
+
+    def _missing(self, parent: Inode, name: str) -> pyfuse3.EntryAttributes:
+        """The answer to a lookup of `name`, missing from `parent`: ENOENT, or with
+        `negative_timeout` a negative entry the kernel keeps that long."""
+        if not self._options.negative_timeout:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        self.inodes.named(parent.ino, name, 0)  # its case variants made later drop it
+        negative = pyfuse3.EntryAttributes()
+        negative.st_ino = 0
+        negative.entry_timeout = self._options.negative_timeout
+        return negative
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         try:
             for ino, count in inode_list:
                 self.fids.drop(self.inodes.forget(ino, count))
+                if self.inodes.get(ino) is None:
+                    self.directories.forget(ino)
         except Exception:  # forget has nobody to report to
             log.exception("forget failed")
 
@@ -126,7 +138,8 @@ class DrvFs(pyfuse3.Operations):
         node = self.fids.node(inode)
         if not node.files:  # else perhaps an fstat: the name may be gone, the file is not
             self._check_variants(node)
-        return self._entries.entry(inode, await self.fids.stat(node))
+        fresh = self.directories.attributes(node)  # the directory's after this mount's change
+        return self._entries.entry(inode, fresh or await self.fids.stat(node))
 
     def _check_variants(self, node: Inode) -> None:
         """ESTALE if the kernel may have reached `node` by a stale case variant of its name
@@ -159,6 +172,7 @@ class DrvFs(pyfuse3.Operations):
             mtime=attr.st_mtime_ns if fields.update_mtime else None,
             ctime=fields.update_ctime,
         )
+        self.directories.touched(node)
         if fh is not None:
             fid = await self.fids.opened(self._files.get(fh))
             done = await fid.setattr_getattr(changes)
@@ -178,40 +192,58 @@ class DrvFs(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return await self._make(
-            parent_inode, name, ctx, lambda d, n: d.mkdir_getattr(n, mode, ctx.gid)
-        )
+        empty = False
+
+        async def make(d: Fid, n: str) -> Made:
+            nonlocal empty
+            made = await d.mkdir_attrs(n, mode, ctx.gid, fid=True)
+            empty = bool(made[1].valid & NOTIFY_COVERED)  # watched while still empty
+            return made
+
+        entry = await self._make(parent_inode, name, ctx, make)
+        if empty:
+            self.directories.made_empty(entry.st_ino)
+        return entry
 
     @operation
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         major, minor = os.major(rdev), os.minor(rdev)
-        return await self._make(
-            parent_inode, name, ctx, lambda d, n: d.mknod_getattr(n, mode, major, minor, ctx.gid)
-        )
+
+        async def make(d: Fid, n: str) -> Made:
+            return (*await d.mknod_attrs(n, mode, major, minor, ctx.gid), None)
+
+        return await self._make(parent_inode, name, ctx, make)
 
     @operation
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         to = name_str(target)
-        return await self._make(
-            parent_inode, name, ctx, lambda d, n: d.symlink_getattr(n, to, ctx.gid)
-        )
+
+        async def make(d: Fid, n: str) -> Made:
+            return (*await d.symlink_attrs(n, to, ctx.gid), None)
+
+        return await self._make(parent_inode, name, ctx, make)
 
     async def _make(
         self,
         parent_inode: int,
         name: bytes,
         ctx: pyfuse3.RequestContext,
-        make: Callable[[Fid, str], Awaitable[tuple[Qid, Attr]]],
+        make: Callable[[Fid, str], Awaitable[Made]],
     ) -> pyfuse3.EntryAttributes:
         """Make `name` with `make(dir_fid, name)`; its entry, the caller's (`Entries.made`)."""
         parent, text = self.fids.node(parent_inode), name_str(name)
         dir_fid = await self.fids.fid(parent)
         await self._variants.changed(parent.ino, text)
-        return await self._entries.made(parent, dir_fid, text, ctx, lambda: make(dir_fid, text))
+        change = self.directories.change(parent, added=text)
+        entry, dattr = await self._entries.made(
+            parent, dir_fid, text, ctx, lambda: make(dir_fid, text)
+        )
+        change.done(dattr)
+        return entry
 
     @operation
     async def link(
@@ -220,9 +252,11 @@ class DrvFs(pyfuse3.Operations):
         node, parent = self.fids.node(inode), self.fids.node(new_parent_inode)
         text = name_str(new_name)
         fid = await self.fids.fid(node)
-        await (await self.fids.fid(parent)).link(fid, text)
+        dir_fid = await self.fids.fid(parent)
+        change = self.directories.change(parent, added=text)
+        attr, dattr = await dir_fid.link_attrs(fid, text)
+        change.done(dattr)
         await self._variants.changed(parent.ino, text)
-        attr = await fid.getattr()
         self.fids.count_lookup(parent, text, attr.qid.path, None)
         return self._entries.entry(node.ino, attr)
 
@@ -241,15 +275,19 @@ class DrvFs(pyfuse3.Operations):
     async def _remove(self, parent_inode: int, name: bytes, flags: int) -> None:
         text = name_str(name)
         try:
-            dir_fid = await self._fid_of(parent_inode)
+            parent = self.fids.node(parent_inode)
+            dir_fid = await self.fids.fid(parent)
             if flags & AT_REMOVEDIR:
                 await self._hold(parent_inode, text)
+            change = self.directories.change(parent, removed=text)
             try:
-                await dir_fid.unlinkat(text, flags)
+                dattr = await dir_fid.unlinkat_attrs(text, flags)
             except OSError as e:  # a server without Tunlinkat (diod): Tremove, as the kernel
                 if e.errno != errno.EOPNOTSUPP:
                     raise
                 await (await dir_fid.walk(text)).remove()
+                dattr = None
+            change.done(dattr)
         finally:  # even on failure: whether it was removed is not known for sure
             await self._variants.changed(parent_inode, text)
 
@@ -289,20 +327,37 @@ class DrvFs(pyfuse3.Operations):
                     raise pyfuse3.FUSEError(errno.EEXIST)
         moving = self.inodes.ino_named(old_parent.ino, old)
         try:
-            try:
-                await old_dir.renameat(old, new_dir, new)
-            except OSError as e:  # a server without Trenameat (diod): Trename, as the kernel
-                if e.errno != errno.EOPNOTSUPP:
-                    raise
-                await self._rename_by_fid(old_dir, old, new_dir, new, moving)
+            if old_parent is new_parent:
+                within = self.directories.change(old_parent, added=new, removed=old)
+                dattrs = await self._rename(old_dir, old, new_dir, new, moving)
+                within.done(dattrs[1])
+            else:
+                out = self.directories.change(old_parent, removed=old)
+                into = self.directories.change(new_parent, added=new)
+                dattrs = await self._rename(old_dir, old, new_dir, new, moving)
+                out.done(dattrs[0])
+                into.done(dattrs[1])
         finally:
             await self._variants.changed(old_parent.ino, old)
             await self._variants.changed(new_parent.ino, new)
         node = self.inodes.find(moving) if moving is not None else None
         if node is not None:  # the kernel's name of it: known at once
+            self.directories.touched(node)  # its ctime
             self.inodes.moved(node, new_parent, new)
         else:
             self.fids.nursery.start_soon(self._follow_rename, new_dir, new_parent, new)
+
+    async def _rename(
+        self, old_dir: Fid, old: str, new_dir: Fid, new: str, moving: int | None
+    ) -> tuple[Attr | None, Attr | None]:
+        """Rename; the attributes of both directories after it, where the server gave them."""
+        try:
+            return await old_dir.renameat_attrs(old, new_dir, new)
+        except OSError as e:  # a server without Trenameat (diod): Trename, as the kernel
+            if e.errno != errno.EOPNOTSUPP:
+                raise
+            await self._rename_by_fid(old_dir, old, new_dir, new, moving)
+            return None, None
 
     async def _rename_by_fid(
         self, old_dir: Fid, old: str, new_dir: Fid, new: str, moving: int | None
@@ -347,7 +402,9 @@ class DrvFs(pyfuse3.Operations):
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent, text = self.fids.node(parent_inode), name_str(name)
         await self._variants.changed(parent.ino, text)
-        file, attr = await self._opener.create(parent, text, mode, flags, ctx)
+        change = self.directories.change(parent, added=text)
+        file, attr, dattr = await self._opener.create(parent, text, mode, flags, ctx)
+        change.done(dattr)
         return pyfuse3.FileInfo(fh=self._files.add(file)), self._entries.entry(file.node.ino, attr)
 
     @operation
@@ -451,6 +508,7 @@ class DrvFs(pyfuse3.Operations):
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
         # An empty value removes the attribute: 9P2000.L has no other meaning for size 0.
+        self.directories.touched(self.fids.node(inode))  # its ctime
         await (await self._fid_of(inode)).setxattr(name_str(name), value)
 
     @operation
@@ -459,4 +517,5 @@ class DrvFs(pyfuse3.Operations):
 
     @operation
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self.directories.touched(self.fids.node(inode))  # its ctime
         await (await self._fid_of(inode)).removexattr(name_str(name))

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import pyfuse3
 
-from ninep.client import Fid
+from ninep.client import Attr, Fid
+from ninep.convert import fold
 
 if TYPE_CHECKING:
     from .openfiles import OpenFile
@@ -38,8 +39,8 @@ ROOT = pyfuse3.ROOT_INODE
 class Inode:
     """One file the kernel knows."""
 
-    __slots__ = ("__weakref__", "fid", "files", "given", "ino", "lookups", "name", "parent",
-                 "stamp")  # fmt: skip
+    __slots__ = ("__weakref__", "changes", "fid", "files", "fresh", "given", "ino", "lookups",
+                 "name", "parent", "stamp")  # fmt: skip
 
     def __init__(self, ino: int, parent: Inode | None, name: str, fid: Fid | None) -> None:
         self.ino = ino
@@ -50,6 +51,8 @@ class Inode:
         self.lookups = 0
         self.stamp: tuple[int, int, int] | None = None  # (mtime s, mtime ns, size) at last open
         self.given: tuple[int, int, int] | None = None  # the same, as last given to the kernel
+        self.changes = 0  # changes of its names seen (a directory's: `drvfs.directories`)
+        self.fresh: tuple[Attr, float] | None = None  # its attributes after this mount's change
 
     def __repr__(self) -> str:
         return f"<Inode {self.ino} {'/'.join(self.path())!r}>"
@@ -148,17 +151,17 @@ class InodeTable:
     def named(self, parent: int, name: str, ino: int) -> None:
         """Record that the kernel was told `name` in directory `parent` is inode `ino`
         (0: that there is no such name)."""
-        self._names.setdefault(parent, {}).setdefault(name.casefold(), {})[name] = ino
+        self._names.setdefault(parent, {}).setdefault(fold(name), {})[name] = ino
 
     def ino_named(self, parent: int, name: str) -> int | None:
         """The inode the kernel was last told `name` in `parent` is (None: not told, or 0)."""
-        return self._names.get(parent, {}).get(name.casefold(), {}).get(name) or None
+        return self._names.get(parent, {}).get(fold(name), {}).get(name) or None
 
     def take_variants(self, parent: int, name: str) -> list[tuple[str, int]]:
         """The names the kernel was given in `parent` that fold like `name` (`name` itself
         apart), with their inodes; all of them, `name` too, are forgotten."""
         folded = self._names.get(parent)
-        names = folded.pop(name.casefold(), {}) if folded is not None else {}
+        names = folded.pop(fold(name), {}) if folded is not None else {}
         if folded is not None and not folded:
             del self._names[parent]
         return [(other, ino) for other, ino in names.items() if other != name]
@@ -166,7 +169,7 @@ class InodeTable:
     def variants(self, parent: int, name: str) -> list[str]:
         """The names the kernel was given in `parent` that fold like `name` (`name` apart);
         the records stay."""
-        names = self._names.get(parent, {}).get(name.casefold(), {})
+        names = self._names.get(parent, {}).get(fold(name), {})
         return [other for other in names if other != name]
 
     def names_in(self, parent: int) -> list[tuple[str, int]]:
@@ -184,10 +187,10 @@ class InodeTable:
 
     def _unname(self, parent: int, name: str, ino: int) -> None:
         folded = self._names.get(parent)
-        names = folded.get(name.casefold()) if folded is not None else None
+        names = folded.get(fold(name)) if folded is not None else None
         if folded is not None and names is not None and names.get(name) == ino:
             del names[name]
             if not names:
-                del folded[name.casefold()]
+                del folded[fold(name)]
                 if not folded:
                     del self._names[parent]

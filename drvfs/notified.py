@@ -38,6 +38,7 @@ import logging
 import stat
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -47,6 +48,9 @@ from ninep.constants import NOTIFY_COVERED, ChangeFlag, ChangeKind
 from .inodes import ROOT, InodeTable
 from .kernelcache import drop_entry, drop_inode
 from .remote import Attachment, Remote
+
+if TYPE_CHECKING:
+    from .directories import Directories
 
 log = logging.getLogger("drvfs")
 
@@ -93,10 +97,13 @@ class Coverage:
 class Notifications:
     """The task that follows the server's changes and invalidates the kernel's caches."""
 
-    def __init__(self, remote: Remote, inodes: InodeTable, coverage: Coverage) -> None:
+    def __init__(
+        self, remote: Remote, inodes: InodeTable, coverage: Coverage, directories: Directories
+    ) -> None:
         self._remote = remote
         self._inodes = inodes
         self._coverage = coverage
+        self._directories = directories
         self._closing = threading.Lock()  # held while invalidating; `closed` once unmounted
         self._closed = False
         self.drops = 0  # full cache drops (overflow, lost connection, reconnection)
@@ -126,7 +133,7 @@ class Notifications:
         followed = False
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._probe_root, a)
-            async for batch in a.root.changes():
+            async for batch in a.root.changes(others_only=True):
                 followed = True
                 await self._apply(batch)
             nursery.cancel_scope.cancel()
@@ -154,8 +161,10 @@ class Notifications:
             if change.flags & ChangeFlag.OWN:
                 continue  # this mount made it: the kernel got its outcome
             parent = self._inodes.ino(change.dir)
-            if self._inodes.get(parent) is None:
+            node = self._inodes.get(parent)
+            if node is None:
                 continue  # the kernel knows nothing of that directory, nor of what is in it
+            self._directories.notified(node, change.kind, change.name)
             todo.extend(self._invalidations(parent, change.kind, change.name))
             if change.kind in _NAMING:
                 listings.add(parent)
@@ -189,14 +198,17 @@ class Notifications:
         return []
 
     async def drop_all(self, why: str) -> None:
-        """Drop every name, attribute and page the kernel was given."""
+        """Drop every name, attribute and page the kernel was given (and what drvfs knows
+        of the directories' names)."""
         self.drops += 1
+        self._directories.drop_all()
         todo = [_entry(parent, name) for parent, name, _ in self._inodes.all_names()]
         names = len(todo)
         for ino in self._inodes.inos():
             node = self._inodes.get(ino)
             if node is not None:
                 node.given = None
+                self._directories.touched(node)
             todo.append(_inode(ino, attr_only=False))
         await self._run(todo)
         log.info("%s: dropped every cached name (%d) and inode (%d)", why, names, len(todo) - names)

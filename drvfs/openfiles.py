@@ -45,11 +45,16 @@ class OpenDir(OpenFile):
     offset: int = 0  # the cookie the first entry of `ahead` follows
     ahead: deque[Listed] = field(default_factory=deque)
     end: int | None = None  # the cookie after which the server listed nothing more
+    # the names listed so far by a listing read from the start (drvfs.directories), and the
+    # directory's count of changes when it began; None: not from the start, or a seek
+    names: list[str] | None = None
+    since: int = 0
 
     def reopened(self, fid: Fid) -> None:
         super().reopened(fid)
         self.ahead.clear()  # walked on the lost connection
         self.end = None
+        self.names = None
 
 
 class OpenFileTable:

@@ -66,10 +66,12 @@ class Opener:
 
     async def create(
         self, parent: Inode, name: str, mode: int, flags: int, ctx: pyfuse3.RequestContext
-    ) -> tuple[OpenFile, Attr]:
-        """Create and open `name` in `parent` for the caller of `ctx`; the file's attributes."""
+    ) -> tuple[OpenFile, Attr, Attr | None]:
+        """Create and open `name` in `parent` for the caller of `ctx`; the file's attributes,
+        and the directory's after, where the server gave them (`Fid.create_attrs`)."""
         wire = self._wire_flags(flags)
-        fid, attr = await (await self._fids.fid(parent)).create_at(name, wire, mode, ctx.gid)
+        dir_fid = await self._fids.fid(parent)
+        fid, attr, dattr = await dir_fid.create_attrs(name, wire, mode, ctx.gid)
         try:
             if ctx.uid != self._fids.remote.uid:
                 await self._entries.give_to_caller(fid, ctx)
@@ -79,7 +81,7 @@ class Opener:
             raise
         node = self._fids.count_lookup(parent, name, attr.qid.path, None)
         node.stamp = convert.stamp(attr)
-        return OpenFile(node, wire & convert.REOPEN_MASK, fid), attr
+        return OpenFile(node, wire & convert.REOPEN_MASK, fid), attr, dattr
 
     def _wire_flags(self, flags: int) -> int:
         wire = convert.open_flags(flags)

@@ -8,6 +8,8 @@ listed nodes get no fid: one is walked to when the kernel first needs it
 Treaddir chunk are walked to and stat'ed READDIR_BATCH at a time,
 concurrently, and keep the fids walked. An entry removed meanwhile is
 skipped; one whose attributes cannot be read is listed with its type only.
+A listing read whole from its start (on an extended connection) gives its
+names to `drvfs.directories`: a covered directory's complete listing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import trio
 from ninep.client import Fid
 
 from . import convert
+from .directories import Directories
 from .entries import Entries
 from .openfiles import Listed, OpenDir
 from .operation import name_bytes
@@ -34,10 +37,11 @@ _UNREADABLE = OSError(errno.EIO, "the server could not read the entry's attribut
 class DirReader:
     """Lists open directories to the kernel, reading entries and attributes ahead."""
 
-    def __init__(self, fids: FidResolver, entries: Entries) -> None:
+    def __init__(self, fids: FidResolver, entries: Entries, directories: Directories) -> None:
         self._fids = fids
         self._inodes = fids.inodes
         self._entries = entries
+        self._directories = directories  # told of each listing read whole
 
     async def readdir(self, directory: OpenDir, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         """List `directory` from cookie `start_id` until the kernel's buffer is full."""
@@ -47,13 +51,21 @@ class DirReader:
         if start_id != directory.offset:  # a seek: forget what was read ahead
             self.discard(directory)
             directory.offset = start_id
+            directory.names = None
+        if start_id == 0 and not directory.ahead and directory.end is None:
+            directory.names, directory.since = [], directory.node.changes
         while True:
             if not directory.ahead and directory.offset == directory.end:
                 return
             if not directory.ahead and fid.client.extended:
                 listed, end = await fid.readdir_attrs_chunk(directory.offset, fid.client.iosize)
+                if directory.names is not None:
+                    directory.names += (d.name for d, _ in listed if d.name not in (".", ".."))
                 if end:  # known without asking once more
                     directory.end = listed[-1][0].offset if listed else directory.offset
+                    if directory.names is not None:  # the whole directory
+                        self._directories.listed(directory.node, directory.names, directory.since)
+                        directory.names = None
                 directory.ahead.extend(
                     Listed(d, True, a, None, None if a is not None else _UNREADABLE)
                     for d, a in listed

@@ -232,7 +232,8 @@ class Watchable(Protocol):
     The server asks for it only for connections that sent a Tnotify: `watch` on
     the Tnotify's fid and on every directory such a connection walks to or lists,
     before it reads anything the watch covers; `place` around the requests of such
-    a connection that change an object, to mark what they change as its own.
+    a connection that change an object, to mark what they change as its own;
+    `empty` of a directory just made (Tmkdirattrs), once watched.
     """
 
     def watch(self) -> Changes | None:
@@ -244,6 +245,10 @@ class Watchable(Protocol):
     def place(self) -> tuple[int, str] | None:
         """Where changes of this object are reported: (qid path of its directory, its
         name there), or None (the root of the export, or not known)."""
+        ...
+
+    def empty(self) -> bool:
+        """Whether this directory has no entry (`.` and `..` aside)."""
         ...
 
 
@@ -272,7 +277,8 @@ def child_attrs(file: File) -> ChildAttrs | None:
 
 def watchable(file: File) -> Watchable | None:
     """`file` if it offers `Watchable`, else None."""
-    return cast(Watchable, file) if hasattr(file, "watch") and hasattr(file, "place") else None
+    offered = all(hasattr(file, m) for m in ("watch", "place", "empty"))
+    return cast(Watchable, file) if offered else None
 
 
 def described(name: str, export: Export) -> ExportInfo:

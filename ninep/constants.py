@@ -5,6 +5,11 @@ from enum import IntEnum, IntFlag
 VERSION = "9P2000.L"
 #: The version a client asks for to get this project's extensions (docs/protocol-extensions.md).
 EXTENDED_VERSION = VERSION + ".ninep"
+#: The version that gives the second set of extensions too (name changes with the attributes
+#: of their directories, Tnotifyflags).
+EXTENDED_VERSION_2 = EXTENDED_VERSION + ".2"
+#: Each version of this project by the extension sets it gives (0: plain 9P2000.L).
+EXTENSION_SETS = {VERSION: 0, EXTENDED_VERSION: 1, EXTENDED_VERSION_2: 2}
 UNKNOWN_VERSION = "unknown"
 
 NOTAG = 0xFFFF
@@ -83,6 +88,12 @@ class NotifyFlag(IntFlag):
     """Flags of Rnotify."""
 
     OVERFLOW = 1  # changes were lost: the client must drop everything it caches
+
+
+class NotifyAsk(IntFlag):
+    """Flags of Tnotifyflags: what the connection asks to be sent."""
+
+    OTHERS = 1  # only changes not marked OWN: the connection's own are not sent at all
 
 
 class ReaddirFlag(IntFlag):

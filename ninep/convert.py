@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import unicodedata
 from collections.abc import Iterable
 from typing import Final
 
@@ -126,3 +127,13 @@ def check_new_name(name: str) -> str:
     if name in (".", ".."):
         raise OSError(errno.EINVAL, f"{name!r} cannot be used here")
     return name
+
+
+def fold(name: str) -> str:
+    """The key by which names are the same in a case-insensitive directory (docs/names.md):
+    the NFC form of the full Unicode case folding of the NFC form (`Straße` = `STRASSE`,
+    composed `É` = decomposed `É`, the three Greek sigmas alike); not Turkic. The server
+    folds by it; a client that answers misses itself compares by it."""
+    if name.isascii():  # the common case, and the same result
+        return name.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())

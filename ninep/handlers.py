@@ -19,6 +19,7 @@ from .constants import (
     NONUNAME,
     NOTIFY_COVERED,
     LockFlag,
+    NotifyAsk,
     NotifyFlag,
     OpenFlag,
     QidType,
@@ -44,17 +45,19 @@ def handles(
     [Callable[[Session, T], Awaitable[Message]]], Callable[[Session, T], Awaitable[Message]]
 ]:
     """Register the decorated coroutine as the handler of requests of `kind`; an extension
-    (`messages.EXTENSIONS`) is answered EOPNOTSUPP on a connection that did not negotiate it."""
+    (`messages.EXTENSIONS`, `EXTENSIONS_2`) is answered EOPNOTSUPP on a connection that did
+    not negotiate its set."""
 
     def register(
         fn: Callable[[Session, T], Awaitable[Message]],
     ) -> Callable[[Session, T], Awaitable[Message]]:
-        if kind not in m.EXTENSIONS:
+        needs = 1 if kind in m.EXTENSIONS else 2 if kind in m.EXTENSIONS_2 else 0
+        if not needs:
             HANDLERS[kind.id] = fn
             return fn
 
         async def extension(s: Session, msg: T) -> Message:
-            if not s.extensions:
+            if s.extensions < needs:
                 raise OSError(errno.EOPNOTSUPP, f"{kind.__name__} was not negotiated in Tversion")
             return await fn(s, msg)
 
@@ -93,6 +96,17 @@ def _covered(s: Session, attr: Attr) -> bool:
 
 def _with_coverage(attr: Attr, covered: bool) -> Attr:
     return dataclasses.replace(attr, valid=attr.valid | NOTIFY_COVERED) if covered else attr
+
+
+async def _dir_attr(s: Session, directory: File, mask: int) -> Attr:
+    """The attributes of `directory` after a change in it (with its coverage), as the
+    second set's replies carry them; `Attr.absent()` if they cannot be read."""
+    try:
+        attr = await directory.getattr(mask)
+    except OSError as e:
+        log.debug("attributes of a changed directory not read: %s", e)
+        return m.Attr.absent()
+    return _with_coverage(attr, _covered(s, attr))
 
 
 def _place(file: File) -> tuple[int, str] | None:
@@ -360,7 +374,10 @@ async def _made_attr(directory: File, name: str, qid: Qid, mask: int) -> Attr:
 
 
 async def _create(
-    s: Session, fid: FidRef, msg: m.Tlcreate | m.Tlcreateattr, newfid: int | None = None
+    s: Session,
+    fid: FidRef,
+    msg: m.Tlcreate | m.Tlcreateattr | m.Tlcreateattrs,
+    newfid: int | None = None,
 ) -> File:
     """Create and open `msg.name` in `fid`'s directory; `fid` becomes the new file, or
     fid `newfid` is made for it (the directory's stays)."""
@@ -390,14 +407,32 @@ async def _lcreate(s: Session, msg: m.Tlcreate) -> Message:
 async def _lcreateattr(s: Session, msg: m.Tlcreateattr) -> Message:
     async with s.fids.use(msg.fid) as fid:
         file = await _create(s, fid, msg, None if msg.newfid == msg.fid else msg.newfid)
-        try:
-            attr = await file.getattr(msg.request_mask)
-        except OSError:
-            attr = m.Attr.absent()
+        attr = await _attr_of(file, msg.request_mask)
         return m.Rlcreateattr(msg.tag, qid=file.qid, iounit=0, attr=attr)
 
 
-async def _symlink_in(s: Session, fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr) -> Qid:
+@handles(m.Tlcreateattrs)
+async def _lcreateattrs(s: Session, msg: m.Tlcreateattrs) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        if msg.newfid == msg.fid:  # the directory's fid becomes the file: no fid of it left
+            raise OSError(errno.EINVAL, "Tlcreateattrs needs a newfid apart from fid")
+        file = await _create(s, fid, msg, msg.newfid)
+        attr = await _attr_of(file, msg.request_mask)
+        dattr = await _dir_attr(s, fid.file, msg.request_mask)
+        return m.Rlcreateattrs(msg.tag, qid=file.qid, iounit=0, attr=attr, dattr=dattr)
+
+
+async def _attr_of(file: File, mask: int) -> Attr:
+    """`file.getattr(mask)`; `Attr.absent()` if it cannot be read."""
+    try:
+        return await file.getattr(mask)
+    except OSError:
+        return m.Attr.absent()
+
+
+async def _symlink_in(
+    s: Session, fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr | m.Tsymlinkattrs
+) -> Qid:
     with _own(s, (fid.file.qid.path, msg.name)):
         return await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
 
@@ -417,7 +452,22 @@ async def _symlinkattr(s: Session, msg: m.Tsymlinkattr) -> Message:
     return m.Rsymlinkattr(msg.tag, qid=qid, attr=attr)
 
 
-async def _mknod_in(s: Session, fid: FidRef, msg: m.Tmknod | m.Tmknodattr) -> Qid:
+@handles(m.Tsymlinkattrs)
+async def _symlinkattrs(s: Session, msg: m.Tsymlinkattrs) -> Message:
+    async with s.fids.use(msg.fid) as fid:
+        qid = await _symlink_in(s, fid, msg)
+        attr, dattr = await _made_attrs(s, fid.file, msg.name, qid, msg.request_mask)
+    return m.Rsymlinkattrs(msg.tag, qid=qid, attr=attr, dattr=dattr)
+
+
+async def _made_attrs(
+    s: Session, directory: File, name: str, qid: Qid, mask: int
+) -> tuple[Attr, Attr]:
+    """`_made_attr` of `qid` just made as `name` in `directory`, and `_dir_attr` of it."""
+    return await _made_attr(directory, name, qid, mask), await _dir_attr(s, directory, mask)
+
+
+async def _mknod_in(s: Session, fid: FidRef, msg: m.Tmknod | m.Tmknodattr | m.Tmknodattrs) -> Qid:
     with _own(s, (fid.file.qid.path, msg.name)):
         name = check_new_name(msg.name)
         return await fid.file.mknod(name, msg.mode, msg.major, msg.minor, msg.gid)
@@ -438,7 +488,15 @@ async def _mknodattr(s: Session, msg: m.Tmknodattr) -> Message:
     return m.Rmknodattr(msg.tag, qid=qid, attr=attr)
 
 
-async def _mkdir_in(s: Session, fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr) -> Qid:
+@handles(m.Tmknodattrs)
+async def _mknodattrs(s: Session, msg: m.Tmknodattrs) -> Message:
+    async with s.fids.use(msg.dfid) as fid:
+        qid = await _mknod_in(s, fid, msg)
+        attr, dattr = await _made_attrs(s, fid.file, msg.name, qid, msg.request_mask)
+    return m.Rmknodattrs(msg.tag, qid=qid, attr=attr, dattr=dattr)
+
+
+async def _mkdir_in(s: Session, fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr | m.Tmkdirattrs) -> Qid:
     with _own(s, (fid.file.qid.path, msg.name)):
         return await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
 
@@ -458,6 +516,51 @@ async def _mkdirattr(s: Session, msg: m.Tmkdirattr) -> Message:
     return m.Rmkdirattr(msg.tag, qid=qid, attr=attr)
 
 
+@handles(m.Tmkdirattrs)
+async def _mkdirattrs(s: Session, msg: m.Tmkdirattrs) -> Message:
+    async with s.fids.use(msg.dfid) as fid:
+        if msg.newfid != NOFID:
+            s.fids.check_free(msg.newfid)
+        qid = await _mkdir_in(s, fid, msg)
+        if msg.newfid == NOFID:
+            attr = await _made_attr(fid.file, msg.name, qid, msg.request_mask)
+        else:
+            attr = await _new_dir_fid(s, fid, msg.name, qid, msg.newfid, msg.request_mask)
+        dattr = await _dir_attr(s, fid.file, msg.request_mask)
+    return m.Rmkdirattrs(msg.tag, qid=qid, attr=attr, dattr=dattr)
+
+
+async def _new_dir_fid(
+    s: Session, fid: FidRef, name: str, qid: Qid, newfid: int, mask: int
+) -> Attr:
+    """Fid `newfid` for directory `qid` just made as `name` in `fid`'s directory, as a walk
+    to it would make (and watch); its attributes, covered only if it was still empty once
+    watched (a client may then take it as empty). Absent, and no fid made, if `name` no
+    longer names it."""
+    try:
+        child = await fid.file.walk(name)
+    except OSError as e:
+        log.debug("walk to the directory just made %r: %s", name, e)
+        return m.Attr.absent()
+    try:
+        if child.qid != qid:
+            await child.close()
+            return m.Attr.absent()
+        covered = _watched(s, child) and _empty(child)
+        attr = _with_coverage(await child.getattr(mask), covered)
+    except BaseException:
+        await child.close()
+        raise
+    await s.fids.add(newfid, FidRef(child, fid.user))
+    return attr
+
+
+def _empty(directory: File) -> bool:
+    """Whether watched `directory` has no entry."""
+    w = watchable(directory)
+    return w is not None and w.empty()
+
+
 @handles(m.Trename)
 async def _rename(s: Session, msg: m.Trename) -> Message:
     async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
@@ -469,27 +572,67 @@ async def _rename(s: Session, msg: m.Trename) -> Message:
 @handles(m.Trenameat)
 async def _renameat(s: Session, msg: m.Trenameat) -> Message:
     async with s.fids.use(msg.olddirfid) as old, s.fids.use(msg.newdirfid) as new:
-        places = (old.file.qid.path, msg.oldname), (new.file.qid.path, msg.newname)
-        with _own(s, *places):
-            oldname, newname = check_new_name(msg.oldname), check_new_name(msg.newname)
-            await old.file.renameat(oldname, new.file, newname)
+        await _renameat_in(s, old, new, msg)
     return m.Rrenameat(msg.tag)
+
+
+@handles(m.Trenameatattrs)
+async def _renameatattrs(s: Session, msg: m.Trenameatattrs) -> Message:
+    async with s.fids.use(msg.olddirfid) as old, s.fids.use(msg.newdirfid) as new:
+        await _renameat_in(s, old, new, msg)
+        olddattr = await _dir_attr(s, old.file, msg.request_mask)
+        newdattr = await _dir_attr(s, new.file, msg.request_mask)
+    return m.Rrenameatattrs(msg.tag, olddattr=olddattr, newdattr=newdattr)
+
+
+async def _renameat_in(
+    s: Session, old: FidRef, new: FidRef, msg: m.Trenameat | m.Trenameatattrs
+) -> None:
+    places = (old.file.qid.path, msg.oldname), (new.file.qid.path, msg.newname)
+    with _own(s, *places):
+        oldname, newname = check_new_name(msg.oldname), check_new_name(msg.newname)
+        await old.file.renameat(oldname, new.file, newname)
 
 
 @handles(m.Tunlinkat)
 async def _unlinkat(s: Session, msg: m.Tunlinkat) -> Message:
     async with s.fids.use(msg.dirfid) as fid:
-        with _own(s, (fid.file.qid.path, msg.name)):
-            await fid.file.unlinkat(check_new_name(msg.name), msg.flags)
+        await _unlinkat_in(s, fid, msg)
     return m.Runlinkat(msg.tag)
+
+
+@handles(m.Tunlinkatattrs)
+async def _unlinkatattrs(s: Session, msg: m.Tunlinkatattrs) -> Message:
+    async with s.fids.use(msg.dirfid) as fid:
+        await _unlinkat_in(s, fid, msg)
+        dattr = await _dir_attr(s, fid.file, msg.request_mask)
+    return m.Runlinkatattrs(msg.tag, dattr=dattr)
+
+
+async def _unlinkat_in(s: Session, fid: FidRef, msg: m.Tunlinkat | m.Tunlinkatattrs) -> None:
+    with _own(s, (fid.file.qid.path, msg.name)):
+        await fid.file.unlinkat(check_new_name(msg.name), msg.flags)
 
 
 @handles(m.Tlink)
 async def _link(s: Session, msg: m.Tlink) -> Message:
     async with s.fids.use(msg.dfid) as dfid, s.fids.use(msg.fid) as fid:
-        with _own(s, (dfid.file.qid.path, msg.name), _place(fid.file)):
-            await dfid.file.link(fid.file, check_new_name(msg.name))
+        await _link_in(s, dfid, fid, msg)
     return m.Rlink(msg.tag)
+
+
+@handles(m.Tlinkattrs)
+async def _linkattrs(s: Session, msg: m.Tlinkattrs) -> Message:
+    async with s.fids.use(msg.dfid) as dfid, s.fids.use(msg.fid) as fid:
+        await _link_in(s, dfid, fid, msg)
+        attr = await _attr_of(fid.file, msg.request_mask)
+        dattr = await _dir_attr(s, dfid.file, msg.request_mask)
+    return m.Rlinkattrs(msg.tag, attr=attr, dattr=dattr)
+
+
+async def _link_in(s: Session, dfid: FidRef, fid: FidRef, msg: m.Tlink | m.Tlinkattrs) -> None:
+    with _own(s, (dfid.file.qid.path, msg.name), _place(fid.file)):
+        await dfid.file.link(fid.file, check_new_name(msg.name))
 
 
 @handles(m.Treadlink)
@@ -637,7 +780,20 @@ async def _xattrcreate(s: Session, msg: m.Txattrcreate) -> Message:
 
 @handles(m.Tnotify)
 async def _notify(s: Session, msg: m.Tnotify) -> Message:
-    async with s.fids.use(msg.fid) as fid:
+    overflow, data = await _changes(s, msg.fid)
+    return m.Rnotify(msg.tag, flags=NotifyFlag.OVERFLOW if overflow else 0, data=data)
+
+
+@handles(m.Tnotifyflags)
+async def _notifyflags(s: Session, msg: m.Tnotifyflags) -> Message:
+    overflow, data = await _changes(s, msg.fid, msg.flags)
+    return m.Rnotifyflags(msg.tag, flags=NotifyFlag.OVERFLOW if overflow else 0, data=data)
+
+
+async def _changes(s: Session, fid_number: int, asked: int = 0) -> tuple[bool, bytes]:
+    """Wait for changes of the export of `fid_number`, as `asked` (NotifyAsk): (overflowed,
+    the changes as Rnotify data)."""
+    async with s.fids.use(fid_number) as fid:
         w = watchable(fid.file)
         hub = w.watch() if w is not None else None
         if hub is None:
@@ -647,10 +803,10 @@ async def _notify(s: Session, msg: m.Tnotify) -> Message:
             sub = s.notify = hub.subscribe(s.limits.changes)
         elif sub.hub is not hub:
             raise OSError(errno.EXDEV, "changes are notified of one export per connection")
+        sub.others_only = bool(asked & NotifyAsk.OTHERS)
     # at most one pending per connection: the session refuses a second (EBUSY)
     overflow, batch = await sub.take(s.msize - HEADER_SIZE - 8)
-    flags = NotifyFlag.OVERFLOW if overflow else 0
-    return m.Rnotify(msg.tag, flags=flags, data=m.encode_changes(batch))
+    return overflow, m.encode_changes(batch)
 
 
 @handles(m.Texports)

@@ -620,7 +620,8 @@ class Rremove(Message):
 # EXTENDED_VERSION (docs/protocol-extensions.md). Each is its plain message with a trailing
 # request_mask (what Tgetattr would ask), and its reply the plain reply with the attributes
 # of the object reached or made (Tlcreateattr also names the fid of the new file).
-# 180-199: no number used by 9P2000, .u, .L, .e or gVisor.
+# 180-199: no number used by 9P2000, .u, .L, .e or gVisor; 200-215: none used by the first
+# four (both sets are negotiated: a peer that did not agree to them never sees them).
 @message(180)
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
@@ -739,12 +740,126 @@ class Tsetattrattr(Request["Rsetattrattr"]):
 class Rsetattrattr(Message):
     attr: AttrRecord
 
-# The listing of exports: no fid, no attach; one string per export (ninep.listing).
+# The second set, served only where Tversion asked for EXTENDED_VERSION_2: Tnotify with flags
+# (NotifyAsk), and each name change with the attributes of its directory after it (`dattr`;
+# Trenameatattrs: of both directories), so that a client need not ask them. The requests are
+# those of the first set (or of 9P2000.L) with a trailing request_mask; Tmkdirattrs also names
+# a fid for the new directory. 198-213: see above.
 @message(198)
+class Tnotifyflags(Request["Rnotifyflags"]):
+    fid: U32
+    flags: U32  # NotifyAsk
+
+@message(199)
+class Rnotifyflags(Message):
+    flags: U32  # NotifyFlag
+    data: Data  # as Rnotify's
+
+@message(200)
+class Tlcreateattrs(Request["Rlcreateattrs"]):
+    fid: U32
+    newfid: U32
+    name: Str
+    flags: U32
+    mode: U32
+    gid: U32
+    request_mask: U64
+
+@message(201)
+class Rlcreateattrs(Message):
+    qid: QidField
+    iounit: U32
+    attr: AttrRecord
+    dattr: AttrRecord
+
+@message(202)
+class Tsymlinkattrs(Request["Rsymlinkattrs"]):
+    fid: U32
+    name: Str
+    symtgt: Str
+    gid: U32
+    request_mask: U64
+
+@message(203)
+class Rsymlinkattrs(Message):
+    qid: QidField
+    attr: AttrRecord
+    dattr: AttrRecord
+
+@message(204)
+class Tmknodattrs(Request["Rmknodattrs"]):
+    dfid: U32
+    name: Str
+    mode: U32
+    major: U32
+    minor: U32
+    gid: U32
+    request_mask: U64
+
+@message(205)
+class Rmknodattrs(Message):
+    qid: QidField
+    attr: AttrRecord
+    dattr: AttrRecord
+
+@message(206)
+class Tmkdirattrs(Request["Rmkdirattrs"]):
+    dfid: U32
+    newfid: U32  # made for the new directory (NOFID: none)
+    name: Str
+    mode: U32
+    gid: U32
+    request_mask: U64
+
+@message(207)
+class Rmkdirattrs(Message):
+    qid: QidField
+    attr: AttrRecord
+    dattr: AttrRecord
+
+@message(208)
+class Tlinkattrs(Request["Rlinkattrs"]):
+    dfid: U32
+    fid: U32
+    name: Str
+    request_mask: U64
+
+@message(209)
+class Rlinkattrs(Message):
+    attr: AttrRecord  # of the file linked, after
+    dattr: AttrRecord
+
+@message(210)
+class Trenameatattrs(Request["Rrenameatattrs"]):
+    olddirfid: U32
+    oldname: Str
+    newdirfid: U32
+    newname: Str
+    request_mask: U64
+
+@message(211)
+class Rrenameatattrs(Message):
+    olddattr: AttrRecord
+    newdattr: AttrRecord
+
+@message(212)
+class Tunlinkatattrs(Request["Runlinkatattrs"]):
+    dirfid: U32
+    name: Str
+    flags: U32
+    request_mask: U64
+
+@message(213)
+class Runlinkatattrs(Message):
+    dattr: AttrRecord
+
+# The listing of exports (first set): no fid, no attach; one string per export
+# (ninep.listing).
+@message(214)
 class Texports(Request["Rexports"]):
     pass
 
-@message(199)
+@message(215)
 class Rexports(Message):
     exports: Names
 # fmt: on
@@ -754,6 +869,13 @@ EXTENSIONS: tuple[type[Request[Any]], ...] = (
     Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify,
     Twalkopen, Tsetattrattr, Texports,
 )  # fmt: skip
+#: The second set's: answered EOPNOTSUPP unless Tversion asked for EXTENDED_VERSION_2.
+EXTENSIONS_2: tuple[type[Request[Any]], ...] = (
+    Tnotifyflags, Tlcreateattrs, Tsymlinkattrs, Tmknodattrs, Tmkdirattrs, Tlinkattrs,
+    Trenameatattrs, Tunlinkatattrs,
+)  # fmt: skip
+#: The requests that wait for changes: not work in flight (docs/protocol-extensions.md).
+NOTIFIES = (Tnotify, Tnotifyflags)
 
 _header = struct.Struct("<IBH")
 

@@ -7,7 +7,9 @@ connection that sent a Tnotify. A subscription holds at most `limit` changes;
 past that it holds none and answers OVERFLOW once, so a client that does not
 collect costs the server a bounded amount of memory. A change made by a
 request of one connection (and of no other) while it ran is marked OWN for it
-(`Changes.origin`).
+(`Changes.origin`), or not queued for it at all where it asked for the others'
+only (Tnotifyflags OTHERS: `Subscription.others_only`). Observers (`Observer`)
+see every change too, as it is published: the export's own caches.
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ class Source(Protocol):
         ...
 
 
+class Observer(Protocol):
+    """What follows an export's changes apart from the connections (volfs's folded indexes)."""
+
+    def changed(self, dir: int, kind: ChangeKind, name: str) -> None:
+        """`kind` happened to `name` in the directory of qid path `dir` (as published)."""
+        ...
+
+    def lost(self) -> None:
+        """Changes were lost: what relies on them must not any more."""
+        ...
+
+
 class Subscription:
     """One connection's changes not yet sent: at most `limit`, else an overflow."""
 
@@ -44,6 +58,7 @@ class Subscription:
         self.hub = hub
         self.limit = limit
         self.overflowed = False
+        self.others_only = False  # its own changes are not queued (Tnotifyflags OTHERS)
         self._changes: dict[Change, None] = {}  # ordered by last occurrence, each once
         self._arrived = trio.Event()
 
@@ -96,6 +111,11 @@ class Changes:
         self.source = source
         self._subscriptions: list[Subscription] = []
         self._origins: dict[Place, Counter[Subscription]] = {}
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Tell `observer` of every change published from now on, and of every loss."""
+        self._observers.append(observer)
 
     def subscribe(self, limit: int) -> Subscription:
         sub = Subscription(self, limit)
@@ -110,14 +130,22 @@ class Changes:
         return self.source.covered(dir)
 
     def publish(self, dir: int, kind: ChangeKind, name: str) -> None:
-        """Hand a change to every subscription (marked OWN for its only origin, if one)."""
+        """Hand a change to every observer and subscription (marked OWN for its only
+        origin, if one)."""
+        for observer in self._observers:
+            observer.changed(dir, kind, name)
         origins = self._origins.get((dir, name))
         own = next(iter(origins)) if origins is not None and len(origins) == 1 else None
         for sub in self._subscriptions:
-            sub.put(Change(dir, kind, ChangeFlag.OWN if sub is own else 0, name))
+            if sub is not own:
+                sub.put(Change(dir, kind, 0, name))
+            elif not sub.others_only:
+                sub.put(Change(dir, kind, ChangeFlag.OWN, name))
 
     def overflow(self) -> None:
-        """The source lost changes: every subscription overflows."""
+        """The source lost changes: every observer is told, every subscription overflows."""
+        for observer in self._observers:
+            observer.lost()
         for sub in self._subscriptions:
             sub.overflow()
 

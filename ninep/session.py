@@ -12,7 +12,7 @@ import trio
 
 from . import messages as m
 from .backend import Export
-from .constants import EXTENDED_VERSION, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
+from .constants import EXTENSION_SETS, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
 from .fastcodec import data_parts
 from .fids import FidTable
 from .handlers import HANDLERS
@@ -96,7 +96,7 @@ class Session:
         self.stream = fast_stream(stream)
         self.max_msize = max_msize
         self.msize = 0  # 0 until Tversion
-        self.extensions = False  # this project's extensions: asked for in Tversion
+        self.extensions = 0  # the sets of this project's extensions asked for in Tversion
         self.peer = peer
         self.limits = limits or Limits()
         self.fids = FidTable(self.limits.fids, self.limits.open_files, budgets)
@@ -161,7 +161,7 @@ class Session:
     async def _accept(self, msg: Message) -> None:
         """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
         self.stats.requests[type(msg).__name__] += 1
-        if isinstance(msg, m.Tnotify):
+        if isinstance(msg, m.NOTIFIES):
             if self._parked:  # decided here, in arrival order, not by which task runs first
                 self._replies.append(m.Rlerror(msg.tag, ecode=errno.EBUSY).encode())
                 return
@@ -231,9 +231,10 @@ class Session:
             self.notify = None
 
     def _version(self, msg: m.Tversion) -> Message:
-        """Rversion: EXTENDED_VERSION if asked for exactly, else 9P2000.L (any suffix dropped)."""
+        """Rversion: a version of this project's extensions (EXTENSION_SETS) if asked for
+        exactly, else 9P2000.L (any other suffix dropped)."""
         version = msg.version
-        self.extensions = False
+        self.extensions = 0
         if not (version == VERSION or version.startswith(VERSION + ".")):
             return m.Rversion(
                 msg.tag, msize=min(msg.msize, self.max_msize), version=UNKNOWN_VERSION
@@ -241,8 +242,8 @@ class Session:
         if msg.msize < MIN_MSIZE:
             return m.Rversion(msg.tag, msize=msg.msize, version=UNKNOWN_VERSION)
         self.msize = min(msg.msize, self.max_msize)
-        self.extensions = version == EXTENDED_VERSION
-        answer = EXTENDED_VERSION if self.extensions else VERSION
+        self.extensions = EXTENSION_SETS.get(version, 0)
+        answer = version if self.extensions else VERSION
         return m.Rversion(msg.tag, msize=self.msize, version=answer)
 
     async def _serve_inline(self, msg: Message) -> None:

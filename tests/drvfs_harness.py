@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from ninep import messages as m
 from ninep import stats
 
 #: Tests that mount a FUSE filesystem need the device and root (CI has both).
@@ -105,6 +106,11 @@ class StatsServer(ServerProcess):
         figures: dict[str, Any] = stats.read(str(self.stats_path))["total"]
         return figures
 
+    def watches(self) -> int:
+        """The inotify watches the export holds: one at least once a mount asked for changes
+        (its Tnotify watches the root before it subscribes)."""
+        return int(stats.read(str(self.stats_path))["exports"]["C"]["watch"]["watches"])
+
     def requests(self) -> Counter[str]:
         """Requests served so far by message name, once the mount is quiet (clunks that
         follow an operation in the background counted: the kernel sends a release after
@@ -114,7 +120,8 @@ class StatsServer(ServerProcess):
         while same < QUIET_READS:
             time.sleep(0.05)
             now = Counter(self.total()["requests"])
-            now.pop("Tnotify", None)
+            for waiting in m.NOTIFIES:
+                now.pop(waiting.__name__, None)
             same = same + 1 if now == last else 0
             last = now
         return last

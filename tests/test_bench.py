@@ -263,7 +263,7 @@ def test_targets_from_the_command_line() -> None:
     ]  # fmt: skip
     default = cli.make_targets(cli.parser().parse_args([]))
     assert [t.name for t in default] == ["native", "drvfs", "drvfs-metadata", "sshfs", "bindfs",
-                                         "ninep-server", "diod"]  # fmt: skip
+                                         "floor", "ninep-server", "diod"]  # fmt: skip
     assert default[2].options == "metadata"
     with pytest.raises(cli.UsageError):
         cli.make_targets(cli.parser().parse_args(["-t", "nfs"]))

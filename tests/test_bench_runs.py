@@ -1,21 +1,25 @@
 """ninep-bench runs of the new kinds, on real targets: --jobs (copies at once, each in its
 own directory), a user's own workload (--workload; a failing one fails the run), and the
-per-operation workload's requests counted by the server (drvfs)."""
+per-operation workload's requests counted by the server (drvfs) and by the kernel (its
+FUSE tracepoint), and the floor of a pyfuse3 design."""
 
 from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks.suite import cli
 from benchmarks.suite.corpus import MIB, Corpus, make_corpus
+from benchmarks.suite.fusetrace import EVENT, TRACEFS
+from benchmarks.suite.opcost import cpu_seconds
 from benchmarks.suite.results import Report
 from benchmarks.suite.runner import Progress, Settings, run_suite
 from benchmarks.suite.tables import jobs_table, latency_table
-from benchmarks.suite.targets import Drvfs, Target
+from benchmarks.suite.targets import Drvfs, Floor, Target
 from benchmarks.suite.workloads import WORKLOADS, Workload, command
 
 from .drvfs_harness import NEEDS_FUSE
@@ -85,7 +89,7 @@ def test_per_operation_costs_through_drvfs(corpus: Corpus, tmp_path: Path) -> No
     assert all(f["requests"] >= 1 for op, f in ops.items() if op != "readdir-100")
     assert {"bench", "drvfs", "ninep-server"} <= set(ops["create"]["cpu_us"])
     assert all(0 < f["p50_us"] <= f["p99_us"] for f in ops.values())
-    assert "| stat " in latency_table(done) and "1.0 req)" in latency_table(done)
+    assert "| stat " in latency_table(done) and "1.0 req" in latency_table(done)
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path) not in f.read()
     assert not os.path.exists(tmp_path / "w" / "drvfs" / "stats.sock")
@@ -113,3 +117,31 @@ def test_the_processes_of_a_target_are_those_naming_its_directory_and_their_chil
         subprocess.run(["pkill", "-P", str(shell.pid)], check=False)
         shell.kill()
         shell.wait()
+
+
+@NEEDS_FUSE
+def test_the_floor_answers_every_operation_from_memory(corpus: Corpus, tmp_path: Path) -> None:
+    """The do-nothing pyfuse3 filesystem runs the ops workload (its result checked through
+    the mount); where the kernel's FUSE tracepoint can be used, a stat of an unseen name is
+    one LOOKUP and an unlink a GETATTR of the directory and the UNLINK."""
+    done = run([Floor("floor")], [WORKLOADS["ops"]], corpus, Settings(runs=1), tmp_path / "w")
+    m = done.get("floor", "ops")
+    assert m is not None and m.ok and m.extra is not None, m and m.error
+    ops = m.extra["ops"]
+    assert {"bench", "benchmarks.floorfs"} <= set(ops["create"]["cpu_us"])
+    assert all(f["requests"] is None for f in ops.values())  # no 9P server
+    if os.access(TRACEFS / EVENT / "enable", os.W_OK):
+        assert ops["stat"]["fuse_by_op"] == {"LOOKUP": 1.0}
+        assert ops["unlink"]["fuse_by_op"] == {"GETATTR": 1.0, "UNLINK": 1.0}
+        assert "1.0 FUSE)" in latency_table(done)
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+
+
+def test_cpu_time_is_read_from_the_process_clock() -> None:
+    """To the nanosecond, not in /proc's 10 ms ticks: this process's own figure lies
+    between two readings of its CPU time taken around it."""
+    before = time.process_time()
+    mine = cpu_seconds([os.getpid()])[os.getpid()]
+    assert before <= mine <= time.process_time()
+    assert mine != round(mine, 2)  # not a count of ticks (one chance in 10**7 of failing)

@@ -28,6 +28,7 @@ from ninep.client import NOW, Client, Fid, connect
 from ninep.constants import (
     AT_REMOVEDIR,
     EXTENDED_VERSION,
+    EXTENDED_VERSION_2,
     IOHDRSZ,
     MIN_MSIZE,
     NOTAG,
@@ -133,6 +134,35 @@ async def test_a_refused_extended_version_falls_back_to_9p2000l(refusal: m.Messa
         asked = [await peer.expect(m.Tversion), await peer.expect(m.Tversion)]
         assert [t.version for t in asked] == [EXTENDED_VERSION, VERSION]
         assert not client.extended and client.msize == 8192
+
+
+async def test_a_server_without_the_second_set_is_asked_for_the_first_again() -> None:
+    """Ours before the second set answers 9P2000.L to it, which started the connection
+    afresh as plain: the first set is asked for again, and stands."""
+    ours, theirs = trio.socket.socketpair()
+    peer = Peer(trio.SocketStream(theirs))
+    await peer.send(
+        m.Rversion(NOTAG, msize=8192, version=EXTENDED_VERSION),
+        m.Rversion(NOTAG, msize=8192, version=VERSION),
+        m.Rversion(NOTAG, msize=8192, version=EXTENDED_VERSION),
+    )
+    async with peer.stream, Client.from_stream(trio.SocketStream(ours), msize=MSIZE) as client:
+        asked = [(await peer.expect(m.Tversion)).version for _ in range(3)]
+        assert asked == [EXTENDED_VERSION, EXTENDED_VERSION_2, EXTENDED_VERSION]
+        assert client.extensions == 1 and client.extended
+        root = await attached(client, peer)  # the next frame is the attach
+        assert root.qid == _qid(1)
+
+
+async def test_a_server_that_answers_an_earlier_set_is_taken_at_its_word() -> None:
+    ours, theirs = trio.socket.socketpair()
+    peer = Peer(trio.SocketStream(theirs))
+    await peer.send(*[m.Rversion(NOTAG, msize=8192, version=EXTENDED_VERSION)] * 2)
+    async with peer.stream, Client.from_stream(trio.SocketStream(ours), msize=MSIZE) as client:
+        asked = [(await peer.expect(m.Tversion)).version for _ in range(2)]
+        assert asked == [EXTENDED_VERSION, EXTENDED_VERSION_2]
+        assert client.extensions == 1
+        assert (await attached(client, peer)).qid == _qid(1)
 
 
 async def test_an_extended_version_answered_9p2000l_is_plain_at_once() -> None:

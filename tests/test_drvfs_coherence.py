@@ -6,7 +6,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,16 @@ ROUNDS = 10  # each case-variant sequence, on fresh names: a stale cache shows i
 # and nothing the kernel was given expires while a test counts, however slow the machine.
 COUNTED = "covered_timeout=0,attr_timeout=3600,entry_timeout=3600"
 LISTINGS = 5  # of 10,000 entries, until one the kernel reclaimed nothing during
+DEADLINE = 60.0  # seconds for a host change to reach the mount: a hang guard, not a measure
+
+
+def until(predicate: Callable[[], bool], what: str) -> None:
+    """Poll `predicate` until it holds; fail with `what` past DEADLINE."""
+    end = time.monotonic() + DEADLINE
+    while not predicate():
+        if time.monotonic() > end:
+            pytest.fail(f"not within {DEADLINE} s: {what}")
+        time.sleep(0.005)
 
 
 def served(server: StatsServer) -> Counter[str]:
@@ -162,9 +175,112 @@ def test_a_lookup_and_stat_of_a_fresh_name_is_one_request(tmp_path: Path) -> Non
         before = served(server)
         os.mkdir(mnt / "dir" / "new")  # the lookup of "dir", of "new" (missing), the mkdir
         spent = served(server) - before
-        assert spent["Tmkdirattr"] == 1 and spent["Twalkgetattr"] == 2
+        assert spent["Tmkdirattrs"] == 1 and spent["Twalkgetattr"] == 2
         assert spent["Tmkdir"] == spent["Twalk"] == 0
         assert stat.S_ISDIR(os.stat(mnt / "dir" / "new").st_mode)
+
+
+def test_each_name_change_is_one_request_and_the_directory_needs_none(tmp_path: Path) -> None:
+    """create, link, symlink, mkdir, rename and unlink in a looked-up directory: each one
+    request, beside the lookup of a new name (and the walk to the file a link names); the
+    kernel's GETATTR of the directory, which each makes it send, is answered from the
+    attributes the change brought, which are the host's."""
+    with drvfs_mount(tmp_path, COUNTED, StatsServer) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        (server.export / "d").mkdir()
+        d = mnt / "d"
+        os.stat(d)
+        before = served(server)
+        os.close(os.open(d / "f", os.O_CREAT | os.O_WRONLY, 0o644))
+        os.link(d / "f", d / "hard")
+        os.symlink("f", d / "ln")
+        os.mkdir(d / "sub")
+        os.rename(d / "ln", d / "sub" / "ln")
+        os.unlink(d / "hard")
+        st = os.stat(d)
+        spent = served(server) - before
+        assert spent == Counter(
+            Twalkgetattr=5, Twalk=1, Tlcreateattrs=1, Tlinkattrs=1, Tsymlinkattrs=1,
+            Tmkdirattrs=1, Trenameatattrs=1, Tunlinkatattrs=1,
+        )  # fmt: skip
+        host = os.stat(server.export / "d")
+        assert (st.st_nlink, st.st_mtime_ns, st.st_ctime_ns) == (3, host.st_mtime_ns,
+                                                                 host.st_ctime_ns)  # fmt: skip
+
+
+@contextmanager
+def covered_mount(tmp_path: Path) -> Iterator[tuple[Path, StatsServer]]:
+    """A mount with change notification (the defaults) of an export holding `listed` (with
+    `have`) and `other`, made before it: no host change while it starts; once the server
+    has taken the mount's Tnotify, so that what it looks up is covered."""
+    export = tmp_path / "export"
+    for d in ("listed", "other"):
+        (export / d).mkdir(parents=True)
+    (export / "listed" / "have").write_text("x")
+    with drvfs_mount(tmp_path, "", StatsServer, export) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        until(lambda: server.watches() >= 1, "the mount's Tnotify")
+        yield mnt, server
+
+
+def test_misses_in_a_covered_directory_cost_no_request_where_drvfs_knows_them(
+    tmp_path: Path,
+) -> None:
+    """A listing read whole answers every miss there; elsewhere a miss is asked once; a
+    name that folds like a listed one (a case variant) is asked, and found."""
+    with covered_mount(tmp_path) as (mnt, server):
+        assert os.listdir(mnt / "listed") == ["have"]
+        names = [f"{n}{i}" for i in range(10) for n in ("miss", "MISS", "Ünï")]
+        before = served(server)
+        assert not any((mnt / "listed" / n).exists() for n in names)
+        assert served(server) == before
+        assert (mnt / "listed" / "HAVE").read_text() == "x"
+        assert served(server) - before == Counter(Twalkopen=1, Tread=1, Twalkgetattr=1)
+        os.stat(mnt / "other")
+        before = served(server)
+        assert not any((mnt / "other" / n).exists() for n in names)
+        assert served(server) - before == Counter(Twalkgetattr=len(names))
+        assert not any((mnt / "other" / n).exists() for n in names)
+        assert served(server) - before == Counter(Twalkgetattr=len(names))  # none more
+
+
+def test_a_directory_this_mount_made_is_known_empty(tmp_path: Path) -> None:
+    """mkdir watches the new directory while still empty: the lookup before a create in
+    it asks nothing, nor does its fid need a walk; the create and its clunk remain (and
+    the lookup of the new name in a directory never listed)."""
+    with covered_mount(tmp_path) as (mnt, server):
+        os.stat(mnt / "other")
+        before = served(server)
+        os.mkdir(mnt / "other" / "new")
+        for name in ("a", "b", "c"):
+            os.close(os.open(mnt / "other" / "new" / name, os.O_CREAT | os.O_WRONLY, 0o644))
+        spent = served(server) - before
+        assert spent == Counter(Twalkgetattr=1, Tmkdirattrs=1, Tlcreateattrs=3)
+        assert sorted(os.listdir(mnt / "other" / "new")) == ["a", "b", "c"]
+
+
+def test_a_known_miss_gives_way_to_every_name_that_folds_like_it(tmp_path: Path) -> None:
+    """The case-variant trap stays closed: a variant made through the mount is found at
+    once (the miss is forgotten before the create is answered), one made on the host as
+    soon as it is notified; in a listed directory and in one that is not; and a name the
+    host removes is then a miss of the listing kept by its notification."""
+    with covered_mount(tmp_path) as (mnt, server):
+        os.listdir(mnt / "listed")
+        for d in ("listed", "other"):
+            where = mnt / d
+            for name in ("mine", "host"):
+                assert not (where / name).exists()
+                assert not (where / name).exists()  # known now, in either directory
+            (where / "MINE").write_text("made here")
+            assert (where / "mine").read_text() == "made here"
+            (server.export / d / "Host").write_text("made there")
+            variant = where / "host"
+            until(variant.exists, f"the host's variant in {d}")
+        os.unlink(server.export / "listed" / "have")
+        until(lambda: not (mnt / "listed" / "have").exists(), "the host's removal")
+        before = served(server)
+        assert not (mnt / "listed" / "have").exists()
+        assert served(server) == before  # the listing, kept by the notification
 
 
 def test_listing_a_directory_costs_one_open_and_one_listing(tmp_path: Path) -> None:

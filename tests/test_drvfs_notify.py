@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from ninep import stats
+from ninep.messages import NOTIFIES
 
 from .drvfs_harness import NEEDS_FUSE, MountProcess, ServerProcess, StatsServer, drvfs_mount
 from .passthrough_fs import mounted_passthrough
@@ -264,6 +265,39 @@ def uncovered_mount(tmp_path: Path) -> Iterator[tuple[Path, StatsServer, Path]]:
 def _queued(server: StatsServer) -> int:
     figures = stats.read(str(server.stats_path))
     return max((c.get("changes", 0) for c in figures["connections"]), default=0)
+
+
+def _notified(server: StatsServer) -> int:
+    """The Rnotify batches the server sent so far, each of which brought a new Tnotify."""
+    served = server.total()["requests"]
+    return sum(int(served.get(kind.__name__, 0)) for kind in NOTIFIES)
+
+
+def test_this_mounts_own_changes_bring_no_notification(tmp_path: Path) -> None:
+    """drvfs asks the server not to send its own changes (Tnotifyflags OTHERS): creates,
+    writes, links, renames and removals through the mount bring no Rnotify; a host
+    change does, and is seen."""
+    export = tmp_path / "export"
+    (export / "d").mkdir(parents=True)  # before the mount: no host change while it runs
+    with drvfs_mount(tmp_path, HOUR, StatsServer, export) as (mnt, server, _):
+        assert isinstance(server, StatsServer)
+        d = mnt / "d"
+        os.listdir(d)
+        until(lambda: _notified(server) >= 1, "the first Tnotify")
+        server.requests()  # once the mount is quiet
+        before = _notified(server)
+        (d / "f").write_text("data")
+        os.link(d / "f", d / "hard")
+        os.symlink("f", d / "ln")
+        os.mkdir(d / "sub")
+        os.rename(d / "ln", d / "sub" / "ln")
+        os.unlink(d / "hard")
+        os.chmod(d / "f", 0o600)
+        server.requests()
+        assert _notified(server) == before
+        (export / "d" / "host").write_text("made on the host")
+        until(lambda: _notified(server) > before, "the host's change notified")
+        until(lambda: "host" in os.listdir(d), "the host's change seen through the mount")
 
 
 def test_an_uncovered_directory_keeps_short_timeouts(tmp_path: Path) -> None:

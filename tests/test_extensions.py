@@ -24,7 +24,9 @@ from ninep import messages as m
 from ninep.backend import Attr, Dirent, File, User, child_attrs
 from ninep.client import Client, Fid, connect, make_setattr
 from ninep.constants import (
+    AT_REMOVEDIR,
     EXTENDED_VERSION,
+    EXTENDED_VERSION_2,
     NOFID,
     VERSION,
     GetattrMask,
@@ -858,3 +860,125 @@ async def test_the_client_sends_the_flock_flag_only_when_extended(
                 assert await f.lock(LockType.WRLCK, flags=flags) == LockStatus.SUCCESS
         (tlock,) = [msg for msg in sent if isinstance(msg, m.Tlock)]
         assert tlock.flags == (flags if extensions else LockFlag.BLOCK)
+
+
+# ---- the second set: name changes with the attributes of their directories ----
+
+
+async def _name_changes(root: Fid, export: Path, removals: bool = True) -> list[Attr | None]:
+    """Each name change of the second set's client helpers in directory `d` of `root`, its
+    outcome checked on the host and each attribute record it brought against a getattr
+    made after it; the directories' attributes each answered (None: not given)."""
+    d = await root.walk("d")
+    given: list[Attr | None] = []
+
+    async def same_as_now(attr: Attr | None, fid: Fid) -> None:
+        given.append(attr)
+        if attr is not None:
+            assert attr == await fid.getattr()
+
+    fid, attr, dattr = await d.create_attrs("new", RDWR, 0o644)
+    assert attr == await fid.getattr() and (export / "d" / "new").is_file()
+    await same_as_now(dattr, d)
+    qid, attr, dattr, sub = await d.mkdir_attrs("sub", 0o755, fid=True)
+    assert attr.qid == qid and (export / "d" / "sub").is_dir()
+    await same_as_now(dattr, d)
+    if sub is not None:  # made by the same request, and usable
+        assert sub.qid == qid and attr == await sub.getattr()
+        await sub.clunk()
+    _, attr, dattr = await d.symlink_attrs("ln", "new")
+    assert stat.S_ISLNK(attr.mode) and os.readlink(export / "d" / "ln") == "new"
+    await same_as_now(dattr, d)
+    _, attr, dattr = await d.mknod_attrs("node", stat.S_IFREG | 0o600)
+    assert (export / "d" / "node").is_file()
+    await same_as_now(dattr, d)
+    attr, dattr = await d.link_attrs(fid, "hard")
+    assert attr.nlink == 2 and attr == await fid.getattr()
+    await same_as_now(dattr, d)
+    if removals:
+        into = await d.walk("sub")
+        olddattr, newdattr = await d.renameat_attrs("hard", into, "moved")
+        assert (export / "d" / "sub" / "moved").is_file()
+        await same_as_now(olddattr, d)
+        await same_as_now(newdattr, into)
+        await same_as_now(await d.unlinkat_attrs("ln"), d)
+        assert not (export / "d" / "ln").exists()
+        with pytest.raises(OSError) as failed:
+            await d.unlinkat_attrs("sub", AT_REMOVEDIR)
+        assert failed.value.errno == errno.ENOTEMPTY and (export / "d" / "sub").is_dir()
+    return given
+
+
+async def test_the_second_set_brings_what_a_getattr_of_the_directory_would(
+    export_dir: Path,
+) -> None:
+    (export_dir / "d").mkdir()
+    async with served(export_dir) as (_, address), connect(address) as client:
+        assert client.extensions == 2
+        sent: list[m.Message] = []
+        client.on_send = sent.append
+        given = await _name_changes(await client.attach("C"), export_dir)
+        assert len(given) == 8 and all(a is not None and stat.S_ISDIR(a.mode) for a in given)
+        changes = [type(msg) for msg in sent if type(msg) in m.EXTENSIONS_2]
+        assert set(changes) == set(m.EXTENSIONS_2) - {m.Tnotifyflags}
+        assert len(changes) == 8  # one request each, the failed rmdir's too
+        plain = {m.Tlcreateattr, m.Tmkdirattr, m.Tsymlinkattr, m.Tmknodattr, m.Tlink}
+        assert not {type(msg) for msg in sent} & (plain | {m.Trenameat, m.Tunlinkat})
+
+
+@pytest.mark.parametrize("extensions", [1, False])
+async def test_without_the_second_set_the_helpers_do_the_plain_changes(
+    export_dir: Path, extensions: int
+) -> None:
+    """On a connection with the first set only, or none: the same changes, no attributes
+    of the directories, and nothing of the second set sent."""
+    (export_dir / "d").mkdir()
+    async with served(export_dir) as (_, address), connect(address, extensions=extensions) as c:
+        assert c.extensions == extensions
+        sent: list[m.Message] = []
+        c.on_send = sent.append
+        given = await _name_changes(await c.attach("C"), export_dir)
+    assert given == [None] * 8
+    assert not {type(msg) for msg in sent} & set(m.EXTENSIONS_2)
+
+
+async def test_against_diod_the_second_set_falls_back(diod: Any) -> None:
+    export: Path = diod.export
+    (export / "d").mkdir()
+    seen: list[m.Message] = []
+    async with connect(f"tcp:127.0.0.1:{diod.port}") as client:
+        assert client.extensions == 0
+        client.on_send = seen.append
+        async with await client.attach(str(export), uname="root") as root:
+            # diod has no Tunlinkat nor Trenameat: drvfs removes and renames by fid there
+            assert await _name_changes(root, export, removals=False) == [None] * 5
+    assert not {type(msg) for msg in seen} & set(m.EXTENSIONS_2)
+
+
+async def test_the_second_set_is_negotiated_apart_and_refused_elsewhere(export_dir: Path) -> None:
+    (export_dir / "d").mkdir()
+    async with served(export_dir) as (_, address):
+        for asked, answered in [
+            (EXTENDED_VERSION_2, EXTENDED_VERSION_2),
+            (EXTENDED_VERSION, EXTENDED_VERSION),
+            (VERSION, VERSION),
+        ]:
+            conn = await RawConn.open(address)
+            assert await handshake(conn, asked) == answered
+            assert (await conn.call(m.Twalk(2, fid=0, newfid=1, wnames=["d"]))).kind is m.Rwalk
+            unlink = m.Tunlinkatattrs(3, dirfid=1, name="x", flags=0, request_mask=ALL)
+            mkdir = m.Tmkdirattrs(
+                4, dfid=1, newfid=9, name="e", mode=0o755, gid=0, request_mask=ALL
+            )
+            replies = [await conn.call(unlink), await conn.call(mkdir)]
+            if answered == EXTENDED_VERSION_2:
+                assert replies[0].ecode == errno.ENOENT and replies[1].kind is m.Rmkdirattrs
+                assert (await conn.call(m.Tclunk(5, fid=9))).kind is m.Rclunk  # made
+                (export_dir / "d" / "e").rmdir()
+            else:  # nothing made, no fid 9
+                assert [r.ecode for r in replies] == [errno.EOPNOTSUPP] * 2
+                assert not (export_dir / "d" / "e").exists()
+                assert (await conn.call(m.Tclunk(5, fid=9))).kind is m.Rlerror
+            await conn.aclose()
+        async with connect(address) as client:
+            assert (client.extensions, client.extended) == (2, True)

@@ -130,6 +130,16 @@ def test_extension_numbers_are_apart_from_other_dialects() -> None:
     assert {m.KINDS[192], m.KINDS[193]} == {m.Tnotify, m.Rnotify}
 
 
+def test_the_second_set_takes_the_numbers_that_follow() -> None:
+    """198-213, below gVisor's Tchannel (250): Tnotifyflags, then the name changes that
+    answer their directories' attributes."""
+    ids = {kind.id for kind in m.EXTENSIONS_2} | {kind.id + 1 for kind in m.EXTENSIONS_2}
+    assert ids == set(range(198, 214))
+    assert {m.KINDS[198], m.KINDS[199]} == {m.Tnotifyflags, m.Rnotifyflags}
+    assert all(m.KINDS[i].__name__.endswith("attrs") for i in range(200, 214))
+    assert set(m.NOTIFIES) == {m.Tnotify, m.Tnotifyflags}
+
+
 _changes = st.builds(
     m.Change, st.integers(0, 2**64 - 1), st.integers(0, 255), st.integers(0, 255), _text
 )

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from ninep import messages as m
-from ninep.backend import Export
+from ninep.backend import Export, User, watchable
 from ninep.client import Fid, connect
 from ninep.constants import (
     EXTENDED_VERSION,
@@ -72,14 +72,16 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 
 class Collector:
-    """Every change a fid's `changes()` yields, collected by a task of its own."""
+    """Every change a fid's `changes()` yields, collected by a task of its own (`others_only`:
+    not this connection's own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, others_only: bool = False) -> None:
         self.changes: list[m.Change] = []
         self.overflows = 0
+        self.others_only = others_only
 
     async def run(self, fid: Fid) -> None:
-        async for batch in fid.changes():
+        async for batch in fid.changes(self.others_only):
             self.overflows += batch.overflow
             self.changes += batch.changes
 
@@ -181,6 +183,63 @@ async def test_changes_through_another_connection_arrive_marked_own_for_it(
             assert not seen_a.has(d_a.qid.path, ChangeKind.CREATED, "made", own)
             assert not seen_b.has(d_a.qid.path, ChangeKind.REMOVED, "made", own)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_that_asks_for_the_others_changes_gets_none_of_its_own(
+    export_dir: Path, export: VolExport
+) -> None:
+    """Tnotifyflags OTHERS: a's own changes are not sent to it at all, b's are; b, which
+    sends plain Tnotify on the same kind of connection, still gets its own, marked."""
+    (export_dir / "d").mkdir()
+    async with served(export) as (_, address), connect(address) as a, connect(address) as b:
+        assert a.extensions == b.extensions == 2
+        root_a, root_b = await a.attach("C"), await b.attach("C")
+        async with trio.open_nursery() as nursery:
+            seen_a, seen_b = Collector(others_only=True), Collector()
+            nursery.start_soon(seen_a.run, root_a)
+            nursery.start_soon(seen_b.run, root_b)
+            await until(lambda: len(export.watcher.changes._subscriptions) == 2, "both")
+            d_a, d_b = await root_a.walk("d"), await root_b.walk("d")
+            where = d_a.qid.path
+            await d_a.mkdir("mine", 0o755)
+            await d_b.mkdir("theirs", 0o755)
+            await seen_a.expect(where, ChangeKind.CREATED, "theirs")
+            await seen_b.expect(where, ChangeKind.CREATED, "mine")
+            await seen_b.expect(where, ChangeKind.CREATED, "theirs", ChangeFlag.OWN)
+            # queued in order: a change of "mine" would have come before "theirs"
+            assert [c for c in seen_a.changes if c.name == "mine"] == []
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_directory_made_by_a_watching_connection_is_covered_empty(
+    export_dir: Path, export: VolExport
+) -> None:
+    """Tmkdirattrs with a newfid on a connection that asked for changes: the new directory
+    is watched (as a walk to it would be), found still empty, and says so by the coverage
+    bit; the parent's attributes carry theirs. Without a newfid it is not watched."""
+    (export_dir / "d").mkdir()
+    async with served(export) as (_, address), connect(address) as client:
+        root = await client.attach("C")
+        async with trio.open_nursery() as nursery:
+            await subscribed(export, root, nursery)
+            d = await root.walk("d")
+            qid, attr, dattr, sub = await d.mkdir_attrs("sub", 0o755, fid=True)
+            assert sub is not None and attr.valid & NOTIFY_COVERED
+            assert export.watcher.covered(qid.path)
+            assert dattr is not None and dattr.valid & NOTIFY_COVERED
+            qid, plain, _, none = await d.mkdir_attrs("nofid", 0o755)
+            assert none is None and not plain.valid & NOTIFY_COVERED
+            assert not export.watcher.covered(qid.path)
+            nursery.cancel_scope.cancel()
+    # what the claim rests on: the backend's own look at the new directory, once watched
+    node = await (await export.attach("", User("root", 0))).walk("d")
+    made = await node.walk("sub")
+    offered = watchable(made)
+    assert offered is not None and offered.empty()
+    (export_dir / "d" / "sub" / "made").touch()
+    assert not offered.empty()
+    await made.close()
+    await node.close()
 
 
 @asynccontextmanager

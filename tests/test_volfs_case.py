@@ -19,6 +19,7 @@ from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, GetattrMask, OpenFlag
 from ninep.escape import identity, swap
 from ninep.server import Server
 from ninep.transport import Address
+from ninep.watch import WatchBudget, Watcher
 from volfs.caseflag import HOST_XATTR
 from volfs.dirindex import DirIndexes
 from volfs.export import VolExport, open_export
@@ -374,6 +375,71 @@ async def test_an_unsettled_index_still_sees_every_new_stamp(export_dir: Path) -
         assert indexes.listings == 2
     finally:
         os.close(fd)
+
+
+async def test_a_watched_index_stays_trusted_through_the_exports_own_changes(
+    export_dir: Path,
+) -> None:
+    """Where inotify covers the directory, the export's own changes keep a settled index:
+    a storm of them lists the directory once; a host change made meanwhile, in the same
+    tick or not, is reported, checked against the index and never missed."""
+    for i in range(100):
+        (export_dir / f"file{i}").write_bytes(b"")
+    watcher = Watcher(identity, budget=WatchBudget(limit=64))
+    indexes = DirIndexes(identity, settle_ns=0)
+    indexes.follow(watcher)
+    fd = os.open(export_dir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert watcher.watch(fd, os.fstat(fd).st_ino)
+        assert await indexes.find(fd, "MISSING") is None
+        for i in range(100):
+            with indexes.changing(fd) as change:
+                os.close(os.open(f"new{i}", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+                change.added.append(f"new{i}")
+            assert await indexes.find(fd, f"NEW{i}") == f"new{i}"
+            with indexes.changing(fd) as change:
+                os.unlink(f"new{i}", dir_fd=fd)
+                change.removed.append(f"new{i}")
+            assert await indexes.find(fd, f"NEW{i}") is None
+        assert indexes.listings == 1
+        with indexes.changing(fd) as change:  # its own change, and a host process's
+            os.close(os.open("mine", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+            change.added.append("mine")
+            (export_dir / "Theirs").write_bytes(b"")
+        assert await indexes.find(fd, "theirs") == "Theirs"
+        assert indexes.listings == 2
+        (export_dir / "Later").write_bytes(b"")  # behind its back, after
+        assert await indexes.find(fd, "LATER") == "Later"
+        assert indexes.listings == 3
+        with indexes.changing(fd) as change:
+            os.unlink("mine", dir_fd=fd)
+            change.removed.append("mine")
+        watcher.changes.overflow()  # changes lost: the index is not relied on
+        assert await indexes.find(fd, "MINE") is None
+        assert indexes.listings == 4
+    finally:
+        os.close(fd)
+        watcher.close()
+
+
+def test_an_index_the_watcher_does_not_cover_is_relisted_after_own_changes(
+    export_dir: Path,
+) -> None:
+    """Not covered: an own change leaves the index untrusted, rechecked after `settle_ns`."""
+    watcher = Watcher(identity, budget=WatchBudget(limit=64))
+    indexes = DirIndexes(identity, settle_ns=10**15)  # rechecked much later
+    indexes.follow(watcher)
+    fd = os.open(export_dir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        trio.run(indexes.find, fd, "x")
+        with indexes.changing(fd) as change:
+            os.close(os.open("y", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+            change.added.append("y")
+        (index,) = indexes._indexes.values()
+        assert not index.trusted and not index.watched
+    finally:
+        os.close(fd)
+        watcher.close()
 
 
 def _stat_with_ctime(ctime_ns: int) -> os.stat_result:

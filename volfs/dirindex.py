@@ -20,6 +20,17 @@ change) are rechecked by a new listing once `settle_ns` or ten times the last
 listing's duration has passed since the last listing, whichever is longer:
 such a change is seen within that delay, and a directory changed without
 pause is listed at most that often.
+
+Where the export's inotify watcher covers the directory (`follow`), a trusted
+index stays trusted through the export's own changes (*watched*): a host
+change that slips between the fstats is reported by inotify, and each
+reported change is checked against the index (`changed`), which is dropped
+if it does not show it (a report that comes while the export changes that
+directory itself is held until the index follows that change); before a
+watched index is used the watcher's queue is read (`drain`), so a change made
+before the lookup began is never missed.
+Losing changes (an overflow) or the watch drops every watched index. The
+stamp is still checked at each use.
 """
 
 from __future__ import annotations
@@ -31,6 +42,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from ninep.constants import ChangeKind
+from ninep.notify import Changes
 
 from .casefold import fold
 from .hostio import in_thread, proc_path
@@ -53,6 +68,17 @@ class _Index:
     trusted: bool
     recheck_ns: int  # when an untrusted index is listed again
     listing_ns: int  # how long its listing took
+    watched: bool = False  # trusted through the export's own changes: inotify covers it
+
+
+class Watched(Protocol):
+    """What reports every change of the directories it covers (`ninep.watch.Watcher`)."""
+
+    changes: Changes
+
+    def covered(self, dir: int) -> bool: ...
+
+    def drain(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -74,6 +100,16 @@ class DirIndexes:
         self._max_dirs = max_dirs
         self._indexes: OrderedDict[tuple[int, int], _Index] = OrderedDict()
         self.listings = 0  # directory listings made so far (for tests and benchmarks)
+        self._watcher: Watched | None = None
+        self._watched: dict[int, tuple[int, int]] = {}  # qid path -> key of a watched index
+        # directories (qid paths) the export is changing -> the reports held until it is done
+        self._held: dict[int, list[tuple[ChangeKind, str]]] = {}
+
+    def follow(self, watcher: Watched) -> None:
+        """Keep indexes trusted through the export's own changes in directories `watcher`
+        covers (see the module's docstring)."""
+        self._watcher = watcher
+        watcher.changes.observe(self)
 
     def key_of(self, host_name: str) -> str:
         """The fold key of a host name (of the name it is shown as)."""
@@ -85,6 +121,9 @@ class DirIndexes:
         st = os.fstat(dirfd) if st is None else st
         key = (st.st_dev, st.st_ino)
         index = self._indexes.get(key)
+        if index is not None and index.watched and self._watcher is not None:
+            self._watcher.drain()  # what the host did so far is checked against it first
+            index = self._indexes.get(key)
         if index is None or not self._usable(index, st):
             index = await in_thread(self._build, dirfd)
             self._indexes[key] = index
@@ -133,11 +172,19 @@ class DirIndexes:
         """
         before = os.fstat(dirfd)
         change = Change()
+        outer = before.st_ino not in self._held
+        held = self._held.setdefault(before.st_ino, [])  # what the watcher reports meanwhile
         try:
             yield change
         finally:
-            if change.added or change.removed:
-                self._follow(dirfd, before, change)
+            try:
+                if change.added or change.removed:
+                    self._follow(dirfd, before, change)
+            finally:
+                if outer:  # checked against the index once it follows the change
+                    del self._held[before.st_ino]
+                    for kind, name in held:
+                        self.changed(before.st_ino, kind, name)
 
     def _follow(self, dirfd: int, before: os.stat_result, change: Change) -> None:
         key = (before.st_dev, before.st_ino)
@@ -152,9 +199,46 @@ class DirIndexes:
         for host in change.added:
             self._add(index, host)
         index.stamp = stamp_of(os.fstat(dirfd))
-        if index.trusted:
+        watcher = self._watcher
+        if index.trusted and watcher is not None and watcher.covered(before.st_ino):
+            index.watched = True
+            self._watched[before.st_ino] = key
+        elif index.trusted:
             index.trusted = False
             index.recheck_ns = self._recheck(time.time_ns(), index.listing_ns)
+
+    # ---- the watcher's reports (`ninep.notify.Observer`) ----
+
+    def changed(self, dir: int, kind: ChangeKind, name: str) -> None:
+        """A change the watcher reports: a watched index that does not show it is dropped
+        (a change of the export's own that it does show is no news)."""
+        held = self._held.get(dir)
+        if held is not None:  # the export is changing it: checked once the index follows
+            held.append((kind, name))
+            return
+        key = self._watched.get(dir)
+        index = self._indexes.get(key) if key is not None else None
+        if index is None or not index.watched:
+            self._watched.pop(dir, None)
+            return
+        if kind in (ChangeKind.CREATED, ChangeKind.RENAMED_TO, ChangeKind.REMOVED,
+                    ChangeKind.RENAMED_FROM):  # fmt: skip
+            host = self._show(name)
+            shown = host in index.names.get(self.key_of(host), ())
+            if shown == (kind in (ChangeKind.CREATED, ChangeKind.RENAMED_TO)):
+                return
+        elif kind != ChangeKind.UNCOVERED:
+            return
+        assert key is not None
+        del self._indexes[key], self._watched[dir]
+
+    def lost(self) -> None:
+        """Changes were lost: no watched index can be relied on."""
+        for key in self._watched.values():
+            index = self._indexes.get(key)
+            if index is not None and index.watched:
+                del self._indexes[key]
+        self._watched.clear()
 
     def _add(self, index: _Index, host: str) -> None:
         same = index.names.setdefault(self.key_of(host), [])

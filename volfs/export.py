@@ -69,6 +69,7 @@ class VolExport:
         self.show = swap if self.escape else identity  # host name -> shown, and back
         self.indexes = DirIndexes(self.show)
         self.watcher = Watcher(self.show, path)  # change notification (volfs.watching)
+        self.indexes.follow(self.watcher)  # trusted through own changes where it covers
         self._root = root
         self.staging = Staging(fd)  # creation where the host has no O_TMPFILE
         self.calls = HostCalls.of(fd)

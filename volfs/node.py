@@ -295,6 +295,9 @@ class Node:
     def place(self) -> tuple[int, str] | None:
         return watching.place(self._tree.export, self._live())
 
+    def empty(self) -> bool:
+        return watching.empty(self._live())
+
     async def clone(self) -> Node:
         return Node(self._tree, self._live().retain(), self._qid)
 

@@ -3,12 +3,15 @@ inotify `Watcher` (`ninep.watch`) watches the directories clients reach."""
 
 from __future__ import annotations
 
+import os
+
 from ninep.constants import QidType
 from ninep.messages import Qid
 from ninep.notify import Changes
 from ninep.watch import Watcher
 
 from .descriptors import Entry, Operation
+from .hostio import proc_path
 
 
 def _watcher(export: object) -> Watcher | None:
@@ -33,3 +36,14 @@ def place(export: object, entry: Entry) -> tuple[int, str] | None:
     if watcher is None or entry.parent is None:
         return None
     return entry.parent.ident[1], watcher.show(entry.name)  # a qid path is the inode number
+
+
+def empty(entry: Entry) -> bool:
+    """Whether the directory of `entry` has no entry (one read of its first entries)."""
+    with Operation():
+        fd = os.open(proc_path(entry.fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with os.scandir(fd) as entries:
+            return next(entries, None) is None
+    finally:
+        os.close(fd)

@@ -8,6 +8,7 @@ charts. docs/benchmarks.md has the method.
 |  | as a git repository, its tarball, files of random bytes) |
 | `workloads.py` | each workload: seed, prepare, run (timed), verify, clean up; a user's own |
 | `opcost.py` | the `ops` workload's measurement: wall p50/p99, CPU per process, 9P requests |
+| `fusetrace.py` | the FUSE requests the kernel sends a mount (its tracepoint, tracefs) |
 | `targets.py` | each target: what it needs, how it starts, mounts and stops |
 | `procs.py` | child processes: servers, FUSE mounts, unmounting, dropping caches |
 | `guest.py` | the opt-in `9p-kernel` target: the workloads in a QEMU guest (tests/guest) |

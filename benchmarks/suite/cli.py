@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
         default="default",
         metavar="LIST",
         help="comma-separated targets or groups: default (native, drvfs, drvfs-metadata, "
-        "sshfs, bindfs, ninep-server, diod), server (ninep-server, diod), 9p-kernel "
+        "sshfs, bindfs, floor, ninep-server, diod), server (ninep-server, diod), 9p-kernel "
         "(opt-in: boots a QEMU guest); 'none' for only --target/--drvfs ones",
     )
     repeatable = [

@@ -1,6 +1,6 @@
 """Per-operation figures of a report, read from its measurements' own figures: fio's
 completion-latency percentiles (the random I/O workloads) and the `ops` workload's
-wall p50/p99, CPU per process and requests per operation."""
+wall p50/p99, CPU per process and 9P and FUSE requests per operation."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class OpFigures:
     p99_us: float
     cpu_us: dict[str, float] = field(default_factory=dict)  # by process
     requests: float | None = None  # 9P requests per operation, where the server counts them
+    fuse: float | None = None  # FUSE requests per operation, where the kernel's are traced
 
 
 def fio_percentile(percentiles: dict[str, float], p: float) -> float | None:
@@ -41,6 +42,10 @@ def figures(report: Report) -> dict[str, dict[str, OpFigures]]:
                 out.setdefault(info["title"], {})[target] = OpFigures(p50 / 1e3, p99 / 1e3)
             for op, f in (m.extra.get("ops") or {}).items():
                 out.setdefault(op, {})[target] = OpFigures(
-                    f["p50_us"], f["p99_us"], f.get("cpu_us") or {}, f.get("requests")
+                    f["p50_us"],
+                    f["p99_us"],
+                    f.get("cpu_us") or {},
+                    f.get("requests"),
+                    f.get("fuse"),
                 )
     return out

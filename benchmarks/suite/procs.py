@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 TIMEOUT = 60.0  # seconds for a process to start, mount or stop
@@ -133,36 +133,67 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextlib.contextmanager
 def drvfs_mount(address: str, mountpoint: Path, options: str, log: Path) -> Iterator[None]:
-    """`drvfs mount --foreground` of export C on `mountpoint` (ready when drvfs writes "ok"
-    on its --ready-fd), unmounted on exit."""
+    """`drvfs mount --foreground` of export C on `mountpoint`, unmounted on exit."""
+    with ready_mount(
+        lambda fd: [
+            sys.executable,
+            "-m",
+            "drvfs",
+            "mount",
+            "--foreground",
+            "--ready-fd",
+            str(fd),
+            "--server",
+            address,
+            *(["-o", options] if options else []),
+            "C:",
+            str(mountpoint),
+        ],
+        mountpoint,
+        log,
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def floor_mount(backing: Path, mountpoint: Path, log: Path) -> Iterator[None]:
+    """The do-nothing pyfuse3 filesystem (`benchmarks.floorfs`) of a copy of `backing` in
+    memory on `mountpoint`, unmounted on exit."""
+    with ready_mount(
+        lambda fd: [
+            sys.executable,
+            "-m",
+            "benchmarks.floorfs",
+            "--ready-fd",
+            str(fd),
+            str(backing),
+            str(mountpoint),
+        ],
+        mountpoint,
+        log,
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def ready_mount(command: Callable[[int], list[str]], mountpoint: Path, log: Path) -> Iterator[None]:
+    """Run the foreground FUSE daemon `command(fd)`, ready when it writes "ok" on `fd`;
+    stopped (it unmounts on SIGTERM) and unmounted on exit."""
     read_fd, write_fd = os.pipe()
-    command = [
-        sys.executable,
-        "-m",
-        "drvfs",
-        "mount",
-        "--foreground",
-        "--ready-fd",
-        str(write_fd),
-        "--server",
-        address,
-        *(["-o", options] if options else []),
-        "C:",
-        str(mountpoint),
-    ]
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(write_fd,)
-        )
+            command(write_fd), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            pass_fds=(write_fd,),
+        )  # fmt: skip
     os.close(write_fd)
     try:
         with os.fdopen(read_fd, "rb") as pipe:
             ok = select.select([pipe], [], [], TIMEOUT)[0] and pipe.readline().strip() == b"ok"
         if not ok:
-            raise ChildError(f"drvfs did not mount:\n{log_tail(log)}")
+            raise ChildError(f"{mountpoint} was not mounted:\n{log_tail(log)}")
         yield
     finally:
-        stop(proc)  # drvfs unmounts on SIGTERM
+        stop(proc)
         unmount(mountpoint)
 
 

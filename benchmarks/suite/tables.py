@@ -84,21 +84,24 @@ def throughput_table(report: Report) -> str:
 
 
 def op_cell(f: OpFigures | None) -> str:
-    """ "p50 / p99", then (CPU us of all processes, 9P requests) where measured."""
+    """ "p50 / p99", then (CPU us of all processes, 9P requests, FUSE requests) where
+    measured."""
     if f is None:
         return "-"
     more = [f"CPU {fmt_rate(sum(f.cpu_us.values()))}"] if f.cpu_us else []
     more += [f"{fmt_rate(f.requests)} req"] if f.requests is not None else []
+    more += [f"{fmt_rate(f.fuse)} FUSE"] if f.fuse is not None else []
     return f"{fmt_rate(f.p50_us)} / {fmt_rate(f.p99_us)}" + (
         f" ({', '.join(more)})" if more else ""
     )
 
 
 def latency_table(report: Report) -> str:
-    """Per operation: wall p50 / p99 (us), CPU us of every process involved, 9P requests."""
+    """Per operation: wall p50 / p99 (us), CPU us of every process involved, 9P and FUSE
+    requests."""
     targets = report.ran()
     rows = [[op, *(op_cell(by.get(t)) for t in targets)] for op, by in figures(report).items()]
-    header = "per operation: p50 / p99 µs (CPU µs, 9P requests)"
+    header = "per operation: p50 / p99 µs (CPU µs, 9P requests, FUSE requests)"
     return markdown([header, *targets], rows) if rows else ""
 
 

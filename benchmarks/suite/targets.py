@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -240,6 +241,29 @@ class Bindfs(Target):
         return {"bindfs": procs.version_of(["bindfs", "--version"])}
 
 
+class Floor(Target):
+    """A pyfuse3 filesystem that answers from a dict (`benchmarks.floorfs`): what FUSE and
+    pyfuse3 cost a Python design before it does any work (the `ops` workload only)."""
+
+    description = "do-nothing pyfuse3 filesystem (a dict in memory)"
+
+    def missing(self) -> str | None:
+        return fuse_missing()
+
+    def supports(self, workload: Workload) -> bool:
+        return workload.name == "ops"
+
+    @contextlib.contextmanager
+    def mounted(self) -> Iterator[Place]:
+        self.command = [sys.executable, "-m", "benchmarks.floorfs", str(self.backing),
+                        str(self.mountpoint)]  # fmt: skip
+        with procs.floor_mount(self.backing, self.mountpoint, self.log):
+            yield Place(self.mountpoint, watched=self.workdir)
+
+    def versions(self) -> dict[str, str]:
+        return {"pyfuse3": package_version("pyfuse3")}
+
+
 class UserPath(Target):
     """A directory the user already has (`--target NAME=PATH`): their own /mnt/c, an NFS
     mount. The suite works in a scratch directory under it and removes it; it cannot
@@ -362,6 +386,7 @@ DEFAULT_TARGETS: dict[str, tuple[type[Target], str]] = {
     "drvfs-metadata": (Drvfs, "metadata"),
     "sshfs": (Sshfs, ""),
     "bindfs": (Bindfs, ""),
+    "floor": (Floor, ""),
     "ninep-server": (NinepServer, ""),
     "diod": (Diod, ""),
 }

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .corpus import MIB, Corpus, Size, manifest
+from .fusetrace import fuse_requests
 from .opcost import measure_ops
 
 ENV = {**os.environ, "LC_ALL": "C"}
@@ -530,7 +531,7 @@ class Build(Workload):
 @workload
 class PerOperation(Workload):
     """Single operations, each timed alone, `storm` of each kind: wall p50/p99, CPU per
-    process and 9P requests per operation (benchmarks/suite/opcost.py)."""
+    process, 9P and FUSE requests per operation (benchmarks/suite/opcost.py)."""
 
     name, title, scratch = "ops", "per-operation mix", "ops"
 
@@ -581,7 +582,8 @@ class PerOperation(Workload):
 
         for d in (seen, new, listed):  # the directories looked up once, untimed
             os.lstat(d)
-        figures = measure_ops(ops, corpus.size.storm, place.watched, requests)
+        with fuse_requests(place.dir) as fuse:
+            figures = measure_ops(ops, corpus.size.storm, place.watched, requests, fuse)
         return Outcome(sorted(os.listdir(new)), extra={"ops": figures})
 
     def verify(self, corpus: Corpus, place: Place, outcome: Outcome) -> None:

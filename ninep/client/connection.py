@@ -37,7 +37,7 @@ import trio
 from .. import messages as m
 from ..constants import (
     DEFAULT_MSIZE,
-    EXTENDED_VERSION,
+    EXTENSION_SETS,
     IOHDRSZ,
     MIN_MSIZE,
     NOFID,
@@ -84,13 +84,17 @@ class _Request:
         self.flushed: _Request | None = None  # for a Tflush: the request it flushes
 
 
-_MAKE_NEWFID = (m.Twalk, m.Twalkgetattr, m.Twalkopen, m.Tlcreateattr, m.Txattrwalk)
+_MAKE_NEWFID = (
+    m.Twalk, m.Twalkgetattr, m.Twalkopen, m.Tlcreateattr, m.Tlcreateattrs, m.Txattrwalk,
+)  # fmt: skip
 
 
 def _created_fid(msg: Message) -> int | None:
     """The fid a request brings into existence if it succeeds."""
     if isinstance(msg, m.Tattach):
         return msg.fid
+    if isinstance(msg, m.Tmkdirattrs):
+        return msg.newfid if msg.newfid != NOFID else None
     if isinstance(msg, _MAKE_NEWFID) and msg.newfid != msg.fid:
         return msg.newfid
     return None
@@ -102,6 +106,8 @@ def _creates(msg: Message, reply: Message) -> bool:
         return False
     if isinstance(msg, m.Twalk | m.Twalkgetattr) and isinstance(reply, m.Rwalk | m.Rwalkgetattr):
         return len(reply.qids) == len(msg.wnames)
+    if isinstance(reply, m.Rmkdirattrs):  # the new directory's fid, made with its attributes
+        return bool(reply.attr.valid)
     return True
 
 
@@ -151,11 +157,11 @@ class Client:
         reader: FrameReader,
         msize: int,
         timeout: float | None = None,
-        extended: bool = False,
+        extensions: int = 0,
     ) -> None:
         self.msize = msize
-        # the server agreed to this project's extensions (docs/protocol-extensions.md)
-        self.extended = extended
+        # the sets of this project's extensions the server agreed to (EXTENSION_SETS)
+        self.extensions = extensions
         self.iosize = msize - IOHDRSZ  # the most data one Tread/Twrite carries
         self.client_id = socket.gethostname()  # default Tlock/Tgetlock client_id
         # called with each message as it is sent or received (tests, tools), as the trace is
@@ -182,6 +188,11 @@ class Client:
         self._probe: _Request | None = None  # the last probe sent
         self.silent_since: float | None = None  # lost to silence: when the server was last heard
 
+    @property
+    def extended(self) -> bool:
+        """Whether the server agreed to this project's extensions (docs/protocol-extensions.md)."""
+        return self.extensions > 0
+
     # ---- opening and closing ----
 
     @classmethod
@@ -193,7 +204,7 @@ class Client:
         msize: int = DEFAULT_MSIZE,
         timeout: float | None = None,
         version_timeout: float | None = None,
-        extensions: bool = True,
+        extensions: bool | int = True,
     ) -> AsyncIterator[Client]:
         """Negotiate 9P2000.L on `stream` and serve requests until the block exits.
 
@@ -201,9 +212,9 @@ class Client:
         nothing at all comes from the server; past it the connection is lost
         (every request raises ConnectionError). `version_timeout` bounds the wait
         for Rversion (None: `timeout`; math.inf: however long, the caller bounds it).
-        `extensions`: ask for this project's extensions first (`Client.extended`
-        tells whether the server agreed). On exit pending requests fail and the
-        stream is closed; nothing is clunked.
+        `extensions`: ask for this project's extensions first, every set (True) or the
+        first `extensions` sets (`Client.extensions` tells which the server agreed to).
+        On exit pending requests fail and the stream is closed; nothing is clunked.
         """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive or None, not {timeout}")
@@ -212,12 +223,13 @@ class Client:
             stream = fast_stream(stream)
             reader = FrameReader(stream, msize)
             with trio.move_on_after(math.inf if bound is None else bound) as version:
-                negotiated, extended = await _negotiate(stream, reader, msize, extensions)
+                wanted = max(EXTENSION_SETS.values()) if extensions is True else int(extensions)
+                negotiated, agreed = await _negotiate(stream, reader, msize, wanted)
             if version.cancelled_caught:
                 raise ConnectionError(
                     errno.ETIMEDOUT, f"the server did not answer Tversion for {bound:g} s"
                 )
-            client = cls(stream, reader, negotiated, timeout, extended)
+            client = cls(stream, reader, negotiated, timeout, agreed)
             error: Exception | None = None
             async with trio.open_nursery() as nursery:
                 await nursery.start(client._run)
@@ -398,7 +410,7 @@ class Client:
     def _release(self, req: _Request) -> None:
         """Free the tag of a request that is over."""
         del self._pending[req.msg.tag]
-        self._waits -= isinstance(req.msg, m.Tnotify)
+        self._waits -= isinstance(req.msg, m.NOTIFIES)
         self._tags.give(req.msg.tag)
         self._tag_waiters.unpark()
         if req.abandoned:
@@ -469,7 +481,7 @@ class Client:
 
     def _track(self, req: _Request) -> None:
         """Hold the tag of a request about to be sent; the first one starts the watchdog's clock."""
-        waits = isinstance(req.msg, m.Tnotify)
+        waits = isinstance(req.msg, m.NOTIFIES)
         if not waits and len(self._pending) == self._waits:
             self._heard = trio.current_time()
             self._busy.unpark_all()
@@ -596,27 +608,34 @@ async def _version(
 
 
 async def _negotiate(
-    stream: trio.abc.Stream, reader: FrameReader, msize: int, extensions: bool
-) -> tuple[int, bool]:
-    """Tversion; return the msize both sides accept and whether the extensions are on.
+    stream: trio.abc.Stream, reader: FrameReader, msize: int, wanted: int
+) -> tuple[int, int]:
+    """Tversion; return the msize both sides accept and the extension sets agreed to.
 
-    With `extensions`, EXTENDED_VERSION is asked for first; a server that does not
-    know it answers 9P2000.L (ours, before the extensions), Rversion "unknown"
-    (QEMU) or Rlerror (diod, EIO), and is then asked for plain 9P2000.L.
+    Each set's version (EXTENSION_SETS) is asked for in turn, up to the `wanted` sets,
+    while the server agrees. A server that answers 9P2000.L to the first (ours, before
+    the extensions) is plain at once; one that refuses it (diod: Rlerror EIO; QEMU:
+    "unknown") is asked for plain 9P2000.L. A server that agrees to a set but not to the
+    next (ours, before that set: it answers 9P2000.L) is asked for the set it agreed to
+    again, since each Tversion starts the connection afresh.
     """
     if msize < MIN_MSIZE:
         raise ValueError(f"msize {msize} is below the minimum of {MIN_MSIZE}")
-    decoded = None
-    if extensions:
-        decoded = await _version(stream, reader, msize, EXTENDED_VERSION)
-        if not (isinstance(decoded, m.Rversion) and decoded.version in (EXTENDED_VERSION, VERSION)):
-            log.debug("no extensions: %s", decoded)
-            decoded = None
-    if decoded is None:
-        decoded = await _version(stream, reader, msize, VERSION)
+    asks = [v for v, n in sorted(EXTENSION_SETS.items(), key=lambda vn: vn[1]) if 0 < n <= wanted]
+    agreed = VERSION  # the last version the server agreed to as asked
+    decoded: m.Rversion | m.Rlerror | None = None
+    for version in asks:
+        decoded = await _version(stream, reader, msize, version)
+        if not (isinstance(decoded, m.Rversion) and decoded.version == version):
+            break
+        agreed = version
+    if not (isinstance(decoded, m.Rversion) and decoded.version == agreed):
+        # nothing asked yet, a refusal, or a set agreed to and the next one not
+        log.debug("asking for %s after %s", agreed, decoded)
+        decoded = await _version(stream, reader, msize, agreed)
     reply = _answer(decoded, m.Tversion)
-    extended = reply.version == EXTENDED_VERSION and extensions
-    if reply.version != VERSION and not extended:
+    sets = EXTENSION_SETS.get(reply.version)
+    if sets is None or sets > wanted:
         why = ": it does not speak 9P2000.L" if reply.version == UNKNOWN_VERSION else ""
         raise ConnectionError(
             errno.EPROTONOSUPPORT, f"server answered version {reply.version!r} to {VERSION!r}{why}"
@@ -624,7 +643,7 @@ async def _negotiate(
     if not MIN_MSIZE <= reply.msize <= msize:
         raise ProtocolError(f"server msize {reply.msize} is outside {MIN_MSIZE}..{msize}")
     reader.max_size = reply.msize
-    return int(reply.msize), extended
+    return int(reply.msize), sets
 
 
 @asynccontextmanager
@@ -634,7 +653,7 @@ async def connect(
     msize: int = DEFAULT_MSIZE,
     timeout: float | None = None,
     version_timeout: float | None = None,
-    extensions: bool = True,
+    extensions: bool | int = True,
 ) -> AsyncIterator[Client]:
     """Connect to a 9P2000.L server (`tcp:HOST:PORT`, `unix:PATH`, `fd:IN,OUT`).
 

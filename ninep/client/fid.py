@@ -8,15 +8,17 @@ import errno
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .. import messages as m
 from ..backend import Attr, Dirent, Lock, SetAttr, StatFs
 from ..constants import (
     MAXWELEM,
+    NOFID,
     GetattrMask,
     LockFlag,
     LockStatus,
+    NotifyAsk,
     NotifyFlag,
     OpenFlag,
     ReaddirFlag,
@@ -85,6 +87,11 @@ class Changes:
 
     overflow: bool
     changes: list[Change]
+
+
+def _present(attr: Attr) -> Attr | None:
+    """An attribute record of a reply, or None where it is absent (valid 0)."""
+    return attr if attr.valid else None
 
 
 def _split(path: str) -> list[str]:
@@ -303,23 +310,25 @@ class Fid:
         """`create`, and the new file's attributes (one round trip: Tlcreateattr)."""
         if not self.client.extended:
             return await self.create(name, flags, mode, gid), await self.getattr(mask)
-        reply = await self._lcreateattr(self._num(), name, flags, mode, gid, mask)
+        reply = await self._lcreateattr(m.Tlcreateattr, self._num(), name, flags, mode, gid, mask)
         self.qid, self.iounit = reply.qid, reply.iounit
         return reply.qid, reply.attr if reply.attr.valid else await self.getattr(mask)
 
     async def _lcreateattr(
-        self, newfid: int, name: str, flags: int, mode: int, gid: int, mask: int
-    ) -> m.Rlcreateattr:
-        return await self._call(
-            m.Tlcreateattr,
-            fid=self._num(),
-            newfid=newfid,
-            name=name,
-            flags=flags,
-            mode=mode,
-            gid=gid,
-            request_mask=mask,
+        self,
+        kind: type[m.Tlcreateattr | m.Tlcreateattrs],
+        newfid: int,
+        name: str,
+        flags: int,
+        mode: int,
+        gid: int,
+        mask: int,
+    ) -> m.Rlcreateattr | m.Rlcreateattrs:
+        request = {"fid": self._num(), "newfid": newfid, "name": name, "flags": flags}
+        reply: m.Rlcreateattr | m.Rlcreateattrs = await self._call(
+            cast(type[Request[Any]], kind), **request, mode=mode, gid=gid, request_mask=mask
         )
+        return reply
 
     async def create_at(
         self, name: str, flags: int, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
@@ -336,17 +345,42 @@ class Fid:
                 fid._discard()
                 raise
             return fid, attr
+        fid, attr, _ = await self._create_new(m.Tlcreateattr, name, flags, mode, gid, mask)
+        return fid, attr
+
+    async def _create_new(
+        self,
+        kind: type[m.Tlcreateattr | m.Tlcreateattrs],
+        name: str,
+        flags: int,
+        mode: int,
+        gid: int,
+        mask: int,
+    ) -> tuple[Fid, Attr, Attr | None]:
+        """`kind` to a new fid: the fid, the file's attributes, the directory's (None: not
+        given)."""
         newfid = self.client.alloc_fid()
-        reply = await self._lcreateattr(newfid, name, flags, mode, gid, mask)
+        reply = await self._lcreateattr(kind, newfid, name, flags, mode, gid, mask)
         fid = Fid(self.client, newfid, reply.qid)
         fid.iounit = reply.iounit
+        dattr = _present(reply.dattr) if isinstance(reply, m.Rlcreateattrs) else None
         if reply.attr.valid:
-            return fid, reply.attr
+            return fid, reply.attr, dattr
         try:
-            return fid, await fid.getattr(mask)
+            return fid, await fid.getattr(mask), dattr
         except BaseException:
             fid._discard()
             raise
+
+    async def create_attrs(
+        self, name: str, flags: int, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
+    ) -> tuple[Fid, Attr, Attr | None]:
+        """`create_at`, and this directory's attributes after it where the server gives
+        them in the same reply (Tlcreateattrs, the second set); else None, at no extra
+        request."""
+        if self.client.extensions < 2:
+            return (*await self.create_at(name, flags, mode, gid, mask), None)
+        return await self._create_new(m.Tlcreateattrs, name, flags, mode, gid, mask)
 
     async def read(self, offset: int, count: int) -> bytes:
         """Up to `count` bytes at `offset`, in iounit-sized Treads; fewer only at end of file."""
@@ -465,10 +499,10 @@ class Fid:
         """`mkdir`, and the new directory's attributes (one round trip: Tmkdirattr)."""
         if not self.client.extended:
             return await self._made(name, await self.mkdir(name, mode, gid), None, mask)
-        reply = await self._call(
-            m.Tmkdirattr, dfid=self._num(), name=name, mode=mode, gid=gid, request_mask=mask
-        )
-        return await self._made(name, reply.qid, reply.attr, mask)
+        return (await self._made_by(name, mask, m.Tmkdirattr, self._mkdir(name, mode, gid)))[:2]
+
+    def _mkdir(self, name: str, mode: int, gid: int) -> dict[str, Any]:
+        return {"dfid": self._num(), "name": name, "mode": mode, "gid": gid}
 
     async def symlink_getattr(
         self, name: str, target: str, gid: int = 0, mask: int = GetattrMask.ALL
@@ -476,10 +510,11 @@ class Fid:
         """`symlink`, and the new link's attributes (one round trip: Tsymlinkattr)."""
         if not self.client.extended:
             return await self._made(name, await self.symlink(name, target, gid), None, mask)
-        reply = await self._call(
-            m.Tsymlinkattr, fid=self._num(), name=name, symtgt=target, gid=gid, request_mask=mask
-        )
-        return await self._made(name, reply.qid, reply.attr, mask)
+        request = self._symlink(name, target, gid)
+        return (await self._made_by(name, mask, m.Tsymlinkattr, request))[:2]
+
+    def _symlink(self, name: str, target: str, gid: int) -> dict[str, Any]:
+        return {"fid": self._num(), "name": name, "symtgt": target, "gid": gid}
 
     async def mknod_getattr(
         self,
@@ -494,35 +529,121 @@ class Fid:
         if not self.client.extended:
             qid = await self.mknod(name, mode, major, minor, gid)
             return await self._made(name, qid, None, mask)
-        reply = await self._call(
-            m.Tmknodattr,
-            dfid=self._num(),
-            name=name,
-            mode=mode,
-            major=major,
-            minor=minor,
-            gid=gid,
-            request_mask=mask,
-        )
-        return await self._made(name, reply.qid, reply.attr, mask)
+        request = self._mknod(name, mode, major, minor, gid)
+        return (await self._made_by(name, mask, m.Tmknodattr, request))[:2]
+
+    def _mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> dict[str, Any]:
+        return {"dfid": self._num(), "name": name, "mode": mode, "major": major, "minor": minor,
+                "gid": gid}  # fmt: skip
+
+    async def _made_by(
+        self, made: str, mask: int, kind: type[Request[Any]], request: dict[str, Any]
+    ) -> tuple[Qid, Attr, Attr | None]:
+        """`kind`, the making of `made` with attributes: the new object's qid and attributes,
+        and this directory's where the reply has them (the second set)."""
+        reply = await self._call(kind, **request, request_mask=mask)
+        qid, attr = await self._made(made, reply.qid, reply.attr, mask)
+        return qid, attr, _present(reply.dattr) if hasattr(reply, "dattr") else None
 
     async def link(self, target: Fid, name: str) -> None:
         """Make `name` in this directory a hard link to `target`."""
-        await self._call(m.Tlink, dfid=self._num(), fid=target._num(), name=name)
+        await self._call(m.Tlink, **self._link(target, name))
+
+    def _link(self, target: Fid, name: str) -> dict[str, Any]:
+        return {"dfid": self._num(), "fid": target._num(), "name": name}
 
     async def renameat(self, oldname: str, newdir: Fid, newname: str) -> None:
         """Move `oldname` of this directory to `newname` in `newdir`."""
-        await self._call(
-            m.Trenameat,
-            olddirfid=self._num(),
-            oldname=oldname,
-            newdirfid=newdir._num(),
-            newname=newname,
-        )
+        await self._call(m.Trenameat, **self._renameat(oldname, newdir, newname))
+
+    def _renameat(self, oldname: str, newdir: Fid, newname: str) -> dict[str, Any]:
+        return {"olddirfid": self._num(), "oldname": oldname, "newdirfid": newdir._num(),
+                "newname": newname}  # fmt: skip
 
     async def unlinkat(self, name: str, flags: int = 0) -> None:
         """Remove `name` from this directory (flags: AT_REMOVEDIR for a directory)."""
         await self._call(m.Tunlinkat, dirfid=self._num(), name=name, flags=flags)
+
+    # ---- name changes with the attributes of their directories (the second set) ----
+    # Each does its plain operation where the server has not the second set, and answers
+    # None for the attributes it would have brought: a caller asks for them if it must.
+
+    async def mkdir_attrs(
+        self, name: str, mode: int, gid: int = 0, mask: int = GetattrMask.ALL, fid: bool = False
+    ) -> tuple[Qid, Attr, Attr | None, Fid | None]:
+        """`mkdir_getattr`, this directory's attributes after it, and with `fid` a fid of
+        the new directory made by the same request (Tmkdirattrs); elsewhere None for both.
+        The new directory's attributes carry NOTIFY_COVERED only if it was covered while
+        still empty (docs/protocol-extensions.md)."""
+        if self.client.extensions < 2:
+            return (*await self.mkdir_getattr(name, mode, gid, mask), None, None)
+        newfid = self.client.alloc_fid() if fid else NOFID
+        request = self._mkdir(name, mode, gid)
+        reply = await self._call(m.Tmkdirattrs, **request, newfid=newfid, request_mask=mask)
+        made = Fid(self.client, newfid, reply.qid) if fid and reply.attr.valid else None
+        _, attr = await self._made(name, reply.qid, reply.attr, mask)
+        return reply.qid, attr, _present(reply.dattr), made
+
+    async def symlink_attrs(
+        self, name: str, target: str, gid: int = 0, mask: int = GetattrMask.ALL
+    ) -> tuple[Qid, Attr, Attr | None]:
+        """`symlink_getattr`, and this directory's attributes after it (Tsymlinkattrs)."""
+        if self.client.extensions < 2:
+            return (*await self.symlink_getattr(name, target, gid, mask), None)
+        return await self._made_by(name, mask, m.Tsymlinkattrs, self._symlink(name, target, gid))
+
+    async def mknod_attrs(
+        self,
+        name: str,
+        mode: int,
+        major: int = 0,
+        minor: int = 0,
+        gid: int = 0,
+        mask: int = GetattrMask.ALL,
+    ) -> tuple[Qid, Attr, Attr | None]:
+        """`mknod_getattr`, and this directory's attributes after it (Tmknodattrs)."""
+        if self.client.extensions < 2:
+            return (*await self.mknod_getattr(name, mode, major, minor, gid, mask), None)
+        request = self._mknod(name, mode, major, minor, gid)
+        return await self._made_by(name, mask, m.Tmknodattrs, request)
+
+    async def link_attrs(
+        self, target: Fid, name: str, mask: int = GetattrMask.ALL
+    ) -> tuple[Attr, Attr | None]:
+        """`link`, then the attributes of `target` (one more link) and this directory's
+        after it: one request where the server has the second set (Tlinkattrs), else a
+        link and a getattr of `target`, and None for the directory's."""
+        if self.client.extensions < 2:
+            await self.link(target, name)
+            return await target.getattr(mask), None
+        reply = await self._call(m.Tlinkattrs, **self._link(target, name), request_mask=mask)
+        return (reply.attr if reply.attr.valid else await target.getattr(mask)), _present(
+            reply.dattr
+        )
+
+    async def renameat_attrs(
+        self, oldname: str, newdir: Fid, newname: str, mask: int = GetattrMask.ALL
+    ) -> tuple[Attr | None, Attr | None]:
+        """`renameat`, and the attributes of this directory and of `newdir` after it
+        (Trenameatattrs)."""
+        if self.client.extensions < 2:
+            await self.renameat(oldname, newdir, newname)
+            return None, None
+        request = self._renameat(oldname, newdir, newname)
+        reply = await self._call(m.Trenameatattrs, **request, request_mask=mask)
+        return _present(reply.olddattr), _present(reply.newdattr)
+
+    async def unlinkat_attrs(
+        self, name: str, flags: int = 0, mask: int = GetattrMask.ALL
+    ) -> Attr | None:
+        """`unlinkat`, and this directory's attributes after it (Tunlinkatattrs)."""
+        if self.client.extensions < 2:
+            await self.unlinkat(name, flags)
+            return None
+        reply = await self._call(
+            m.Tunlinkatattrs, dirfid=self._num(), name=name, flags=flags, request_mask=mask
+        )
+        return _present(reply.dattr)
 
     # ---- operations on the file itself ----
 
@@ -626,18 +747,25 @@ class Fid:
 
     # ---- change notification ----
 
-    async def changes(self) -> AsyncIterator[Changes]:
+    async def changes(self, others_only: bool = False) -> AsyncIterator[Changes]:
         """Batches of changes of this fid's export, one Tnotify pending at a time (the next
         is sent when the caller asks for the next batch; leaving the loop flushes it).
+        `others_only`: where the server has the second set, this connection's own changes
+        are not sent at all (Tnotifyflags OTHERS); elsewhere they come marked OWN.
 
         Ends at once, yielding nothing, where the server has none: a plain connection
         (`Client.extended` false) or an export without notification (EOPNOTSUPP).
         """
         if not self.client.extended:
             return
+        asked = NotifyAsk.OTHERS if others_only else 0
         while True:
             try:
-                reply = await self._call(m.Tnotify, fid=self._num())
+                reply: m.Rnotify | m.Rnotifyflags
+                if self.client.extensions < 2:
+                    reply = await self._call(m.Tnotify, fid=self._num())
+                else:
+                    reply = await self._call(m.Tnotifyflags, fid=self._num(), flags=asked)
             except OSError as e:
                 if e.errno == errno.EOPNOTSUPP:
                     return
