@@ -123,11 +123,13 @@ def test_dirent_attrs_round_trip(entries: list[m.DirentAttr]) -> None:
 
 
 def test_extension_numbers_are_apart_from_other_dialects() -> None:
-    """180-199: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor (124-143, 250-251)."""
+    """180-197 and 214-215: not 9P2000/.u (100-127), .L (6-77), .e (150-155), gVisor
+    (124-143, 250-251); the listing of exports after the second set (made at once)."""
     ids = {kind.id for kind in m.EXTENSIONS} | {kind.id + 1 for kind in m.EXTENSIONS}
-    assert ids == set(range(180, 200))
+    assert ids == set(range(180, 198)) | {214, 215}
     assert all(m.KINDS[i].__name__.endswith(("attr", "getattr")) for i in range(180, 192))
     assert {m.KINDS[192], m.KINDS[193]} == {m.Tnotify, m.Rnotify}
+    assert {m.KINDS[214], m.KINDS[215]} == {m.Texports, m.Rexports}
 
 
 def test_the_second_set_takes_the_numbers_that_follow() -> None:
