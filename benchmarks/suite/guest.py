@@ -150,7 +150,8 @@ class GuestTarget(Target):
     def emulated(self) -> bool:
         return os.environ.get("NINEP_GUEST_KVM") != "1"
 
-    def supports(self, workload: Workload) -> bool:
+    @classmethod
+    def supports(cls, workload: Workload) -> bool:
         return workload.name in SCRIPTS
 
     def missing(self) -> str | None:

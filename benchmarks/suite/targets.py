@@ -43,8 +43,10 @@ class Target:
         """Why the target cannot run here (a missing tool), or None."""
         return None
 
-    def supports(self, workload: Workload) -> bool:
-        return self.kind in workload.kinds
+    @classmethod
+    def supports(cls, workload: Workload) -> bool:
+        """Whether the target runs `workload` (a class's fact: the smoke test reads it)."""
+        return cls.kind in workload.kinds
 
     def run_batch(
         self,
@@ -250,7 +252,8 @@ class Floor(Target):
     def missing(self) -> str | None:
         return fuse_missing()
 
-    def supports(self, workload: Workload) -> bool:
+    @classmethod
+    def supports(cls, workload: Workload) -> bool:
         return workload.name == "ops"
 
     @contextlib.contextmanager
