@@ -32,16 +32,18 @@ exception is logged and answered EIO.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Generic, ParamSpec, Protocol, TypeVar, cast
 
 from .listing import ExportInfo
 from .messages import Attr, Qid, SetAttr, StatFs
 from .notify import Changes
+from .options import ExportOption
 
 __all__ = [
     "Attr",
+    "Backend",
     "ChildAttrs",
     "Dirent",
     "Export",
@@ -263,6 +265,28 @@ class Export(Protocol):
     async def attach(self, options: str, user: User) -> File:
         """The root of the tree for `user`; `options` is the aname after the first `;`."""
         ...
+
+
+P = ParamSpec("P")
+E = TypeVar("E", bound=Export)
+
+
+@dataclass(frozen=True)
+class Backend(Generic[P, E]):
+    """What a `ninep.backends` entry point names: the factory of an export,
+    `open(path, read_only, **options)`, and the options it takes (`ninep.options`: the
+    server's command line and config offer each one given a `flag`, and pass the
+    given ones to `open` by their `field`). Called, it is its factory."""
+
+    open: Callable[P, E]
+    options: Sequence[ExportOption] = ()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> E:
+        return self.open(*args, **kwargs)
+
+    def confining(self) -> ExportOption | None:
+        """The option under which an export enforces each client's permissions, if any."""
+        return next((o for o in self.options if o.confines), None)
 
 
 # An optional protocol is told by its methods' presence, as isinstance with a

@@ -18,9 +18,9 @@ from importlib.metadata import entry_points
 
 import trio
 
-from . import config, systemd
+from . import config, options, systemd
 from .admission import Admission, IPNetwork, host_address, is_loopback
-from .backend import Export
+from .backend import Backend, Export
 from .config import ExportEntry
 from .constants import MIN_MSIZE, SERVER_MSIZE
 from .identity import Identity, become, lookup_group, lookup_user, root_refusal
@@ -33,6 +33,7 @@ from .watch import WATCH_SHARE, set_share
 log = logging.getLogger("ninep.server")
 
 EACH_EXPORT = "each export"  # the argument group of the options an export may set itself
+DEFAULT_BACKEND = "volfs"
 
 EXAMPLES = """\
 examples:
@@ -129,7 +130,9 @@ def limits_of(args: argparse.Namespace) -> tuple[Limits, ServerLimits]:
     return Limits(**per_connection), ServerLimits(**given)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(backend_name: str = DEFAULT_BACKEND) -> argparse.ArgumentParser:
+    """The command line, with the options of the exports of backend `backend_name`."""
+    backend = load_backend(backend_name)
     p = argparse.ArgumentParser(
         prog="ninep-server",
         description="Export host directories over 9P2000.L.",
@@ -159,36 +162,9 @@ def parser() -> argparse.ArgumentParser:
         EACH_EXPORT, "options of every export; an export of --config may set its own"
     )
     each.add_argument("--read-only", action="store_true", help="refuse every modification (EROFS)")
-    each.add_argument(
-        "--case",
-        choices=["insensitive", "sensitive"],
-        help="insensitive (default): case-preserving, case-insensitive directories, as a "
-        "Windows drive under WSL; sensitive: a plain POSIX tree, no folding, no escaping",
-    )
-    each.add_argument(
-        "--no-escape",
-        action="store_true",
-        help="store names as given, without escaping the characters Windows cannot hold",
-    )
-    each.add_argument(
-        "--metadata",
-        action="store_true",
-        help="keep POSIX modes, owners and special files in extended attributes, and enforce "
-        "them (docs/metadata.md), for every attach",
-    )
-    each.add_argument(
-        "--squash-root",
-        action="store_true",
-        help="in attaches with metadata (--metadata or the attach option): uid 0 acts as "
-        "nobody (65534), not as root. Without metadata there is nothing to squash: the export "
-        "enforces nothing and every client acts as the serving user",
-    )
-    each.add_argument(
-        "--client-groups",
-        action="store_true",
-        help="with metadata: let the client's group membership stand for chgrp by the owner "
-        "and for setgid (for a kernel client mounted with access=client, which has checked)",
-    )
+    for option in backend.options:
+        if option.flag is not None:
+            options.add_flag(each, option)
     p.add_argument(
         "--user",
         metavar="NAME",
@@ -257,7 +233,9 @@ def parser() -> argparse.ArgumentParser:
         "past it, directories are served uncovered (short caching)",
     )
     p.add_argument(
-        "--backend", default="volfs", help="export backend (entry point group ninep.backends)"
+        "--backend",
+        default=DEFAULT_BACKEND,
+        help="export backend (entry point group ninep.backends)",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     p.add_argument("--trace", action="store_true", help="log every message sent and received")
@@ -270,27 +248,29 @@ def parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def load_backend(name: str) -> Callable[..., Export]:
-    """The export factory registered under `name` in the `ninep.backends` entry points."""
+def load_backend(name: str) -> Backend[..., Export]:
+    """The backend registered under `name` in the `ninep.backends` entry points (a bare
+    export factory is a backend without options)."""
     found = entry_points(group="ninep.backends", name=name)
     if not found:
         raise SystemExit(f"ninep-server: no backend named {name!r} is installed")
-    factory: Callable[..., Export] = next(iter(found)).load()
-    return factory
+    loaded: Backend[..., Export] | Callable[..., Export] = next(iter(found)).load()
+    return loaded if isinstance(loaded, Backend) else Backend(loaded)
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line, over the config file it names (SystemExit with one line if that
     cannot be used)."""
-    p = parser()
+    argv = sys.argv[1:] if argv is None else argv
+    name = _backend_named(argv)
+    p = parser(name)
     args = p.parse_args(argv)
     if args.config is not None:
         try:
             settings = config.load(args.config, p, EACH_EXPORT)
         except config.ConfigError as e:
             raise SystemExit(f"ninep-server: {e}") from None
-        argv = sys.argv[1:] if argv is None else argv
-        config.apply(settings, args, config.given(parser, argv))
+        config.apply(settings, args, config.given(lambda: parser(name), argv))
         if not args.export:
             raise SystemExit(f"ninep-server: {args.config}: no export: add an [export.NAME] table")
     elif not args.export:
@@ -298,20 +278,20 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def backend_options(args: argparse.Namespace) -> dict[str, bool]:
-    """The name and metadata options given, as keyword arguments of the backend's factory."""
-    options = {}
-    if args.case is not None:
-        options["case_sensitive"] = args.case == "sensitive"
-    if args.no_escape:
-        options["escape"] = False
-    if args.metadata:
-        options["metadata"] = True
-    if args.squash_root:
-        options["squash_root"] = True
-    if args.client_groups:
-        options["client_groups"] = True
-    return options
+def _backend_named(argv: Sequence[str]) -> str:
+    """The backend `argv` names, or its config file: its options are the parser's."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if known.backend is None and known.config is not None:
+        known.backend = config.peek(known.config, "backend")
+    return known.backend if isinstance(known.backend, str) else DEFAULT_BACKEND
+
+
+def _own(args: argparse.Namespace, entry: ExportEntry) -> argparse.Namespace:
+    """The options of export `entry`: its own, else the server's."""
+    return argparse.Namespace(**{**vars(args), **entry.options})
 
 
 @dataclass(frozen=True)
@@ -352,11 +332,8 @@ def plan(args: argparse.Namespace, activated: Sequence[socket.socket] = ()) -> P
     if refusal is not None:
         raise SystemExit(f"ninep-server: {refusal}")
     as_root = (user.uid if user is not None else os.geteuid()) == 0
-    if uids and as_root and not args.metadata:
-        raise SystemExit(
-            "ninep-server: --allow-uid on a server that serves as root needs --user or "
-            "--metadata: without them every client acts as root on the host (docs/security.md)"
-        )
+    if uids and as_root:
+        _check_confined(args)
     for a in addresses:
         _check_resolves(a)
         host = host_address(a.host) if a.scheme == "tcp" else None
@@ -366,6 +343,22 @@ def plan(args: argparse.Namespace, activated: Sequence[socket.socket] = ()) -> P
                 " hosts to serve there (docs/security.md)"
             )
     return Plan(args, addresses, user, group, uids, trusted, tuple(activated))
+
+
+def _check_confined(args: argparse.Namespace) -> None:
+    """SystemExit unless every export enforces each client's permissions (the backend's
+    confining option), so that a bounded peer of a server run as root acts as itself."""
+    confining = load_backend(args.backend).confining()
+    if confining is not None and all(
+        options.given(_own(args, e), [confining]) for e in args.export
+    ):
+        return
+    needs, them = ("--user", "it") if confining is None else (f"--user or --{confining.flag}",
+                                                              "them")  # fmt: skip
+    raise SystemExit(
+        f"ninep-server: --allow-uid on a server that serves as root needs {needs}: without "
+        f"{them} every client acts as root on the host (docs/security.md)"
+    )
 
 
 def _check_resolves(a: Address) -> None:
@@ -380,16 +373,16 @@ def _check_resolves(a: Address) -> None:
 
 def open_exports(args: argparse.Namespace) -> dict[str, Export]:
     """The exports of the command line (or config file), opened as the serving identity."""
-    factory = load_backend(args.backend)
+    backend = load_backend(args.backend)
     exports: dict[str, Export] = {}
     for entry in args.export:
         if entry.name in exports:
             raise SystemExit(f"ninep-server: export {entry.name!r} given twice")
-        own = argparse.Namespace(**{**vars(args), **entry.options})  # its options, else ours
+        own = _own(args, entry)
         try:
             _check_readable_directory(entry.path)
-            exports[entry.name] = factory(
-                entry.path, read_only=own.read_only, **backend_options(own)
+            exports[entry.name] = backend(
+                entry.path, read_only=own.read_only, **options.given(own, backend.options)
             )
         except OSError as e:
             raise SystemExit(f"ninep-server: cannot export {entry.path}: {e.strerror}") from None

@@ -85,6 +85,16 @@ def load(path: str, parser: argparse.ArgumentParser, export_group: str) -> Setti
     return Settings(values, exports)
 
 
+def peek(path: str, key: str) -> object:
+    """The value of top-level `key` in config file `path`, before the parser that checks it
+    is made; None if absent or unreadable (`load` then says why)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f).get(key)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
 def given(make_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]) -> set[str]:
     """The dests a command line sets itself (parsed again with every default suppressed)."""
     p = make_parser()

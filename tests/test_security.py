@@ -26,11 +26,13 @@ from typing import IO, Any
 import pytest
 import trio
 
+from ninep import cli
 from ninep.admission import Admission, Peer, PeerFinder, proc_tcp_owner, tcp_owner
 from ninep.client import Fid, connect
 from ninep.constants import OpenFlag
 
 from .children import as_ids
+from .notified import three_exports
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: children of other uids")
 
@@ -416,6 +418,27 @@ def test_a_root_run_server_refuses_allow_uid_without_user_or_metadata(place: Pat
     out = subprocess.run(command, capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "--allow-uid on a server that serves as root needs --user or --metadata" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("top", "own", "refused"),
+    [("", "", True), ("metadata = true", "", False),
+     ("metadata = true", "metadata = false", True)],
+    ids=["C and D without", "every export with", "F turns it off"],
+)  # fmt: skip
+def test_allow_uid_as_root_needs_metadata_on_every_export(
+    place: Path, top: str, own: str, refused: bool
+) -> None:
+    """Exports C, D, E (E with metadata of its own) and F: a bounded peer of a server run
+    as root needs each export to enforce its permissions, by the server's flag or its own."""
+    config = three_exports(place, f'allow-root = true\nallow-uid = ["{ATTACKER}"]\n{top}')
+    (place / "f").mkdir()
+    config.write_text(f'{config.read_text()}\n[export.F]\npath = "{place}/f"\n{own}\n')
+    if not refused:
+        assert cli.plan(cli.parse(["--config", str(config)])).allow_uids == [ATTACKER]
+        return
+    with pytest.raises(SystemExit, match="needs --user or --metadata: without them"):
+        cli.plan(cli.parse(["--config", str(config)]))
 
 
 def test_a_trusted_uid_is_taken_at_its_word(serve: Callable[..., Served], place: Path) -> None:

@@ -134,3 +134,15 @@ def test_the_documented_examples_are_valid(tmp_path: Path) -> None:
     conf = bootconf.load(str(conf_file))
     assert (conf.root, conf.server, conf.export("Scratch").enabled) == (
         "/mnt", "tcp:10.0.2.100:564", False)  # fmt: skip
+
+
+def test_the_backend_the_file_names_makes_the_options(place: Path) -> None:
+    """The parser's per-export options are the backend's: the one the file names, unless
+    --backend names another."""
+    cfg = _write_config(place)
+    cfg.write_text(f'backend = "none-such"\n{cfg.read_text()}')
+    with pytest.raises(SystemExit, match="no backend named 'none-such' is installed"):
+        cli.parse(["--config", str(cfg)])
+    args = cli.parse(["--config", str(cfg), "--backend", "volfs"])
+    assert [(e.name, e.options) for e in args.export] == [
+        ("C", {}), ("D", {"read_only": True}), ("E", {"metadata": True})]  # fmt: skip

@@ -14,6 +14,7 @@ from ninep import cli
 from ninep.backend import File, SetAttr, User
 from ninep.client import connect
 from ninep.constants import OpenFlag, QidType, SetattrMask
+from ninep.options import given
 from volfs import metadata
 from volfs.access import NOBODY
 from volfs.export import VolExport, open_export
@@ -347,9 +348,10 @@ async def test_through_the_server(server_address: str) -> None:
 
 def test_cli_forwards_metadata_flags_only_when_given() -> None:
     p = cli.parser()
-    assert cli.backend_options(p.parse_args(["--export", "C=/x"])) == {}
+    declared = open_export.options
+    assert given(p.parse_args(["--export", "C=/x"]), declared) == {}
     args = p.parse_args(["--export", "C=/x", "--metadata", "--squash-root"])
-    assert cli.backend_options(args) == {"metadata": True, "squash_root": True}
+    assert given(args, declared) == {"metadata": True, "squash_root": True}
 
 
 async def test_readdir_lists_stored_types(meta: VolExport) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import weakref
-from dataclasses import replace
 from typing import Any
 
-from ninep.backend import File, User
+from ninep.backend import Backend, File, User
 from ninep.escape import identity, swap
 from ninep.listing import ExportInfo
 from ninep.watch import Watcher
@@ -20,12 +19,9 @@ from .hostio import HostCalls
 from .making import making_for
 from .names import Names
 from .node import Node, Tree
-from .options import parse_options
+from .options import OPTIONS, AttachOptions, parse_options
 from .policy import Policy
 from .stored import Staging
-
-_EXPORT_FLAGS = ("read_only", "metadata", "client_groups")
-"""Attach options that an export can turn on for every attach (keywords of VolExport)."""
 
 
 class VolExport:
@@ -36,8 +32,8 @@ class VolExport:
     `case_sensitive` makes it a plain POSIX tree. `escape` defaults to on for a
     case-insensitive export and off for a case-sensitive one.
 
-    `metadata` and `client_groups` turn those attach options on for every
-    attach (`volfs.options`). `squash_root` makes uid 0 act as nobody (65534)
+    `read_only`, `metadata` and `client_groups` turn those attach options on
+    for every attach (`volfs.options`). `squash_root` makes uid 0 act as nobody (65534)
     where metadata is on; without metadata there is nothing to squash: the
     claimed uid only shapes the owner shown.
 
@@ -60,9 +56,8 @@ class VolExport:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.descriptors = shared() if descriptors is None else descriptors
         root = self.descriptors.root(fd)
-        self.read_only = read_only
-        self.metadata = metadata
-        self.client_groups = client_groups
+        self.every_attach = AttachOptions(read_only=read_only, metadata=metadata,
+                                          client_groups=client_groups)  # fmt: skip
         self.squash_root = squash_root  # metadata on: uid 0 acts as nobody (65534)
         self.case_sensitive = case_sensitive
         self.escape = not case_sensitive if escape is None else escape
@@ -77,7 +72,8 @@ class VolExport:
 
     def describe(self, name: str) -> ExportInfo:
         """What the listing of exports says of this one, served as `name`."""
-        return ExportInfo(name, self.read_only, self.metadata, self.case_sensitive, self.escape)
+        every = self.every_attach
+        return ExportInfo(name, every.read_only, every.metadata, self.case_sensitive, self.escape)
 
     def stats(self) -> dict[str, Any]:
         """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""
@@ -85,8 +81,7 @@ class VolExport:
 
     async def attach(self, options: str, user: User) -> File:
         """The root for `user`; `options` are the attach options (see `volfs.options`)."""
-        forced: dict[str, Any] = {flag: True for flag in _EXPORT_FLAGS if getattr(self, flag)}
-        opts = replace(parse_options(options), **forced)
+        opts = parse_options(options, self.every_attach)
         if not self._finalizer.alive:
             raise OSError(errno.EBADF, "export is closed")
         names = Names(
@@ -108,5 +103,6 @@ class VolExport:
         self._finalizer()
 
 
-#: The `ninep.backends` entry point: export the host directory `path` (see VolExport).
-open_export = VolExport
+#: The `ninep.backends` entry point: export the host directory `path` (see VolExport),
+#: with the options of `volfs.options`.
+open_export = Backend(VolExport, OPTIONS)

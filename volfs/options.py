@@ -1,7 +1,8 @@
-"""Attach options: the part of the aname after the export name, parsed in one place.
+"""The options of a volfs export, declared once in `OPTIONS` (`ninep.options`): the
+server's (`--metadata`, a keyword of `VolExport`), the attach's, and both.
 
-The aname is `NAME;opt;opt=value;...`; the server hands over everything after the
-first `;`. Each option is declared once in `_PARSERS`.
+Attach options are the part of the aname after the export name: `NAME;opt;opt=value;...`;
+the server hands over everything after the first `;`, parsed here (`parse_options`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import enum
 import errno
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+
+from ninep import options
+from ninep.options import Choice, ExportOption, Flag, Number
 
 log = logging.getLogger(__name__)
 
@@ -40,94 +42,57 @@ class AttachOptions:
     dmask: int | None = None  # ... from directories
 
 
-def _flag(field: str) -> Callable[[AttachOptions, str, str | None], AttachOptions]:
-    """A parser for an option that takes no value and sets `field` to True."""
-
-    def parse(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
-        if value is not None:
-            raise _invalid(f"attach option {key!r} takes no value")
-        changes: dict[str, Any] = {field: True}
-        return replace(opts, **changes)
-
-    return parse
-
-
-def _case(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
-    try:
-        return replace(opts, case=CaseOption(value))
-    except ValueError:
-        choices = "|".join(c.value for c in CaseOption)
-        raise _invalid(f"attach option {key!r} takes {choices}, not {value!r}") from None
-
-
-def _number(
-    field: str, base: int, limit: int
-) -> Callable[[AttachOptions, str, str | None], AttachOptions]:
-    """A parser for an option taking an integer in `base` (at most `limit`) into `field`."""
-
-    def parse(opts: AttachOptions, key: str, value: str | None) -> AttachOptions:
-        try:
-            number = int(value or "", base)
-        except ValueError:
-            number = -1
-        if not 0 <= number <= limit:
-            raise _invalid(f"attach option {key!r} takes a base-{base} number, not {value!r}")
-        changes: dict[str, Any] = {field: number}
-        return replace(opts, **changes)
-
-    return parse
-
-
 _ID_MAX = 0xFFFF_FFFE  # (uid_t)-1 is never an id
+_MASK = 0o777
 
-Parse = Callable[[AttachOptions, str, str | None], AttachOptions]
-
-
-@dataclass(frozen=True, slots=True)
-class _Option:
-    parse: Parse
-    value: str  # what the value is (the man page's `name=VALUE`); "": a flag
-    help: str
-
-
-_PARSERS: dict[str, _Option] = {
-    "ro": _Option(_flag("read_only"), "", "read-only: every change is refused (EROFS)"),
-    "case": _Option(_case, "off|dir|force", "which directories are case-sensitive: those "
-                    "flagged (off, the default), also every directory made through this "
-                    "attach (dir), or all (force)"),
-    "metadata": _Option(_flag("metadata"), "", "POSIX modes, owners and special files kept in "
-                        "extended attributes, and enforced"),
-    "client_groups": _Option(_flag("client_groups"), "", "with metadata: the client's group "
-                             "membership stands for chgrp by the owner and setgid"),
-    "uid": _Option(_number("uid", 10, _ID_MAX), "UID", "without metadata: the owner shown "
-                   "(default: the attaching user)"),
-    "gid": _Option(_number("gid", 10, _ID_MAX), "GID", "without metadata: the group shown"),
-    "umask": _Option(_number("umask", 8, 0o777), "OCTAL", "without metadata: permission bits "
-                     "taken from every object"),
-    "fmask": _Option(_number("fmask", 8, 0o777), "OCTAL", "the same, from files"),
-    "dmask": _Option(_number("dmask", 8, 0o777), "OCTAL", "the same, from directories"),
-}  # fmt: skip
+#: Every option of a volfs export: the server's (`flag`, keywords of `VolExport`), the
+#: attach's (`attach`, fields of `AttachOptions`), and those that are both.
+OPTIONS: tuple[ExportOption, ...] = (
+    ExportOption("read_only", Flag(), "read-only: every change is refused (EROFS)",
+                 attach="ro"),
+    ExportOption("case_sensitive", Choice({"insensitive": False, "sensitive": True}),
+                 "insensitive (default): case-preserving, case-insensitive directories, as a "
+                 "Windows drive under WSL; sensitive: a plain POSIX tree, no folding, no "
+                 "escaping", flag="case"),
+    ExportOption("escape", Flag(False), "store names as given, without escaping the "
+                 "characters Windows cannot hold", flag="no-escape"),
+    ExportOption("case", Choice({c.value: c for c in CaseOption}), "which directories are "
+                 "case-sensitive: those flagged (off, the default), also every directory made "
+                 "through this attach (dir), or all (force)", attach="case"),
+    ExportOption("metadata", Flag(), "POSIX modes, owners and special files kept in extended "
+                 "attributes, and enforced (docs/metadata.md)", flag="metadata",
+                 attach="metadata", confines=True),
+    ExportOption("squash_root", Flag(), "in attaches with metadata (--metadata or the attach "
+                 "option): uid 0 acts as nobody (65534), not as root. Without metadata there "
+                 "is nothing to squash: the export enforces nothing and every client acts as "
+                 "the serving user", flag="squash-root"),
+    ExportOption("client_groups", Flag(), "with metadata: the client's group membership "
+                 "stands for chgrp by the owner and for setgid (for a kernel client mounted "
+                 "with access=client, which has checked)", flag="client-groups",
+                 attach="client_groups"),
+    ExportOption("uid", Number("UID", 10, _ID_MAX), "without metadata: the owner shown "
+                 "(default: the attaching user)", attach="uid"),
+    ExportOption("gid", Number("GID", 10, _ID_MAX), "without metadata: the group shown",
+                 attach="gid"),
+    ExportOption("umask", Number("OCTAL", 8, _MASK), "without metadata: permission bits "
+                 "taken from every object", attach="umask"),
+    ExportOption("fmask", Number("OCTAL", 8, _MASK), "the same, from files", attach="fmask"),
+    ExportOption("dmask", Number("OCTAL", 8, _MASK), "the same, from directories",
+                 attach="dmask"),
+)  # fmt: skip
 
 
 def documented() -> list[tuple[str, str, str]]:
     """(name, value, help) of each attach option, for the man pages."""
-    return [(name, option.value, option.help) for name, option in _PARSERS.items()]
+    return options.documented(OPTIONS)
 
 
-def _invalid(message: str) -> OSError:
-    log.warning("%s", message)
-    return OSError(errno.EINVAL, message)
-
-
-def parse_options(text: str) -> AttachOptions:
-    """Parse `opt;opt=value;...`; empty items are skipped, an unknown option is EINVAL."""
-    opts = AttachOptions()
-    for item in text.split(";"):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        option = _PARSERS.get(key)
-        if option is None:
-            raise _invalid(f"unknown attach option {key!r}")
-        opts = option.parse(opts, key, value if sep else None)
-    return opts
+def parse_options(text: str, given: AttachOptions = AttachOptions()) -> AttachOptions:
+    """`given` (the export's, for every attach) with the attach options `opt;opt=value;...`
+    (empty items are skipped); an unknown or a bad option is EINVAL."""
+    try:
+        fields = options.parse_attach(OPTIONS, text)
+    except ValueError as e:
+        log.warning("%s", e)
+        raise OSError(errno.EINVAL, str(e)) from None
+    return replace(given, **fields)
