@@ -17,9 +17,9 @@ from .access import cred_for
 from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
 from .hostio import HostCalls
-from .making import making_for
 from .names import Names
-from .node import Node, Tree
+from .node import Node
+from .node_base import Tree
 from .options import parse_options
 from .policy import Policy
 from .stored import Staging
@@ -98,7 +98,7 @@ class VolExport:
         squash = self.squash_root and opts.metadata
         policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups, user.bounded))
         return Node.root(
-            Tree(self, opts, names, policy, self.staging, making_for(policy), self.calls),
+            Tree(self, opts, names, policy, self.staging, self.calls),
             self._root.retain(),
         )
 
