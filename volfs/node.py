@@ -59,8 +59,7 @@ class Node(Creating, Moving, Setting):
     def _searched(self) -> os.stat_result | None:
         """Before a walk from here: the policy's check of search permission; this object's
         fstat if that took it (so that a walk stats it at most once)."""
-        entry = self._live()
-        return self._policy.check_walk(entry.fd, entry.metadata)
+        return self._policy.check_walk(self._live())
 
     def _dots(self, name: str, st: os.stat_result | None) -> Entry:
         """The entry `name`, `.` or `..`, names from here (`st`: `_searched`'s)."""

@@ -61,8 +61,7 @@ class Moving(NodeBase):
         src_st, dest_st = os.stat(src_dirfd), os.stat(dest._fd)
         same_dir = (src_st.st_dev, src_st.st_ino) == (dest_st.st_dev, dest_st.st_ino)
         itself = same_dir and target == src
-        dest_dir, replaced = dest._live(), None if itself else target
-        self._policy.check_move(src_dirfd, src, dest_dir.fd, dest_dir.metadata, replaced)
+        self._policy.check_move(src_dirfd, src, dest._live(), None if itself else target)
         moving = os.stat(src, dir_fd=src_dirfd, follow_symlinks=False)
         if target is not None and not itself:
             b = os.stat(target, dir_fd=dest._fd, follow_symlinks=False)

@@ -24,9 +24,8 @@ class Setting(NodeBase):
     @operation
     async def setattr(self, attr: SetAttr) -> None:
         self._writable()
-        entry, opened = self._live(), self._opened_for_write
-        path = proc_path(entry.fd)
-        valid = self._policy.chmod_chown(entry.fd, entry.metadata, attr, opened)
+        path = proc_path(self._fd)
+        valid = self._policy.chmod_chown(self._live(), attr, self._opened_for_write)
         with bad_values_are_einval():
             if valid & SetattrMask.SIZE:
                 size = self._stat().st_size

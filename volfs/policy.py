@@ -25,6 +25,7 @@ from ninep.backend import SetAttr
 from ninep.messages import Qid
 
 from .access import W_OK, X_OK, Cred, open_want
+from .descriptors import Entry
 from .metadata import Effective, Metadata
 from .options import AttachOptions
 from .racy import Memo
@@ -102,8 +103,8 @@ class Policy:
         """Opening an existing object with client flags `flags`."""
         self.check(shown, open_want(flags), "the file")
 
-    def check_walk(self, fd: int, memo: Memo[Metadata]) -> os.stat_result | None:
-        """Before a walk from the object of `fd`: search permission checked if it is a
+    def check_walk(self, entry: Entry) -> os.stat_result | None:
+        """Before a walk from the object of `entry`: search permission checked if it is a
         directory; its fstat if that took it (so that a walk stats it at most once)."""
         raise NotImplementedError
 
@@ -111,11 +112,9 @@ class Policy:
         """Entry `host` may be removed from directory `dirfd`: write, search, sticky bit."""
         raise NotImplementedError
 
-    def check_move(
-        self, src_dirfd: int, src: str, dest_fd: int, dest_memo: Memo[Metadata], target: str | None
-    ) -> None:
-        """Entry `src` may leave directory `src_dirfd`, enter directory `dest_fd` (whose
-        stored metadata is memoised in `dest_memo`) and replace its entry `target`."""
+    def check_move(self, src_dirfd: int, src: str, dest: Entry, target: str | None) -> None:
+        """Entry `src` may leave directory `src_dirfd`, enter directory `dest` and replace
+        its entry `target`."""
         raise NotImplementedError
 
     def check_xattr_write(self, shown: Effective) -> None:
@@ -128,10 +127,8 @@ class Policy:
 
     # ---- changes ----
 
-    def chmod_chown(
-        self, fd: int, memo: Memo[Metadata], attr: SetAttr, opened_for_write: bool
-    ) -> int:
-        """The mode, owner and group parts of Tsetattr `attr` on the object of `fd`, checked
+    def chmod_chown(self, entry: Entry, attr: SetAttr, opened_for_write: bool) -> int:
+        """The mode, owner and group parts of Tsetattr `attr` on the object of `entry`, checked
         and made; the SetattrMask bits left for the host (size and times, checked).
         `opened_for_write`: the fid is open for writing (a size change is an ftruncate)."""
         raise NotImplementedError

@@ -23,6 +23,7 @@ from ninep.messages import Qid
 
 from . import caseflag
 from .attrs import qid_of
+from .descriptors import Entry
 from .hostio import host_open_flags, proc_path
 from .metadata import Effective, Metadata
 from .policy import Policy, host_perms
@@ -64,15 +65,13 @@ class Plain(Policy):
     def check(self, shown: Effective, want: int, what: str) -> None:
         pass
 
-    def check_walk(self, fd: int, memo: Memo[Metadata]) -> os.stat_result | None:
+    def check_walk(self, entry: Entry) -> os.stat_result | None:
         return None
 
     def check_unlink(self, dirfd: int, host: str) -> None:
         pass
 
-    def check_move(
-        self, src_dirfd: int, src: str, dest_fd: int, dest_memo: Memo[Metadata], target: str | None
-    ) -> None:
+    def check_move(self, src_dirfd: int, src: str, dest: Entry, target: str | None) -> None:
         pass
 
     def check_xattr_write(self, shown: Effective) -> None:
@@ -83,12 +82,11 @@ class Plain(Policy):
 
     # ---- changes ----
 
-    def chmod_chown(
-        self, fd: int, memo: Memo[Metadata], attr: SetAttr, opened_for_write: bool
-    ) -> int:
+    def chmod_chown(self, entry: Entry, attr: SetAttr, opened_for_write: bool) -> int:
         """WSL's: chown is ignored, chmod only makes the file read-only or writable."""
         valid = attr.valid
         if valid & SetattrMask.MODE:  # a symlink: EOPNOTSUPP, as lchmod
+            fd = entry.fd
             os.chmod(proc_path(fd), self.host_mode(os.stat(fd).st_mode, attr.mode))
         return valid & ~(SetattrMask.MODE | SetattrMask.UID | SetattrMask.GID)
 

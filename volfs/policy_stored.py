@@ -24,6 +24,7 @@ from ninep.messages import Qid
 from . import access, caseflag, metadata, stored
 from .access import W_OK
 from .attrs import qid_of
+from .descriptors import Entry
 from .hostio import bad_values_are_einval, entry_path, host_open_flags, proc_path
 from .metadata import Effective, Metadata
 from .names import lstat_entry, open_entry
@@ -72,10 +73,10 @@ class Stored(Policy):
     def check(self, shown: Effective, want: int, what: str) -> None:
         access.check_access(self.cred, shown.mode, shown.uid, shown.gid, want, what)
 
-    def check_walk(self, fd: int, memo: Memo[Metadata]) -> os.stat_result | None:
-        st = os.stat(fd)
+    def check_walk(self, entry: Entry) -> os.stat_result | None:
+        st = os.stat(entry.fd)
         if stat.S_ISDIR(st.st_mode):
-            self.check_search(self.view(fd, st, memo))
+            self.check_search(self.view(entry.fd, st, entry.metadata))
         return st
 
     def _check_delete(self, parent: Effective, child: Effective, name: str) -> None:
@@ -87,12 +88,11 @@ class Stored(Policy):
         shown_dir = self.view(dirfd, os.stat(dirfd))
         self._check_delete(shown_dir, self._view_at(dirfd, host), host)
 
-    def check_move(
-        self, src_dirfd: int, src: str, dest_fd: int, dest_memo: Memo[Metadata], target: str | None
-    ) -> None:
+    def check_move(self, src_dirfd: int, src: str, dest: Entry, target: str | None) -> None:
         src_dir = self.view(src_dirfd, os.stat(src_dirfd))
         self._check_delete(src_dir, self._view_at(src_dirfd, src), src)
-        dest_dir = self.view(dest_fd, os.stat(dest_fd), dest_memo)
+        dest_fd = dest.fd
+        dest_dir = self.view(dest_fd, os.stat(dest_fd), dest.metadata)
         self.check_create(dest_dir)
         if target is not None:
             self._check_delete(dest_dir, self._view_at(dest_fd, target), target)
@@ -106,11 +106,10 @@ class Stored(Policy):
 
     # ---- changes ----
 
-    def chmod_chown(
-        self, fd: int, memo: Memo[Metadata], attr: SetAttr, opened_for_write: bool
-    ) -> int:
+    def chmod_chown(self, entry: Entry, attr: SetAttr, opened_for_write: bool) -> int:
         """chmod and chown change the stored attributes only."""
-        shown = self.view(fd, os.stat(fd), memo)
+        fd = entry.fd
+        shown = self.view(fd, os.stat(fd), entry.metadata)
         md, valid = self._stored_setattr(shown, attr, "the file", opened_for_write)
         with bad_values_are_einval():
             stored.store(fd, md)
