@@ -16,9 +16,9 @@ from .access import cred_for
 from .descriptors import Descriptors, shared
 from .dirindex import DirIndexes
 from .hostio import HostCalls
-from .making import making_for
 from .names import Names
-from .node import Node, Tree
+from .node import Node
+from .node_base import Tree
 from .options import OPTIONS, AttachOptions, parse_options
 from .policy import Policy
 from .stored import Staging
@@ -56,8 +56,9 @@ class VolExport:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.descriptors = shared() if descriptors is None else descriptors
         root = self.descriptors.root(fd)
-        self.every_attach = AttachOptions(read_only=read_only, metadata=metadata,
-                                          client_groups=client_groups)  # fmt: skip
+        self.every_attach = AttachOptions(
+            read_only=read_only, metadata=metadata, client_groups=client_groups
+        )
         self.squash_root = squash_root  # metadata on: uid 0 acts as nobody (65534)
         self.case_sensitive = case_sensitive
         self.escape = not case_sensitive if escape is None else escape
@@ -93,7 +94,7 @@ class VolExport:
         squash = self.squash_root and opts.metadata
         policy = Policy(opts, cred_for(user.uid, squash, opts.client_groups, user.bounded))
         return Node.root(
-            Tree(self, opts, names, policy, self.staging, making_for(policy), self.calls),
+            Tree(self, opts, names, policy, self.staging, self.calls),
             self._root.retain(),
         )
 
