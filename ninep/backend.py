@@ -38,7 +38,7 @@ from typing import Protocol, cast
 
 from .listing import ExportInfo
 from .messages import Attr, Qid, SetAttr, StatFs
-from .notify import Changes
+from .notify import ChangeHub
 
 __all__ = [
     "Attr",
@@ -236,7 +236,7 @@ class Watchable(Protocol):
     `empty` of a directory just made (Tmkdirattrs), once watched.
     """
 
-    def watch(self) -> Changes | None:
+    def watch(self) -> ChangeHub | None:
         """The export's hub of changes (None: it offers none); if this File is a
         directory, its changes are published from now on where the hub's
         `covered(qid.path)` says so."""

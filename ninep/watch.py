@@ -32,7 +32,7 @@ from pathlib import Path
 import trio
 
 from .constants import ChangeKind
-from .notify import Changes
+from .notify import ChangeHub
 
 log = logging.getLogger("ninep.watch")
 
@@ -149,7 +149,7 @@ class Watcher:
     def __init__(
         self, show: Callable[[str], str], label: str = "", budget: WatchBudget | None = None
     ) -> None:
-        self.changes = Changes(self)
+        self.changes = ChangeHub(self)
         self.budget = shared_budget() if budget is None else budget
         self.label = label
         self.show = show

@@ -26,7 +26,7 @@ from typing import TypeVar
 from ninep.constants import OpenFlag
 
 from . import caseflag, metadata, stored
-from .dirindex import Change
+from .dirindex import ExportChange
 from .hostio import bad_values_are_einval, host_open_flags, proc_path
 from .metadata import Effective, Metadata
 from .policy import Policy, host_perms
@@ -44,7 +44,7 @@ class Site:
 
     dirfd: int
     host: str
-    change: Change
+    change: ExportChange
     staging: stored.Staging
     opening: Callable[[], AbstractContextManager[None]]
 

@@ -39,12 +39,12 @@ from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
 from ninep.convert import check_name, check_new_name, time_ns
 from ninep.messages import Qid
-from ninep.notify import Changes
+from ninep.notify import ChangeHub
 
 from . import caseflag, stored, watching, xattrs
 from .attrs import attr_of, statfs_of
 from .descriptors import Descriptors, Entry, Operation, ident_of
-from .dirindex import Change
+from .dirindex import ExportChange
 from .handle import VolHandle
 from .hostio import (
     INLINE_FREE_MAX,
@@ -288,7 +288,7 @@ class Node:
         finally:
             await child.close()
 
-    def watch(self) -> Changes | None:
+    def watch(self) -> ChangeHub | None:
         """Change notification (`ninep.backend.Watchable`; `volfs.watching`)."""
         return watching.watch(self._tree.export, self._live(), self._qid)
 
@@ -435,13 +435,13 @@ class Node:
                            dots=None, before_write=guard, closed=closed)  # fmt: skip
         return node, handle
 
-    def _site(self, host: str, change: Change) -> Site:
+    def _site(self, host: str, change: ExportChange) -> Site:
         return Site(self._fd, host, change, self._tree.staging, self._descriptors.opening)
 
     def _finish(
         self,
         host: str,
-        changing: AbstractContextManager[Change],
+        changing: AbstractContextManager[ExportChange],
         make: Make[None],
         settle: int | None,
         is_dir: bool = False,
@@ -473,7 +473,7 @@ class Node:
             node._release()
             raise
 
-    async def _fresh(self, name: str) -> tuple[str, AbstractContextManager[Change]]:
+    async def _fresh(self, name: str) -> tuple[str, AbstractContextManager[ExportChange]]:
         """For a new entry `name` here: its host name, and the bracket of its making.
 
         EEXIST if `name` already names an entry (in any case, where names fold).
