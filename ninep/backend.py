@@ -255,8 +255,9 @@ class Watchable(Protocol):
 class Export(Protocol):
     """A named tree a client can attach to.
 
-    An export may also have a method `stats() -> dict[str, Any]`: its own figures
-    (JSON-ready), which `Server.stats()` gives under `exports`, by export name; and
+    An export may also have a method `stats() -> ninep.stats.ExportFigures`: its own
+    figures (JSON-ready; a TypedDict), which `Server.stats()` gives under `exports`, by
+    export name; and
     `describe(name) -> ExportInfo`: what the listing of exports (Texports) says of it.
     """
 

@@ -6,15 +6,15 @@ import errno
 import os
 import weakref
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 from ninep.backend import File, User
 from ninep.escape import identity, swap
 from ninep.listing import ExportInfo
-from ninep.watch import Watcher
+from ninep.watch import Watcher, WatchFigures
 
 from .access import cred_for
-from .descriptors import Descriptors, shared
+from .descriptors import DescriptorFigures, Descriptors, shared
 from .dirindex import DirIndexes
 from .hostio import HostCalls
 from .making import making_for
@@ -26,6 +26,14 @@ from .stored import Staging
 
 _EXPORT_FLAGS = ("read_only", "metadata", "client_groups")
 """Attach options that an export can turn on for every attach (keywords of VolExport)."""
+
+
+class VolfsFigures(TypedDict):
+    """An export's figures (`ninep.stats.ExportFigures`): its descriptor cache's (shared by
+    the process's exports), its watches'."""
+
+    descriptor_cache: DescriptorFigures
+    watch: WatchFigures
 
 
 class VolExport:
@@ -79,7 +87,7 @@ class VolExport:
         """What the listing of exports says of this one, served as `name`."""
         return ExportInfo(name, self.read_only, self.metadata, self.case_sensitive, self.escape)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> VolfsFigures:
         """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""
         return {"descriptor_cache": self.descriptors.stats(), "watch": self.watcher.stats()}
 
