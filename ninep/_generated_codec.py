@@ -76,11 +76,11 @@ def enc_strs(items: list[Any]) -> bytes:
 
 def dec_strs(buf: bytes, off: int) -> tuple[list[Any], int]:
     (n,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     out = []
     for _ in range(n):
         (v2,) = S_H.unpack_from(buf, off)
-        off += 2
+        off += 2  # S_H.size
         end = off + v2
         if end > len(buf):
             raise Short
@@ -100,11 +100,11 @@ def enc_qids(items: list[Any]) -> bytes:
 def dec_qids(buf: bytes, off: int) -> tuple[list[Any], int]:
     Qid = m.Qid
     (n,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     out = []
     for _ in range(n):
         v1, v2, v3 = S_BIQ.unpack_from(buf, off)
-        off += 13
+        off += 13  # S_BIQ.size
         out.append(Qid(v1, v2, v3))
     return out, off
 
@@ -116,7 +116,7 @@ def encode_Rlerror(msg: m.Rlerror) -> bytes:
 def decode_Rlerror(buf: bytes, tag: int) -> m.Rlerror:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Rlerror(tag, ecode=v1)
@@ -129,7 +129,7 @@ def encode_Tstatfs(msg: m.Tstatfs) -> bytes:
 def decode_Tstatfs(buf: bytes, tag: int) -> m.Tstatfs:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tstatfs(tag, fid=v1)
@@ -142,7 +142,7 @@ def encode_Rstatfs(msg: m.Rstatfs) -> bytes:
 def decode_Rstatfs(buf: bytes, tag: int) -> m.Rstatfs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9 = S_IIQQQQQQI.unpack_from(buf, off)
-    off += 60
+    off += 60  # S_IIQQQQQQI.size
     if off != len(buf):
         raise Short
     return m.Rstatfs(tag, statfs=m.StatFs(v1, v2, v3, v4, v5, v6, v7, v8, v9))
@@ -155,7 +155,7 @@ def encode_Tlopen(msg: m.Tlopen) -> bytes:
 def decode_Tlopen(buf: bytes, tag: int) -> m.Tlopen:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     if off != len(buf):
         raise Short
     return m.Tlopen(tag, fid=v1, flags=v2)
@@ -168,7 +168,7 @@ def encode_Rlopen(msg: m.Rlopen) -> bytes:
 def decode_Rlopen(buf: bytes, tag: int) -> m.Rlopen:
     off = 0
     v1, v2, v3, v4 = S_BIQI.unpack_from(buf, off)
-    off += 17
+    off += 17  # S_BIQI.size
     if off != len(buf):
         raise Short
     return m.Rlopen(tag, qid=m.Qid(v1, v2, v3), iounit=v4)
@@ -183,14 +183,14 @@ def encode_Tlcreate(msg: m.Tlcreate) -> bytes:
 def decode_Tlcreate(buf: bytes, tag: int) -> m.Tlcreate:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6, v7 = S_III.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_III.size
     if off != len(buf):
         raise Short
     return m.Tlcreate(tag, fid=v1, name=v4, flags=v5, mode=v6, gid=v7)
@@ -203,7 +203,7 @@ def encode_Rlcreate(msg: m.Rlcreate) -> bytes:
 def decode_Rlcreate(buf: bytes, tag: int) -> m.Rlcreate:
     off = 0
     v1, v2, v3, v4 = S_BIQI.unpack_from(buf, off)
-    off += 17
+    off += 17  # S_BIQI.size
     if off != len(buf):
         raise Short
     return m.Rlcreate(tag, qid=m.Qid(v1, v2, v3), iounit=v4)
@@ -219,21 +219,21 @@ def encode_Tsymlink(msg: m.Tsymlink) -> bytes:
 def decode_Tsymlink(buf: bytes, tag: int) -> m.Tsymlink:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v6,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     end = off + v6
     if end > len(buf):
         raise Short
     v7 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v8,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tsymlink(tag, fid=v1, name=v4, symtgt=v7, gid=v8)
@@ -246,7 +246,7 @@ def encode_Rsymlink(msg: m.Rsymlink) -> bytes:
 def decode_Rsymlink(buf: bytes, tag: int) -> m.Rsymlink:
     off = 0
     v1, v2, v3 = S_BIQ.unpack_from(buf, off)
-    off += 13
+    off += 13  # S_BIQ.size
     if off != len(buf):
         raise Short
     return m.Rsymlink(tag, qid=m.Qid(v1, v2, v3))
@@ -261,14 +261,14 @@ def encode_Tmknod(msg: m.Tmknod) -> bytes:
 def decode_Tmknod(buf: bytes, tag: int) -> m.Tmknod:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6, v7, v8 = S_IIII.unpack_from(buf, off)
-    off += 16
+    off += 16  # S_IIII.size
     if off != len(buf):
         raise Short
     return m.Tmknod(tag, dfid=v1, name=v4, mode=v5, major=v6, minor=v7, gid=v8)
@@ -281,7 +281,7 @@ def encode_Rmknod(msg: m.Rmknod) -> bytes:
 def decode_Rmknod(buf: bytes, tag: int) -> m.Rmknod:
     off = 0
     v1, v2, v3 = S_BIQ.unpack_from(buf, off)
-    off += 13
+    off += 13  # S_BIQ.size
     if off != len(buf):
         raise Short
     return m.Rmknod(tag, qid=m.Qid(v1, v2, v3))
@@ -296,7 +296,7 @@ def encode_Trename(msg: m.Trename) -> bytes:
 def decode_Trename(buf: bytes, tag: int) -> m.Trename:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
@@ -325,7 +325,7 @@ def encode_Treadlink(msg: m.Treadlink) -> bytes:
 def decode_Treadlink(buf: bytes, tag: int) -> m.Treadlink:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Treadlink(tag, fid=v1)
@@ -340,7 +340,7 @@ def encode_Rreadlink(msg: m.Rreadlink) -> bytes:
 def decode_Rreadlink(buf: bytes, tag: int) -> m.Rreadlink:
     off = 0
     (v2,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     end = off + v2
     if end > len(buf):
         raise Short
@@ -358,7 +358,7 @@ def encode_Tgetattr(msg: m.Tgetattr) -> bytes:
 def decode_Tgetattr(buf: bytes, tag: int) -> m.Tgetattr:
     off = 0
     v1, v2 = S_IQ.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_IQ.size
     if off != len(buf):
         raise Short
     return m.Tgetattr(tag, fid=v1, request_mask=v2)
@@ -371,7 +371,7 @@ def encode_Rgetattr(msg: m.Rgetattr) -> bytes:
 def decode_Rgetattr(buf: bytes, tag: int) -> m.Rgetattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22 = S_QBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 153
+    off += 153  # S_QBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rgetattr(tag, attr=m.Attr(v1, m.Qid(v2, v3, v4), v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22))
@@ -384,7 +384,7 @@ def encode_Tsetattr(msg: m.Tsetattr) -> bytes:
 def decode_Tsetattr(buf: bytes, tag: int) -> m.Tsetattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10 = S_IIIIIQQQQQ.unpack_from(buf, off)
-    off += 60
+    off += 60  # S_IIIIIQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Tsetattr(tag, fid=v1, attr=m.SetAttr(v2, v3, v4, v5, v6, v7, v8, v9, v10))
@@ -410,7 +410,7 @@ def encode_Txattrwalk(msg: m.Txattrwalk) -> bytes:
 def decode_Txattrwalk(buf: bytes, tag: int) -> m.Txattrwalk:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
@@ -428,7 +428,7 @@ def encode_Rxattrwalk(msg: m.Rxattrwalk) -> bytes:
 def decode_Rxattrwalk(buf: bytes, tag: int) -> m.Rxattrwalk:
     off = 0
     (v1,) = S_Q.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_Q.size
     if off != len(buf):
         raise Short
     return m.Rxattrwalk(tag, size=v1)
@@ -443,14 +443,14 @@ def encode_Txattrcreate(msg: m.Txattrcreate) -> bytes:
 def decode_Txattrcreate(buf: bytes, tag: int) -> m.Txattrcreate:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6 = S_QI.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_QI.size
     if off != len(buf):
         raise Short
     return m.Txattrcreate(tag, fid=v1, name=v4, attr_size=v5, flags=v6)
@@ -474,7 +474,7 @@ def encode_Treaddir(msg: m.Treaddir) -> bytes:
 def decode_Treaddir(buf: bytes, tag: int) -> m.Treaddir:
     off = 0
     v1, v2, v3 = S_IQI.unpack_from(buf, off)
-    off += 16
+    off += 16  # S_IQI.size
     if off != len(buf):
         raise Short
     return m.Treaddir(tag, fid=v1, offset=v2, count=v3)
@@ -488,7 +488,7 @@ def encode_Rreaddir(msg: m.Rreaddir) -> bytes:
 def decode_Rreaddir(buf: bytes, tag: int) -> m.Rreaddir:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     end = off + v1
     if end > len(buf):
         raise Short
@@ -506,7 +506,7 @@ def encode_Tfsync(msg: m.Tfsync) -> bytes:
 def decode_Tfsync(buf: bytes, tag: int) -> m.Tfsync:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     if off != len(buf):
         raise Short
     return m.Tfsync(tag, fid=v1, datasync=v2)
@@ -532,7 +532,7 @@ def encode_Tlock(msg: m.Tlock) -> bytes:
 def decode_Tlock(buf: bytes, tag: int) -> m.Tlock:
     off = 0
     v1, v2, v3, v4, v5, v6, v8 = S_IBIQQIH.unpack_from(buf, off)
-    off += 31
+    off += 31  # S_IBIQQIH.size
     end = off + v8
     if end > len(buf):
         raise Short
@@ -550,7 +550,7 @@ def encode_Rlock(msg: m.Rlock) -> bytes:
 def decode_Rlock(buf: bytes, tag: int) -> m.Rlock:
     off = 0
     (v1,) = S_B.unpack_from(buf, off)
-    off += 1
+    off += 1  # S_B.size
     if off != len(buf):
         raise Short
     return m.Rlock(tag, status=v1)
@@ -565,7 +565,7 @@ def encode_Tgetlock(msg: m.Tgetlock) -> bytes:
 def decode_Tgetlock(buf: bytes, tag: int) -> m.Tgetlock:
     off = 0
     v1, v2, v3, v4, v5, v7 = S_IBQQIH.unpack_from(buf, off)
-    off += 27
+    off += 27  # S_IBQQIH.size
     end = off + v7
     if end > len(buf):
         raise Short
@@ -585,7 +585,7 @@ def encode_Rgetlock(msg: m.Rgetlock) -> bytes:
 def decode_Rgetlock(buf: bytes, tag: int) -> m.Rgetlock:
     off = 0
     v1, v2, v3, v4, v6 = S_BQQIH.unpack_from(buf, off)
-    off += 23
+    off += 23  # S_BQQIH.size
     end = off + v6
     if end > len(buf):
         raise Short
@@ -605,7 +605,7 @@ def encode_Tlink(msg: m.Tlink) -> bytes:
 def decode_Tlink(buf: bytes, tag: int) -> m.Tlink:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
@@ -636,14 +636,14 @@ def encode_Tmkdir(msg: m.Tmkdir) -> bytes:
 def decode_Tmkdir(buf: bytes, tag: int) -> m.Tmkdir:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     if off != len(buf):
         raise Short
     return m.Tmkdir(tag, dfid=v1, name=v4, mode=v5, gid=v6)
@@ -656,7 +656,7 @@ def encode_Rmkdir(msg: m.Rmkdir) -> bytes:
 def decode_Rmkdir(buf: bytes, tag: int) -> m.Rmkdir:
     off = 0
     v1, v2, v3 = S_BIQ.unpack_from(buf, off)
-    off += 13
+    off += 13  # S_BIQ.size
     if off != len(buf):
         raise Short
     return m.Rmkdir(tag, qid=m.Qid(v1, v2, v3))
@@ -672,14 +672,14 @@ def encode_Trenameat(msg: m.Trenameat) -> bytes:
 def decode_Trenameat(buf: bytes, tag: int) -> m.Trenameat:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v7 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v7
     if end > len(buf):
         raise Short
@@ -710,14 +710,14 @@ def encode_Tunlinkat(msg: m.Tunlinkat) -> bytes:
 def decode_Tunlinkat(buf: bytes, tag: int) -> m.Tunlinkat:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v5,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tunlinkat(tag, dirfid=v1, name=v4, flags=v5)
@@ -743,7 +743,7 @@ def encode_Tversion(msg: m.Tversion) -> bytes:
 def decode_Tversion(buf: bytes, tag: int) -> m.Tversion:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
@@ -763,7 +763,7 @@ def encode_Rversion(msg: m.Rversion) -> bytes:
 def decode_Rversion(buf: bytes, tag: int) -> m.Rversion:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
@@ -784,21 +784,21 @@ def encode_Tauth(msg: m.Tauth) -> bytes:
 def decode_Tauth(buf: bytes, tag: int) -> m.Tauth:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v6,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     end = off + v6
     if end > len(buf):
         raise Short
     v7 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v8,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tauth(tag, afid=v1, uname=v4, aname=v7, n_uname=v8)
@@ -811,7 +811,7 @@ def encode_Rauth(msg: m.Rauth) -> bytes:
 def decode_Rauth(buf: bytes, tag: int) -> m.Rauth:
     off = 0
     v1, v2, v3 = S_BIQ.unpack_from(buf, off)
-    off += 13
+    off += 13  # S_BIQ.size
     if off != len(buf):
         raise Short
     return m.Rauth(tag, aqid=m.Qid(v1, v2, v3))
@@ -827,21 +827,21 @@ def encode_Tattach(msg: m.Tattach) -> bytes:
 def decode_Tattach(buf: bytes, tag: int) -> m.Tattach:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
     v5 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v7,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     end = off + v7
     if end > len(buf):
         raise Short
     v8 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v9,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tattach(tag, fid=v1, afid=v2, uname=v5, aname=v8, n_uname=v9)
@@ -854,7 +854,7 @@ def encode_Rattach(msg: m.Rattach) -> bytes:
 def decode_Rattach(buf: bytes, tag: int) -> m.Rattach:
     off = 0
     v1, v2, v3 = S_BIQ.unpack_from(buf, off)
-    off += 13
+    off += 13  # S_BIQ.size
     if off != len(buf):
         raise Short
     return m.Rattach(tag, qid=m.Qid(v1, v2, v3))
@@ -867,7 +867,7 @@ def encode_Tflush(msg: m.Tflush) -> bytes:
 def decode_Tflush(buf: bytes, tag: int) -> m.Tflush:
     off = 0
     (v1,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     if off != len(buf):
         raise Short
     return m.Tflush(tag, oldtag=v1)
@@ -892,7 +892,7 @@ def encode_Twalk(msg: m.Twalk) -> bytes:
 def decode_Twalk(buf: bytes, tag: int) -> m.Twalk:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     v3, off = dec_strs(buf, off)
     if off != len(buf):
         raise Short
@@ -919,7 +919,7 @@ def encode_Tread(msg: m.Tread) -> bytes:
 def decode_Tread(buf: bytes, tag: int) -> m.Tread:
     off = 0
     v1, v2, v3 = S_IQI.unpack_from(buf, off)
-    off += 16
+    off += 16  # S_IQI.size
     if off != len(buf):
         raise Short
     return m.Tread(tag, fid=v1, offset=v2, count=v3)
@@ -933,7 +933,7 @@ def encode_Rread(msg: m.Rread) -> bytes:
 def decode_Rread(buf: bytes, tag: int) -> m.Rread:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     end = off + v1
     if end > len(buf):
         raise Short
@@ -952,7 +952,7 @@ def encode_Twrite(msg: m.Twrite) -> bytes:
 def decode_Twrite(buf: bytes, tag: int) -> m.Twrite:
     off = 0
     v1, v2, v3 = S_IQI.unpack_from(buf, off)
-    off += 16
+    off += 16  # S_IQI.size
     end = off + v3
     if end > len(buf):
         raise Short
@@ -970,7 +970,7 @@ def encode_Rwrite(msg: m.Rwrite) -> bytes:
 def decode_Rwrite(buf: bytes, tag: int) -> m.Rwrite:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Rwrite(tag, count=v1)
@@ -983,7 +983,7 @@ def encode_Tclunk(msg: m.Tclunk) -> bytes:
 def decode_Tclunk(buf: bytes, tag: int) -> m.Tclunk:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tclunk(tag, fid=v1)
@@ -1007,7 +1007,7 @@ def encode_Tremove(msg: m.Tremove) -> bytes:
 def decode_Tremove(buf: bytes, tag: int) -> m.Tremove:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tremove(tag, fid=v1)
@@ -1032,10 +1032,10 @@ def encode_Twalkgetattr(msg: m.Twalkgetattr) -> bytes:
 def decode_Twalkgetattr(buf: bytes, tag: int) -> m.Twalkgetattr:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     v3, off = dec_strs(buf, off)
     (v4,) = S_Q.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_Q.size
     if off != len(buf):
         raise Short
     return m.Twalkgetattr(tag, fid=v1, newfid=v2, wnames=v3, request_mask=v4)
@@ -1050,7 +1050,7 @@ def decode_Rwalkgetattr(buf: bytes, tag: int) -> m.Rwalkgetattr:
     off = 0
     v1, off = dec_qids(buf, off)
     v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23 = S_QBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 153
+    off += 153  # S_QBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rwalkgetattr(tag, qids=v1, attr=m.Attr(v2, m.Qid(v3, v4, v5), v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23))
@@ -1063,7 +1063,7 @@ def encode_Treaddirattr(msg: m.Treaddirattr) -> bytes:
 def decode_Treaddirattr(buf: bytes, tag: int) -> m.Treaddirattr:
     off = 0
     v1, v2, v3, v4 = S_IQIQ.unpack_from(buf, off)
-    off += 24
+    off += 24  # S_IQIQ.size
     if off != len(buf):
         raise Short
     return m.Treaddirattr(tag, fid=v1, offset=v2, count=v3, request_mask=v4)
@@ -1077,7 +1077,7 @@ def encode_Rreaddirattr(msg: m.Rreaddirattr) -> bytes:
 def decode_Rreaddirattr(buf: bytes, tag: int) -> m.Rreaddirattr:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     end = off + v2
     if end > len(buf):
         raise Short
@@ -1097,14 +1097,14 @@ def encode_Tlcreateattr(msg: m.Tlcreateattr) -> bytes:
 def decode_Tlcreateattr(buf: bytes, tag: int) -> m.Tlcreateattr:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
     v5 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v6, v7, v8, v9 = S_IIIQ.unpack_from(buf, off)
-    off += 20
+    off += 20  # S_IIIQ.size
     if off != len(buf):
         raise Short
     return m.Tlcreateattr(tag, fid=v1, newfid=v2, name=v5, flags=v6, mode=v7, gid=v8, request_mask=v9)
@@ -1117,7 +1117,7 @@ def encode_Rlcreateattr(msg: m.Rlcreateattr) -> bytes:
 def decode_Rlcreateattr(buf: bytes, tag: int) -> m.Rlcreateattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26 = S_BIQIQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 170
+    off += 170  # S_BIQIQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rlcreateattr(tag, qid=m.Qid(v1, v2, v3), iounit=v4, attr=m.Attr(v5, m.Qid(v6, v7, v8), v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26))
@@ -1133,21 +1133,21 @@ def encode_Tsymlinkattr(msg: m.Tsymlinkattr) -> bytes:
 def decode_Tsymlinkattr(buf: bytes, tag: int) -> m.Tsymlinkattr:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v6,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     end = off + v6
     if end > len(buf):
         raise Short
     v7 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v8, v9 = S_IQ.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_IQ.size
     if off != len(buf):
         raise Short
     return m.Tsymlinkattr(tag, fid=v1, name=v4, symtgt=v7, gid=v8, request_mask=v9)
@@ -1160,7 +1160,7 @@ def encode_Rsymlinkattr(msg: m.Rsymlinkattr) -> bytes:
 def decode_Rsymlinkattr(buf: bytes, tag: int) -> m.Rsymlinkattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25 = S_BIQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 166
+    off += 166  # S_BIQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rsymlinkattr(tag, qid=m.Qid(v1, v2, v3), attr=m.Attr(v4, m.Qid(v5, v6, v7), v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25))
@@ -1175,14 +1175,14 @@ def encode_Tmknodattr(msg: m.Tmknodattr) -> bytes:
 def decode_Tmknodattr(buf: bytes, tag: int) -> m.Tmknodattr:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6, v7, v8, v9 = S_IIIIQ.unpack_from(buf, off)
-    off += 24
+    off += 24  # S_IIIIQ.size
     if off != len(buf):
         raise Short
     return m.Tmknodattr(tag, dfid=v1, name=v4, mode=v5, major=v6, minor=v7, gid=v8, request_mask=v9)
@@ -1195,7 +1195,7 @@ def encode_Rmknodattr(msg: m.Rmknodattr) -> bytes:
 def decode_Rmknodattr(buf: bytes, tag: int) -> m.Rmknodattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25 = S_BIQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 166
+    off += 166  # S_BIQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rmknodattr(tag, qid=m.Qid(v1, v2, v3), attr=m.Attr(v4, m.Qid(v5, v6, v7), v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25))
@@ -1210,14 +1210,14 @@ def encode_Tmkdirattr(msg: m.Tmkdirattr) -> bytes:
 def decode_Tmkdirattr(buf: bytes, tag: int) -> m.Tmkdirattr:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6, v7 = S_IIQ.unpack_from(buf, off)
-    off += 16
+    off += 16  # S_IIQ.size
     if off != len(buf):
         raise Short
     return m.Tmkdirattr(tag, dfid=v1, name=v4, mode=v5, gid=v6, request_mask=v7)
@@ -1230,7 +1230,7 @@ def encode_Rmkdirattr(msg: m.Rmkdirattr) -> bytes:
 def decode_Rmkdirattr(buf: bytes, tag: int) -> m.Rmkdirattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25 = S_BIQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 166
+    off += 166  # S_BIQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rmkdirattr(tag, qid=m.Qid(v1, v2, v3), attr=m.Attr(v4, m.Qid(v5, v6, v7), v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25))
@@ -1243,7 +1243,7 @@ def encode_Tnotify(msg: m.Tnotify) -> bytes:
 def decode_Tnotify(buf: bytes, tag: int) -> m.Tnotify:
     off = 0
     (v1,) = S_I.unpack_from(buf, off)
-    off += 4
+    off += 4  # S_I.size
     if off != len(buf):
         raise Short
     return m.Tnotify(tag, fid=v1)
@@ -1257,7 +1257,7 @@ def encode_Rnotify(msg: m.Rnotify) -> bytes:
 def decode_Rnotify(buf: bytes, tag: int) -> m.Rnotify:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     end = off + v2
     if end > len(buf):
         raise Short
@@ -1276,10 +1276,10 @@ def encode_Twalkopen(msg: m.Twalkopen) -> bytes:
 def decode_Twalkopen(buf: bytes, tag: int) -> m.Twalkopen:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     v3, off = dec_strs(buf, off)
     v4, v5 = S_IQ.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_IQ.size
     if off != len(buf):
         raise Short
     return m.Twalkopen(tag, fid=v1, newfid=v2, wnames=v3, flags=v4, request_mask=v5)
@@ -1294,7 +1294,7 @@ def decode_Rwalkopen(buf: bytes, tag: int) -> m.Rwalkopen:
     off = 0
     v1, off = dec_qids(buf, off)
     v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27 = S_BIQIQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 170
+    off += 170  # S_BIQIQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rwalkopen(tag, qids=v1, qid=m.Qid(v2, v3, v4), iounit=v5, attr=m.Attr(v6, m.Qid(v7, v8, v9), v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27))
@@ -1307,7 +1307,7 @@ def encode_Tsetattrattr(msg: m.Tsetattrattr) -> bytes:
 def decode_Tsetattrattr(buf: bytes, tag: int) -> m.Tsetattrattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11 = S_IIIIIQQQQQQ.unpack_from(buf, off)
-    off += 68
+    off += 68  # S_IIIIIQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Tsetattrattr(tag, fid=v1, attr=m.SetAttr(v2, v3, v4, v5, v6, v7, v8, v9, v10), request_mask=v11)
@@ -1320,7 +1320,7 @@ def encode_Rsetattrattr(msg: m.Rsetattrattr) -> bytes:
 def decode_Rsetattrattr(buf: bytes, tag: int) -> m.Rsetattrattr:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22 = S_QBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 153
+    off += 153  # S_QBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rsetattrattr(tag, attr=m.Attr(v1, m.Qid(v2, v3, v4), v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22))
@@ -1333,7 +1333,7 @@ def encode_Tnotifyflags(msg: m.Tnotifyflags) -> bytes:
 def decode_Tnotifyflags(buf: bytes, tag: int) -> m.Tnotifyflags:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     if off != len(buf):
         raise Short
     return m.Tnotifyflags(tag, fid=v1, flags=v2)
@@ -1347,7 +1347,7 @@ def encode_Rnotifyflags(msg: m.Rnotifyflags) -> bytes:
 def decode_Rnotifyflags(buf: bytes, tag: int) -> m.Rnotifyflags:
     off = 0
     v1, v2 = S_II.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_II.size
     end = off + v2
     if end > len(buf):
         raise Short
@@ -1367,14 +1367,14 @@ def encode_Tlcreateattrs(msg: m.Tlcreateattrs) -> bytes:
 def decode_Tlcreateattrs(buf: bytes, tag: int) -> m.Tlcreateattrs:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
     v5 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v6, v7, v8, v9 = S_IIIQ.unpack_from(buf, off)
-    off += 20
+    off += 20  # S_IIIQ.size
     if off != len(buf):
         raise Short
     return m.Tlcreateattrs(tag, fid=v1, newfid=v2, name=v5, flags=v6, mode=v7, gid=v8, request_mask=v9)
@@ -1387,7 +1387,7 @@ def encode_Rlcreateattrs(msg: m.Rlcreateattrs) -> bytes:
 def decode_Rlcreateattrs(buf: bytes, tag: int) -> m.Rlcreateattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47, v48 = S_BIQIQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 323
+    off += 323  # S_BIQIQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rlcreateattrs(tag, qid=m.Qid(v1, v2, v3), iounit=v4, attr=m.Attr(v5, m.Qid(v6, v7, v8), v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26), dattr=m.Attr(v27, m.Qid(v28, v29, v30), v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47, v48))
@@ -1403,21 +1403,21 @@ def encode_Tsymlinkattrs(msg: m.Tsymlinkattrs) -> bytes:
 def decode_Tsymlinkattrs(buf: bytes, tag: int) -> m.Tsymlinkattrs:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v6,) = S_H.unpack_from(buf, off)
-    off += 2
+    off += 2  # S_H.size
     end = off + v6
     if end > len(buf):
         raise Short
     v7 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v8, v9 = S_IQ.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_IQ.size
     if off != len(buf):
         raise Short
     return m.Tsymlinkattrs(tag, fid=v1, name=v4, symtgt=v7, gid=v8, request_mask=v9)
@@ -1430,7 +1430,7 @@ def encode_Rsymlinkattrs(msg: m.Rsymlinkattrs) -> bytes:
 def decode_Rsymlinkattrs(buf: bytes, tag: int) -> m.Rsymlinkattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47 = S_BIQQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 319
+    off += 319  # S_BIQQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rsymlinkattrs(tag, qid=m.Qid(v1, v2, v3), attr=m.Attr(v4, m.Qid(v5, v6, v7), v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25), dattr=m.Attr(v26, m.Qid(v27, v28, v29), v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47))
@@ -1445,14 +1445,14 @@ def encode_Tmknodattrs(msg: m.Tmknodattrs) -> bytes:
 def decode_Tmknodattrs(buf: bytes, tag: int) -> m.Tmknodattrs:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6, v7, v8, v9 = S_IIIIQ.unpack_from(buf, off)
-    off += 24
+    off += 24  # S_IIIIQ.size
     if off != len(buf):
         raise Short
     return m.Tmknodattrs(tag, dfid=v1, name=v4, mode=v5, major=v6, minor=v7, gid=v8, request_mask=v9)
@@ -1465,7 +1465,7 @@ def encode_Rmknodattrs(msg: m.Rmknodattrs) -> bytes:
 def decode_Rmknodattrs(buf: bytes, tag: int) -> m.Rmknodattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47 = S_BIQQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 319
+    off += 319  # S_BIQQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rmknodattrs(tag, qid=m.Qid(v1, v2, v3), attr=m.Attr(v4, m.Qid(v5, v6, v7), v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25), dattr=m.Attr(v26, m.Qid(v27, v28, v29), v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47))
@@ -1480,14 +1480,14 @@ def encode_Tmkdirattrs(msg: m.Tmkdirattrs) -> bytes:
 def decode_Tmkdirattrs(buf: bytes, tag: int) -> m.Tmkdirattrs:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
     v5 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v6, v7, v8 = S_IIQ.unpack_from(buf, off)
-    off += 16
+    off += 16  # S_IIQ.size
     if off != len(buf):
         raise Short
     return m.Tmkdirattrs(tag, dfid=v1, newfid=v2, name=v5, mode=v6, gid=v7, request_mask=v8)
@@ -1500,7 +1500,7 @@ def encode_Rmkdirattrs(msg: m.Rmkdirattrs) -> bytes:
 def decode_Rmkdirattrs(buf: bytes, tag: int) -> m.Rmkdirattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47 = S_BIQQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 319
+    off += 319  # S_BIQQBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rmkdirattrs(tag, qid=m.Qid(v1, v2, v3), attr=m.Attr(v4, m.Qid(v5, v6, v7), v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25), dattr=m.Attr(v26, m.Qid(v27, v28, v29), v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47))
@@ -1515,14 +1515,14 @@ def encode_Tlinkattrs(msg: m.Tlinkattrs) -> bytes:
 def decode_Tlinkattrs(buf: bytes, tag: int) -> m.Tlinkattrs:
     off = 0
     v1, v2, v4 = S_IIH.unpack_from(buf, off)
-    off += 10
+    off += 10  # S_IIH.size
     end = off + v4
     if end > len(buf):
         raise Short
     v5 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v6,) = S_Q.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_Q.size
     if off != len(buf):
         raise Short
     return m.Tlinkattrs(tag, dfid=v1, fid=v2, name=v5, request_mask=v6)
@@ -1535,7 +1535,7 @@ def encode_Rlinkattrs(msg: m.Rlinkattrs) -> bytes:
 def decode_Rlinkattrs(buf: bytes, tag: int) -> m.Rlinkattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44 = S_QBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 306
+    off += 306  # S_QBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rlinkattrs(tag, attr=m.Attr(v1, m.Qid(v2, v3, v4), v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22), dattr=m.Attr(v23, m.Qid(v24, v25, v26), v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44))
@@ -1551,21 +1551,21 @@ def encode_Trenameatattrs(msg: m.Trenameatattrs) -> bytes:
 def decode_Trenameatattrs(buf: bytes, tag: int) -> m.Trenameatattrs:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v7 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v7
     if end > len(buf):
         raise Short
     v8 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     (v9,) = S_Q.unpack_from(buf, off)
-    off += 8
+    off += 8  # S_Q.size
     if off != len(buf):
         raise Short
     return m.Trenameatattrs(tag, olddirfid=v1, oldname=v4, newdirfid=v5, newname=v8, request_mask=v9)
@@ -1578,7 +1578,7 @@ def encode_Rrenameatattrs(msg: m.Rrenameatattrs) -> bytes:
 def decode_Rrenameatattrs(buf: bytes, tag: int) -> m.Rrenameatattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44 = S_QBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 306
+    off += 306  # S_QBIQIIIQQQQQQQQQQQQQQQQBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Rrenameatattrs(tag, olddattr=m.Attr(v1, m.Qid(v2, v3, v4), v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22), newdattr=m.Attr(v23, m.Qid(v24, v25, v26), v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44))
@@ -1593,14 +1593,14 @@ def encode_Tunlinkatattrs(msg: m.Tunlinkatattrs) -> bytes:
 def decode_Tunlinkatattrs(buf: bytes, tag: int) -> m.Tunlinkatattrs:
     off = 0
     v1, v3 = S_IH.unpack_from(buf, off)
-    off += 6
+    off += 6  # S_IH.size
     end = off + v3
     if end > len(buf):
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
     v5, v6 = S_IQ.unpack_from(buf, off)
-    off += 12
+    off += 12  # S_IQ.size
     if off != len(buf):
         raise Short
     return m.Tunlinkatattrs(tag, dirfid=v1, name=v4, flags=v5, request_mask=v6)
@@ -1613,7 +1613,7 @@ def encode_Runlinkatattrs(msg: m.Runlinkatattrs) -> bytes:
 def decode_Runlinkatattrs(buf: bytes, tag: int) -> m.Runlinkatattrs:
     off = 0
     v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22 = S_QBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-    off += 153
+    off += 153  # S_QBIQIIIQQQQQQQQQQQQQQQ.size
     if off != len(buf):
         raise Short
     return m.Runlinkatattrs(tag, dattr=m.Attr(v1, m.Qid(v2, v3, v4), v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22))
@@ -1657,7 +1657,7 @@ def decode_ReaddirEntry(buf: bytes) -> list[m.ReaddirEntry]:
     off = 0
     while off < len(buf):
         v1, v2, v3, v4, v5, v7 = S_BIQQBH.unpack_from(buf, off)
-        off += 24
+        off += 24  # S_BIQQBH.size
         end = off + v7
         if end > len(buf):
             raise Short
@@ -1681,14 +1681,14 @@ def decode_ReaddirattrEntry(buf: bytes) -> list[m.ReaddirattrEntry]:
     off = 0
     while off < len(buf):
         v1, v2, v3, v4, v5, v7 = S_BIQQBH.unpack_from(buf, off)
-        off += 24
+        off += 24  # S_BIQQBH.size
         end = off + v7
         if end > len(buf):
             raise Short
         v8 = buf[off:end].decode("utf-8", "surrogateescape")
         off = end
         v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30 = S_QBIQIIIQQQQQQQQQQQQQQQ.unpack_from(buf, off)
-        off += 153
+        off += 153  # S_QBIQIIIQQQQQQQQQQQQQQQ.size
         out.append(ReaddirattrEntry(Qid(v1, v2, v3), v4, v5, v8, Attr(v9, Qid(v10, v11, v12), v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30)))
     return out
 
@@ -1707,7 +1707,7 @@ def decode_Change(buf: bytes) -> list[m.Change]:
     off = 0
     while off < len(buf):
         v1, v2, v3, v5 = S_QBBH.unpack_from(buf, off)
-        off += 12
+        off += 12  # S_QBBH.size
         end = off + v5
         if end > len(buf):
             raise Short

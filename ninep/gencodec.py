@@ -73,7 +73,7 @@ class _Module:
             f"def dec_{suffix}(buf: bytes, off: int) -> tuple[list[Any], int]:\n"
             + plan.aliases("    ")
             + f"    (n,) = {counter}.unpack_from(buf, off)\n"
-            f"    off += {size}\n"
+            f"    off += {size}  # {counter}.size\n"
             "    out = []\n"
             "    for _ in range(n):\n"
             + plan.decoding("        ")
@@ -117,7 +117,7 @@ class _Plan:
         self.parts.append(f"{name}.pack({', '.join(self.packed)})")
         names = f"({self.unpacked[0]},)" if len(self.unpacked) == 1 else ", ".join(self.unpacked)
         self.dec.append(f"{names} = {name}.unpack_from(buf, off)")
-        self.dec.append(f"off += {size}")
+        self.dec.append(f"off += {size}  # {name}.size")
         self.fmt, self.packed, self.unpacked = "", [], []
 
     def integer(self, code: str, expr: str) -> str:
