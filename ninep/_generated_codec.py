@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import messages as m
-from .fastcodec import HEADER, Short
+from .fastcodec import HEADER, U16, U32, Short
 
 S_IBHI = struct.Struct("<IBHI")
-S_I = struct.Struct("<I")
 S_IBHIIQQQQQQI = struct.Struct("<IBHIIQQQQQQI")
 S_IIQQQQQQI = struct.Struct("<IIQQQQQQI")
 S_IBHII = struct.Struct("<IBHII")
@@ -23,7 +22,6 @@ S_IBHBIQI = struct.Struct("<IBHBIQI")
 S_BIQI = struct.Struct("<BIQI")
 S_IH = struct.Struct("<IH")
 S_III = struct.Struct("<III")
-S_H = struct.Struct("<H")
 S_IBHBIQ = struct.Struct("<IBHBIQ")
 S_BIQ = struct.Struct("<BIQ")
 S_IIII = struct.Struct("<IIII")
@@ -67,20 +65,20 @@ S_QBBH = struct.Struct("<QBBH")
 
 
 def enc_strs(items: list[Any]) -> bytes:
-    out = [S_H.pack(len(items))]
+    out = [U16.pack(len(items))]
     for e in items:
         b1 = e.encode("utf-8", "surrogateescape")
-        out.append(S_H.pack(len(b1)) + b1)
+        out.append(U16.pack(len(b1)) + b1)
     return b"".join(out)
 
 
 def dec_strs(buf: bytes, off: int) -> tuple[list[Any], int]:
-    (n,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (n,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     out = []
     for _ in range(n):
-        (v2,) = S_H.unpack_from(buf, off)
-        off += 2  # S_H.size
+        (v2,) = U16.unpack_from(buf, off)
+        off += 2  # U16.size
         end = off + v2
         if end > len(buf):
             raise Short
@@ -91,7 +89,7 @@ def dec_strs(buf: bytes, off: int) -> tuple[list[Any], int]:
 
 
 def enc_qids(items: list[Any]) -> bytes:
-    out = [S_H.pack(len(items))]
+    out = [U16.pack(len(items))]
     for e in items:
         out.append(S_BIQ.pack(e[0], e[1], e[2]))
     return b"".join(out)
@@ -99,8 +97,8 @@ def enc_qids(items: list[Any]) -> bytes:
 
 def dec_qids(buf: bytes, off: int) -> tuple[list[Any], int]:
     Qid = m.Qid
-    (n,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (n,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     out = []
     for _ in range(n):
         v1, v2, v3 = S_BIQ.unpack_from(buf, off)
@@ -115,8 +113,8 @@ def encode_Rlerror(msg: m.Rlerror) -> bytes:
 
 def decode_Rlerror(buf: bytes, tag: int) -> m.Rlerror:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Rlerror(tag, ecode=v1)
@@ -128,8 +126,8 @@ def encode_Tstatfs(msg: m.Tstatfs) -> bytes:
 
 def decode_Tstatfs(buf: bytes, tag: int) -> m.Tstatfs:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tstatfs(tag, fid=v1)
@@ -212,7 +210,7 @@ def decode_Rlcreate(buf: bytes, tag: int) -> m.Rlcreate:
 def encode_Tsymlink(msg: m.Tsymlink) -> bytes:
     b2 = msg.name.encode("utf-8", "surrogateescape")
     b5 = msg.symtgt.encode("utf-8", "surrogateescape")
-    body = S_IH.pack(msg.fid, len(b2)) + b2 + S_H.pack(len(b5)) + b5 + S_I.pack(msg.gid)
+    body = S_IH.pack(msg.fid, len(b2)) + b2 + U16.pack(len(b5)) + b5 + U32.pack(msg.gid)
     return HEADER.pack(7 + len(body), 16, msg.tag) + body
 
 
@@ -225,15 +223,15 @@ def decode_Tsymlink(buf: bytes, tag: int) -> m.Tsymlink:
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v6,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v6,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     end = off + v6
     if end > len(buf):
         raise Short
     v7 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v8,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v8,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tsymlink(tag, fid=v1, name=v4, symtgt=v7, gid=v8)
@@ -324,8 +322,8 @@ def encode_Treadlink(msg: m.Treadlink) -> bytes:
 
 def decode_Treadlink(buf: bytes, tag: int) -> m.Treadlink:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Treadlink(tag, fid=v1)
@@ -333,14 +331,14 @@ def decode_Treadlink(buf: bytes, tag: int) -> m.Treadlink:
 
 def encode_Rreadlink(msg: m.Rreadlink) -> bytes:
     b1 = msg.target.encode("utf-8", "surrogateescape")
-    body = S_H.pack(len(b1)) + b1
+    body = U16.pack(len(b1)) + b1
     return HEADER.pack(7 + len(body), 23, msg.tag) + body
 
 
 def decode_Rreadlink(buf: bytes, tag: int) -> m.Rreadlink:
     off = 0
-    (v2,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v2,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     end = off + v2
     if end > len(buf):
         raise Short
@@ -481,14 +479,14 @@ def decode_Treaddir(buf: bytes, tag: int) -> m.Treaddir:
 
 
 def encode_Rreaddir(msg: m.Rreaddir) -> bytes:
-    body = S_I.pack(len(msg.data)) + msg.data
+    body = U32.pack(len(msg.data)) + msg.data
     return HEADER.pack(7 + len(body), 41, msg.tag) + body
 
 
 def decode_Rreaddir(buf: bytes, tag: int) -> m.Rreaddir:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     end = off + v1
     if end > len(buf):
         raise Short
@@ -703,7 +701,7 @@ def decode_Rrenameat(buf: bytes, tag: int) -> m.Rrenameat:
 
 def encode_Tunlinkat(msg: m.Tunlinkat) -> bytes:
     b2 = msg.name.encode("utf-8", "surrogateescape")
-    body = S_IH.pack(msg.dirfid, len(b2)) + b2 + S_I.pack(msg.flags)
+    body = S_IH.pack(msg.dirfid, len(b2)) + b2 + U32.pack(msg.flags)
     return HEADER.pack(7 + len(body), 76, msg.tag) + body
 
 
@@ -716,8 +714,8 @@ def decode_Tunlinkat(buf: bytes, tag: int) -> m.Tunlinkat:
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v5,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v5,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tunlinkat(tag, dirfid=v1, name=v4, flags=v5)
@@ -777,7 +775,7 @@ def decode_Rversion(buf: bytes, tag: int) -> m.Rversion:
 def encode_Tauth(msg: m.Tauth) -> bytes:
     b2 = msg.uname.encode("utf-8", "surrogateescape")
     b5 = msg.aname.encode("utf-8", "surrogateescape")
-    body = S_IH.pack(msg.afid, len(b2)) + b2 + S_H.pack(len(b5)) + b5 + S_I.pack(msg.n_uname)
+    body = S_IH.pack(msg.afid, len(b2)) + b2 + U16.pack(len(b5)) + b5 + U32.pack(msg.n_uname)
     return HEADER.pack(7 + len(body), 102, msg.tag) + body
 
 
@@ -790,15 +788,15 @@ def decode_Tauth(buf: bytes, tag: int) -> m.Tauth:
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v6,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v6,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     end = off + v6
     if end > len(buf):
         raise Short
     v7 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v8,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v8,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tauth(tag, afid=v1, uname=v4, aname=v7, n_uname=v8)
@@ -820,7 +818,7 @@ def decode_Rauth(buf: bytes, tag: int) -> m.Rauth:
 def encode_Tattach(msg: m.Tattach) -> bytes:
     b3 = msg.uname.encode("utf-8", "surrogateescape")
     b6 = msg.aname.encode("utf-8", "surrogateescape")
-    body = S_IIH.pack(msg.fid, msg.afid, len(b3)) + b3 + S_H.pack(len(b6)) + b6 + S_I.pack(msg.n_uname)
+    body = S_IIH.pack(msg.fid, msg.afid, len(b3)) + b3 + U16.pack(len(b6)) + b6 + U32.pack(msg.n_uname)
     return HEADER.pack(7 + len(body), 104, msg.tag) + body
 
 
@@ -833,15 +831,15 @@ def decode_Tattach(buf: bytes, tag: int) -> m.Tattach:
         raise Short
     v5 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v7,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v7,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     end = off + v7
     if end > len(buf):
         raise Short
     v8 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v9,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v9,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tattach(tag, fid=v1, afid=v2, uname=v5, aname=v8, n_uname=v9)
@@ -866,8 +864,8 @@ def encode_Tflush(msg: m.Tflush) -> bytes:
 
 def decode_Tflush(buf: bytes, tag: int) -> m.Tflush:
     off = 0
-    (v1,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v1,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     if off != len(buf):
         raise Short
     return m.Tflush(tag, oldtag=v1)
@@ -926,14 +924,14 @@ def decode_Tread(buf: bytes, tag: int) -> m.Tread:
 
 
 def encode_Rread(msg: m.Rread) -> bytes:
-    body = S_I.pack(len(msg.data)) + msg.data
+    body = U32.pack(len(msg.data)) + msg.data
     return HEADER.pack(7 + len(body), 117, msg.tag) + body
 
 
 def decode_Rread(buf: bytes, tag: int) -> m.Rread:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     end = off + v1
     if end > len(buf):
         raise Short
@@ -969,8 +967,8 @@ def encode_Rwrite(msg: m.Rwrite) -> bytes:
 
 def decode_Rwrite(buf: bytes, tag: int) -> m.Rwrite:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Rwrite(tag, count=v1)
@@ -982,8 +980,8 @@ def encode_Tclunk(msg: m.Tclunk) -> bytes:
 
 def decode_Tclunk(buf: bytes, tag: int) -> m.Tclunk:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tclunk(tag, fid=v1)
@@ -1006,8 +1004,8 @@ def encode_Tremove(msg: m.Tremove) -> bytes:
 
 def decode_Tremove(buf: bytes, tag: int) -> m.Tremove:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tremove(tag, fid=v1)
@@ -1126,7 +1124,7 @@ def decode_Rlcreateattr(buf: bytes, tag: int) -> m.Rlcreateattr:
 def encode_Tsymlinkattr(msg: m.Tsymlinkattr) -> bytes:
     b2 = msg.name.encode("utf-8", "surrogateescape")
     b5 = msg.symtgt.encode("utf-8", "surrogateescape")
-    body = S_IH.pack(msg.fid, len(b2)) + b2 + S_H.pack(len(b5)) + b5 + S_IQ.pack(msg.gid, msg.request_mask)
+    body = S_IH.pack(msg.fid, len(b2)) + b2 + U16.pack(len(b5)) + b5 + S_IQ.pack(msg.gid, msg.request_mask)
     return HEADER.pack(7 + len(body), 186, msg.tag) + body
 
 
@@ -1139,8 +1137,8 @@ def decode_Tsymlinkattr(buf: bytes, tag: int) -> m.Tsymlinkattr:
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v6,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v6,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     end = off + v6
     if end > len(buf):
         raise Short
@@ -1242,8 +1240,8 @@ def encode_Tnotify(msg: m.Tnotify) -> bytes:
 
 def decode_Tnotify(buf: bytes, tag: int) -> m.Tnotify:
     off = 0
-    (v1,) = S_I.unpack_from(buf, off)
-    off += 4  # S_I.size
+    (v1,) = U32.unpack_from(buf, off)
+    off += 4  # U32.size
     if off != len(buf):
         raise Short
     return m.Tnotify(tag, fid=v1)
@@ -1396,7 +1394,7 @@ def decode_Rlcreateattrs(buf: bytes, tag: int) -> m.Rlcreateattrs:
 def encode_Tsymlinkattrs(msg: m.Tsymlinkattrs) -> bytes:
     b2 = msg.name.encode("utf-8", "surrogateescape")
     b5 = msg.symtgt.encode("utf-8", "surrogateescape")
-    body = S_IH.pack(msg.fid, len(b2)) + b2 + S_H.pack(len(b5)) + b5 + S_IQ.pack(msg.gid, msg.request_mask)
+    body = S_IH.pack(msg.fid, len(b2)) + b2 + U16.pack(len(b5)) + b5 + S_IQ.pack(msg.gid, msg.request_mask)
     return HEADER.pack(7 + len(body), 202, msg.tag) + body
 
 
@@ -1409,8 +1407,8 @@ def decode_Tsymlinkattrs(buf: bytes, tag: int) -> m.Tsymlinkattrs:
         raise Short
     v4 = buf[off:end].decode("utf-8", "surrogateescape")
     off = end
-    (v6,) = S_H.unpack_from(buf, off)
-    off += 2  # S_H.size
+    (v6,) = U16.unpack_from(buf, off)
+    off += 2  # U16.size
     end = off + v6
     if end > len(buf):
         raise Short

@@ -25,6 +25,9 @@ from construct import Construct, FocusedSeq
 from . import messages as m
 from .fastcodec import HEADER
 
+#: The structs the generated module takes from `ninep.fastcodec` rather than declare again.
+_SHARED = {"H": "U16", "I": "U32", HEADER.format.lstrip("<"): "HEADER"}
+
 TARGET = Path(__file__).with_name("_generated_codec.py")
 COMMAND = "python -m ninep.gencodec"
 _INTS = {id(m.u8): "B", id(m.u16): "H", id(m.u32): "I", id(m.u64): "Q"}
@@ -42,7 +45,7 @@ class _Module:
     """The generated module's shared parts: its structs and its list helpers."""
 
     def __init__(self) -> None:
-        self.structs: dict[str, str] = {}  # format -> name
+        self.structs: dict[str, str] = dict(_SHARED)  # format -> name
         self.helpers: list[str] = []
         self._arrays: dict[int, str] = {}  # construct id -> the helpers' suffix
 
@@ -185,8 +188,7 @@ def _message(module: _Module, kind: m.Kind) -> str:
             f"    return HEADER.pack({HEADER.size} + len(body), {kind.id}, msg.tag) + body\n"
         )
     else:  # of fixed size: one struct, the header's fields first
-        frame, size = (module.struct(HEADER.format.lstrip("<") + plan.fmt) if plan.fmt
-                       else ("HEADER", HEADER.size))  # fmt: skip
+        frame, size = module.struct(HEADER.format.lstrip("<") + plan.fmt)
         args = ", ".join([str(size), str(kind.id), "msg.tag", *plan.packed])
         encode = f"    return {frame}.pack({args})\n"
         plan.flush()
@@ -239,7 +241,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import messages as m
-from .fastcodec import HEADER, Short
+from .fastcodec import HEADER, U16, U32, Short
 
 '''
 
@@ -249,7 +251,8 @@ def source() -> str:
     module = _Module()
     messages = [_message(module, kind) for kind in m.KINDS.values()]
     payloads = [_payload(module, p) for p in m.PAYLOADS]
-    structs = "".join(f'{name} = struct.Struct("<{fmt}")\n' for fmt, name in module.structs.items())
+    structs = "".join(f'{name} = struct.Struct("<{fmt}")\n'
+                      for fmt, name in module.structs.items() if fmt not in _SHARED)  # fmt: skip
     names = [k.__name__ for k in m.KINDS.values()], [p.cls.__name__ for p in m.PAYLOADS]
     table, ptable = ("".join(f'    "{n}": (encode_{n}, decode_{n}),\n' for n in each)
                      for each in names)  # fmt: skip
