@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     """`drvfs automount`: 0, 1 (drvfs.conf or the listing), 32 (a mount failed)."""
     try:
         conf = bootconf.load(args.config or bootconf.DEFAULT_PATH, missing_ok=not args.config)
-    except bootconf.ConfigError as e:
+    except bootconf.BootConfError as e:
         print(f"drvfs: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.unmount:

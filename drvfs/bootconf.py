@@ -36,7 +36,7 @@ DEFAULT_PATH = "/etc/drvfs.conf"
 EXPORT_SECTION = "export "  # `[export NAME]`
 
 
-class ConfigError(Exception):
+class BootConfError(Exception):
     """A drvfs.conf that cannot be used: one line, naming the file and the key."""
 
 
@@ -114,11 +114,11 @@ def load(path: str, missing_ok: bool = False) -> BootConf:
     except FileNotFoundError:
         if missing_ok:
             return BootConf()
-        raise ConfigError(f"{path}: No such file or directory") from None
+        raise BootConfError(f"{path}: No such file or directory") from None
     except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror}") from None
+        raise BootConfError(f"{path}: {e.strerror}") from None
     except configparser.Error as e:
-        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
+        raise BootConfError(f"{path}: {' '.join(str(e).split())}") from None
     common = _read(path, "automount", parser, _AUTOMOUNT) if parser.has_section("automount") else {}
     exports = {
         section.removeprefix(EXPORT_SECTION).strip(): ExportConf(
@@ -141,7 +141,7 @@ def _read(
     out = {}
     for key, raw in parser.items(section):
         if key not in by_lower:
-            raise ConfigError(f"{path}: [{section}]: unknown key {key!r}")
+            raise BootConfError(f"{path}: [{section}]: unknown key {key!r}")
         name, read = keys[by_lower[key]]
         value = raw.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
@@ -149,5 +149,5 @@ def _read(
         try:
             out[name] = read(value)
         except ValueError as e:
-            raise ConfigError(f"{path}: [{section}]: key {by_lower[key]!r}: {e}") from None
+            raise BootConfError(f"{path}: [{section}]: key {by_lower[key]!r}: {e}") from None
     return out

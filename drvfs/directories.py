@@ -104,7 +104,7 @@ class _Listing:
         return True
 
 
-class Change:
+class MountChange:
     """This mount's change of names in one directory, under way: `added` made there,
     `removed` removed from there (by a rename too). `added` may exist from the moment
     the request is sent: it is listed, and its misses forgotten, at once; `removed` is
@@ -147,9 +147,11 @@ class Directories:
         self._misses: OrderedDict[tuple[int, str], tuple[set[str], float]] = OrderedDict()
         self._missed_in: dict[int, set[str]] = {}  # directory -> its folded names in `_misses`
 
-    def change(self, node: Inode, added: str | None = None, removed: str | None = None) -> Change:
-        """Bracket this mount's change of names in directory `node` (`Change`)."""
-        return Change(self, node, added, removed)
+    def change(
+        self, node: Inode, added: str | None = None, removed: str | None = None
+    ) -> MountChange:
+        """Bracket this mount's change of names in directory `node` (`MountChange`)."""
+        return MountChange(self, node, added, removed)
 
     @staticmethod
     def touched(node: Inode) -> None:

@@ -109,7 +109,7 @@ def _msize(value: str | None) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Option:
+class _MountOption:
     dest: Dest
     help: str  # for the man page; `{default}` is the MountOptions field's default
     parse: Parser = _flag
@@ -128,22 +128,22 @@ _MOUNT_FLAGS = [
 _NOISE = ["defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev"]
 _NOISE += ["nofail", "rw"]
 
-_IGNORED = _Option(Dest.IGNORED, "for mount(8) and fstab; ignored by drvfs", lambda v: v)
+_IGNORED = _MountOption(Dest.IGNORED, "for mount(8) and fstab; ignored by drvfs", lambda v: v)
 
 
-def _client(parse: Parser, attr: str, value: str, help: str) -> _Option:
-    return _Option(Dest.CLIENT, help, parse, attr, value)
+def _client(parse: Parser, attr: str, value: str, help: str) -> _MountOption:
+    return _MountOption(Dest.CLIENT, help, parse, attr, value)
 
 
-_OPTIONS: dict[str, _Option] = {
+_OPTIONS: dict[str, _MountOption] = {
     # ro: and FUSE's ro, and read_only: see parse_options
-    "ro": _Option(Dest.SERVER, "read-only: the server refuses every change (EROFS)"),
-    "allow_other": _Option(Dest.FUSE, "let other users than the one mounting use the mount"),
-    "allow_root": _Option(Dest.FUSE, "let root use the mount too"),
-    "default_permissions": _Option(
+    "ro": _MountOption(Dest.SERVER, "read-only: the server refuses every change (EROFS)"),
+    "allow_other": _MountOption(Dest.FUSE, "let other users than the one mounting use the mount"),
+    "allow_root": _MountOption(Dest.FUSE, "let root use the mount too"),
+    "default_permissions": _MountOption(
         Dest.FUSE, "the kernel checks permissions against the modes shown (always on)"
     ),
-    **{name: _Option(Dest.FUSE, "a mount flag, as for any file system (mount(8))")
+    **{name: _MountOption(Dest.FUSE, "a mount flag, as for any file system (mount(8))")
        for name in _MOUNT_FLAGS},
     "server": _client(_address, "server", "ADDR", "the 9P server: tcp:HOST:PORT or unix:PATH "
                       "(default {default})"),
@@ -184,10 +184,10 @@ def documented() -> list[tuple[list[str], str, str]]:
     return rows
 
 
-_TO_SERVER = _Option(Dest.SERVER, "", lambda v: v)  # any other option: the server decides
+_TO_SERVER = _MountOption(Dest.SERVER, "", lambda v: v)  # any other option: the server decides
 
 
-def _lookup(key: str) -> _Option:
+def _lookup(key: str) -> _MountOption:
     if key.startswith("x-") or key == "comment":
         return _IGNORED
     return _OPTIONS.get(key, _TO_SERVER)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from .sockdiag import DiagRefused, SockDiag
+from .stats import AdmissionFigures
 
 log = logging.getLogger("ninep.server")
 
@@ -228,7 +229,7 @@ class PeerFinder:
         uid = await trio.to_thread.run_sync(proc_tcp_owner, peer, local, limiter=self._scanning)
         return Peer(uid, peer[0])
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> AdmissionFigures:
         """How peers were found (`ninep.stats`)."""
         return {"asked_kernel": self.asked, "scanned_proc": self.scanned,
                 "sock_diag_refused": self.refused}  # fmt: skip

@@ -38,7 +38,7 @@ from typing import Generic, ParamSpec, Protocol, TypeVar, cast
 
 from .listing import ExportInfo
 from .messages import Attr, Qid, SetAttr, StatFs
-from .notify import Changes
+from .notify import ChangeHub
 from .options import ExportOption
 
 __all__ = [
@@ -238,7 +238,7 @@ class Watchable(Protocol):
     `empty` of a directory just made (Tmkdirattrs), once watched.
     """
 
-    def watch(self) -> Changes | None:
+    def watch(self) -> ChangeHub | None:
         """The export's hub of changes (None: it offers none); if this File is a
         directory, its changes are published from now on where the hub's
         `covered(qid.path)` says so."""
@@ -257,8 +257,9 @@ class Watchable(Protocol):
 class Export(Protocol):
     """A named tree a client can attach to.
 
-    An export may also have a method `stats() -> dict[str, Any]`: its own figures
-    (JSON-ready), which `Server.stats()` gives under `exports`, by export name; and
+    An export may also have a method `stats() -> ninep.stats.ExportFigures`: its own
+    figures (JSON-ready; a TypedDict), which `Server.stats()` gives under `exports`, by
+    export name; and
     `describe(name) -> ExportInfo`: what the listing of exports (Texports) says of it.
     """
 

@@ -7,13 +7,17 @@ int encoded as a little-endian u32, and so on), from which the `construct`
 codec is compiled. `decode` and `Message.encode` are the only codec entry
 points, and a frame that does not parse exactly raises `ProtocolError`.
 A T-message is a `Request[R]`: `R` is its answer unless the answer is Rlerror.
+The payloads carried in a message's data (directory entries, changes) are
+declared the same way, as NamedTuples (`Payload`). The codec used is generated
+from these declarations (`ninep.gencodec` writes `ninep._generated_codec`);
+the `construct` one is its reference.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import (
     Annotated,
@@ -41,8 +45,10 @@ from construct import (
 )
 from construct.core import stream_read, stream_write
 
+from . import _generated_codec as _codec  # it uses this module's classes only when called
 from . import fastcodec
 from .constants import HEADER_SIZE, NOTAG
+from .fastcodec import HEADER, Short
 
 
 class ProtocolError(Exception):
@@ -93,15 +99,11 @@ class _QidAdapter(Adapter):  # type: ignore[misc]
 
 
 u8, u16, u32, u64 = Int8ul, Int16ul, Int32ul, Int64ul
-string = _Utf8(_Counted(struct.Struct("<H")))
-data = _Counted(struct.Struct("<I"))
+string = _Utf8(_Counted(fastcodec.U16))
+data = _Counted(fastcodec.U32)
 qid = _QidAdapter(Struct("type" / u8, "version" / u32, "path" / u64))
 names = PrefixedArray(u16, string)
 qids = PrefixedArray(u16, qid)
-
-#: One directory entry inside Rreaddir's data.
-dirent = Struct("qid" / qid, "offset" / u64, "type" / u8, "name" / string)
-_dirents = Struct("entries" / GreedyRange(dirent), Terminated).compile()
 
 
 # ---- the wire types: a field's annotation names its Python type and its encoding ----
@@ -118,15 +120,20 @@ Qids = Annotated[list[Qid], qids]
 
 
 def _layout(cls: type) -> tuple[Construct, ...]:
-    """The construct fields of dataclass `cls`, from its annotations (`tag` is the header's)."""
+    """The construct fields of dataclass or NamedTuple `cls`, from its annotations (`tag`
+    is the header's)."""
     hints = get_type_hints(cls, include_extras=True)
+    if dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+    else:  # a NamedTuple
+        names = list(cls._fields)  # type: ignore[attr-defined]
     out = []
-    for f in dataclasses.fields(cls):
-        if f.name == "tag":
+    for name in names:
+        if name == "tag":
             continue
-        wire = [a for a in getattr(hints[f.name], "__metadata__", ()) if isinstance(a, Construct)]
-        assert len(wire) == 1, f"{cls.__name__}.{f.name} has no wire type"
-        out.append(f.name / wire[0])
+        wire = [a for a in getattr(hints[name], "__metadata__", ()) if isinstance(a, Construct)]
+        assert len(wire) == 1, f"{cls.__name__}.{name} has no wire type"
+        out.append(name / wire[0])
     return tuple(out)
 
 
@@ -209,11 +216,6 @@ class StatFs:
     namelen: U32
 
 
-#: What the generated fast codec (ninep.fastcodec) needs to know of the wire types.
-_WIRE_INTS = {id(u8): "B", id(u16): "H", id(u32): "I", id(u64): "Q"}
-_WIRE_VARIABLE = {id(string): "str", id(data): "data", id(names): "names", id(qids): "qids"}
-_RECORDS = {"Qid": Qid, "Attr": Attr, "SetAttr": SetAttr, "StatFs": StatFs}
-
 _attr = _Record(Attr)
 AttrRecord = Annotated[Attr, _attr]
 SetAttrRecord = Annotated[SetAttr, _Record(SetAttr)]
@@ -233,7 +235,7 @@ class Message:
     field_names: ClassVar[tuple[str, ...]]
     layout: ClassVar[tuple[Construct, ...]]
     body: ClassVar[Any]  # the compiled construct of the body: the reference codec
-    fast_encode: ClassVar[Callable[[Message], bytes]]  # generated (ninep.fastcodec)
+    fast_encode: ClassVar[Callable[[Message], bytes]]  # generated (ninep.gencodec)
     fast_decode: ClassVar[Callable[[bytes, int], Message]]
 
     @property
@@ -266,7 +268,7 @@ class Message:
             body: bytes = self.body.build(self.fields)
         except (ConstructError, KeyError, TypeError, ValueError, AttributeError, struct.error) as e:
             raise ValueError(f"cannot encode {type(self).__name__}: {e}") from e
-        return _header.pack(HEADER_SIZE + len(body), self.id, self.tag) + body
+        return HEADER.pack(HEADER_SIZE + len(body), self.id, self.tag) + body
 
     def __str__(self) -> str:
         """The conventional trace form: ``Twalk tag 1 fid 0 newfid 1 wnames ['a']``."""
@@ -308,9 +310,6 @@ def message(id: int) -> Callable[[type[M]], type[M]]:
         made.layout = _layout(made)
         made.field_names = tuple(f.name for f in made.layout)
         made.body = Struct(*made.layout, Terminated).compile()
-        made.fast_encode, made.fast_decode = fastcodec.generate(
-            made, _WIRE_INTS, qid, _WIRE_VARIABLE, _RECORDS
-        )
         assert id not in KINDS, cls.__name__
         KINDS[id] = made
         return made
@@ -877,8 +876,6 @@ EXTENSIONS_2: tuple[type[Request[Any]], ...] = (
 #: The requests that wait for changes: not work in flight (docs/protocol-extensions.md).
 NOTIFIES = (Tnotify, Tnotifyflags)
 
-_header = struct.Struct("<IBH")
-
 
 def _show(value: Any) -> str:
     if isinstance(value, bytes):
@@ -899,7 +896,7 @@ def _kind_of(frame: bytes | bytearray | memoryview) -> tuple[Kind, int]:
     """The kind and tag of a whole frame, its size checked; ProtocolError otherwise."""
     if len(frame) < HEADER_SIZE:
         raise ProtocolError(f"frame of {len(frame)} bytes is shorter than the 7-byte header")
-    size, type_, tag = _header.unpack_from(frame)
+    size, type_, tag = HEADER.unpack_from(frame)
     if size != len(frame):
         raise ProtocolError(f"frame says {size} bytes but holds {len(frame)}")
     kind = KINDS.get(type_)
@@ -913,7 +910,7 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     kind, tag = _kind_of(frame)
     try:
         return kind.fast_decode(bytes(frame[HEADER_SIZE:]), tag)
-    except (fastcodec.Short, struct.error) as e:
+    except (Short, struct.error) as e:
         raise ProtocolError(f"malformed {kind.__name__} body: {e or 'wrong length'}") from e
 
 
@@ -927,151 +924,123 @@ def decode_reference(frame: bytes | bytearray | memoryview) -> Message:
     return kind(tag, **{name: body[name] for name in kind.field_names})
 
 
-def encode_dirents(entries: list[tuple[Qid, int, int, str]]) -> bytes:
-    """Pack (qid, offset, type, name) entries as Rreaddir data."""
-    try:
-        return fastcodec.encode_dirents(entries)
-    except struct.error as e:
-        raise ValueError(f"cannot encode directory entries: {e}") from e
+# ---- payloads: the entries of a message's data ----
+
+P = TypeVar("P", bound=tuple[Any, ...])
 
 
-def encode_dirents_reference(entries: list[tuple[Qid, int, int, str]]) -> bytes:
-    """`encode_dirents` by the `construct` declaration of `dirent` (its reference)."""
-    build: Callable[[dict[str, Any]], bytes] = dirent.build
-    return b"".join(build({"qid": q, "offset": o, "type": t, "name": n}) for q, o, t, n in entries)
+class Payload(Generic[P]):
+    """The data of a message as a list of `cls` entries, one after the other: `cls` is a
+    NamedTuple whose annotations give an entry's layout, as a message's fields do. Both
+    codecs: the generated one (`encode`, `decode`) and its `construct` reference."""
+
+    def __init__(self, cls: type[P], what: str) -> None:
+        self.cls = cls
+        self.what = what  # in errors: "cannot encode {what}"
+        self.layout = _layout(cls)
+        strings = [f for f in self.layout if f.subcon is string]
+        assert [f.name for f in strings] == ["name"], f"{cls.__name__}: size() needs one name"
+        #: bytes of an entry less its name's (its length prefix counted)
+        self.fixed = sum(
+            fastcodec.U16.size if f.subcon is string else f.subcon.sizeof() for f in self.layout
+        )
+        self.entry = Struct(*self.layout)
+        self._entries = Struct("entries" / GreedyRange(self.entry), Terminated).compile()
+        self.fast_encode, self.fast_decode = _codec.PAYLOADS.get(cls.__name__, _stale(cls.__name__))
+
+    def size(self, name: str) -> int:
+        """Bytes one entry named `name` takes."""
+        return self.fixed + len(name.encode("utf-8", "surrogateescape"))
+
+    def encode(self, entries: Iterable[tuple[Any, ...]]) -> bytes:
+        """Pack `entries` (`cls` entries, or tuples of their fields)."""
+        try:
+            encoded: bytes = self.fast_encode(entries)
+        except (struct.error, TypeError, AttributeError, IndexError) as e:
+            raise ValueError(f"cannot encode {self.what}: {e}") from e
+        return encoded
+
+    def decode(self, blob: bytes) -> list[P]:
+        """Unpack `blob` into entries; ProtocolError if malformed."""
+        try:
+            entries: list[P] = self.fast_decode(blob)
+        except (Short, struct.error) as e:
+            raise ProtocolError(f"malformed {self.what}: {e or 'wrong length'}") from e
+        return entries
+
+    def encode_reference(self, entries: Iterable[tuple[Any, ...]]) -> bytes:
+        """`encode` by the `construct` declaration (its reference)."""
+        build: Callable[[dict[str, Any]], bytes] = self.entry.build
+        names = self.cls._fields  # type: ignore[attr-defined]
+        return b"".join(build(dict(zip(names, e, strict=True))) for e in entries)
+
+    def decode_reference(self, blob: bytes) -> list[P]:
+        """`decode` by the `construct` declaration (its reference)."""
+        try:
+            parsed = self._entries.parse(blob).entries
+        except (ConstructError, UnicodeError, struct.error) as e:
+            raise ProtocolError(f"malformed {self.what}: {e}") from e
+        return [self.cls(*(e[f.name] for f in self.layout)) for e in parsed]
 
 
-def dirent_size(name: str) -> int:
-    """Bytes one directory entry takes in Rreaddir data."""
-    return 13 + 8 + 1 + 2 + len(name.encode("utf-8", "surrogateescape"))
+def _stale(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """What a message or payload the generated codec does not know of is given."""
+
+    def stale(*args: object) -> Any:
+        raise RuntimeError(f"ninep/_generated_codec.py lacks {name}: run python -m ninep.gencodec")
+
+    return stale, stale
 
 
-def decode_dirents(blob: bytes) -> list[tuple[Qid, int, int, str]]:
-    """Unpack Rreaddir data into (qid, offset, type, name) entries."""
-    try:
-        return fastcodec.decode_dirents(blob, Qid)
-    except (fastcodec.Short, struct.error) as e:
-        raise ProtocolError(f"malformed directory entries: {e or 'wrong length'}") from e
+class ReaddirEntry(NamedTuple):
+    """One directory entry in Rreaddir's data; `offset` is the cookie that continues after it."""
+
+    qid: QidField
+    offset: U64
+    type: U8
+    name: Str
 
 
-def decode_dirents_reference(blob: bytes) -> list[tuple[Qid, int, int, str]]:
-    """`decode_dirents` by the `construct` declaration of `dirent` (its reference)."""
-    try:
-        entries = _dirents.parse(blob).entries
-    except (ConstructError, UnicodeError, struct.error) as e:
-        raise ProtocolError(f"malformed directory entries: {e}") from e
-    return [(e.qid, e.offset, e.type, e.name) for e in entries]
+class ReaddirattrEntry(NamedTuple):
+    """One entry in Rreaddirattr's data: a `ReaddirEntry`, then its attributes."""
 
-
-#: One entry inside Rreaddirattr's data: a Rreaddir entry, then its attributes.
-dirent_attr = Struct(*dirent.subcons, "attr" / _attr)
-_dirent_attrs = Struct("entries" / GreedyRange(dirent_attr), Terminated).compile()
-_ATTR_SIZE, _pack_attr, _unpack_attr = fastcodec.record_codec(_attr, _WIRE_INTS, qid, _RECORDS)
-
-#: A directory entry with its attributes: (qid, offset, type, name, attr).
-DirentAttr = tuple[Qid, int, int, str, Attr]
-
-
-def dirent_attr_size(name: str) -> int:
-    """Bytes one entry takes in Rreaddirattr data."""
-    return dirent_size(name) + _ATTR_SIZE
-
-
-def encode_dirent_attrs(entries: list[DirentAttr]) -> bytes:
-    """Pack (qid, offset, type, name, attr) entries as Rreaddirattr data."""
-    try:
-        return fastcodec.encode_dirent_attrs(entries, _pack_attr)
-    except (struct.error, TypeError, AttributeError) as e:
-        raise ValueError(f"cannot encode directory entries: {e}") from e
-
-
-def encode_dirent_attrs_reference(entries: list[DirentAttr]) -> bytes:
-    """`encode_dirent_attrs` by the `construct` declaration of `dirent_attr` (its reference)."""
-    build: Callable[[dict[str, Any]], bytes] = dirent_attr.build
-    return b"".join(
-        build({"qid": q, "offset": o, "type": t, "name": n, "attr": a}) for q, o, t, n, a in entries
-    )
-
-
-def decode_dirent_attrs(blob: bytes) -> list[DirentAttr]:
-    """Unpack Rreaddirattr data into (qid, offset, type, name, attr) entries."""
-    try:
-        return fastcodec.decode_dirent_attrs(blob, Qid, _ATTR_SIZE, _unpack_attr)
-    except (fastcodec.Short, struct.error) as e:
-        raise ProtocolError(f"malformed directory entries: {e or 'wrong length'}") from e
-
-
-def decode_dirent_attrs_reference(blob: bytes) -> list[DirentAttr]:
-    """`decode_dirent_attrs` by the `construct` declaration of `dirent_attr` (its reference)."""
-    try:
-        entries = _dirent_attrs.parse(blob).entries
-    except (ConstructError, UnicodeError, struct.error) as e:
-        raise ProtocolError(f"malformed directory entries: {e}") from e
-    return [(e.qid, e.offset, e.type, e.name, e.attr) for e in entries]
+    qid: QidField
+    offset: U64
+    type: U8
+    name: Str
+    attr: AttrRecord
 
 
 class Change(NamedTuple):
-    """One change in Rnotify: entry `name` of the directory whose qid path is `dir` (""
-    for the directory itself), what happened (ChangeKind) and its ChangeFlag bits."""
+    """One change in Rnotify's data: entry `name` of the directory whose qid path is `dir`
+    ("" for the directory itself), what happened (ChangeKind) and its ChangeFlag bits."""
 
-    dir: int
-    kind: int
-    flags: int
-    name: str
-
-
-#: One change inside Rnotify's data.
-change = Struct("dir" / u64, "kind" / u8, "flags" / u8, "name" / string)
-_changes = Struct("changes" / GreedyRange(change), Terminated).compile()
-_CHANGE = struct.Struct("<QBBH")  # dir, kind, flags, name length
+    dir: U64
+    kind: U8
+    flags: U8
+    name: Str
 
 
-def change_size(name: str) -> int:
-    """Bytes one change takes in Rnotify data."""
-    return _CHANGE.size + len(name.encode("utf-8", "surrogateescape"))
+_dirents = Payload(ReaddirEntry, "directory entries")
+_dirent_attrs = Payload(ReaddirattrEntry, "directory entries")
+_changes = Payload(Change, "changes")
+#: Every payload, for the codec's generation and its tests.
+PAYLOADS: tuple[Payload[Any], ...] = (_dirents, _dirent_attrs, _changes)
 
+#: What `encode_dirent_attrs` takes: a ReaddirattrEntry, or a tuple of its fields.
+DirentAttr = tuple[Qid, int, int, str, Attr]
 
-def encode_changes(changes: list[Change]) -> bytes:
-    """Pack changes as Rnotify data."""
-    out = []
-    try:
-        for c in changes:
-            name = c.name.encode("utf-8", "surrogateescape")
-            out.append(_CHANGE.pack(c.dir, c.kind, c.flags, len(name)) + name)
-    except struct.error as e:
-        raise ValueError(f"cannot encode changes: {e}") from e
-    return b"".join(out)
+encode_dirents, decode_dirents, dirent_size = _dirents.encode, _dirents.decode, _dirents.size
+encode_dirents_reference, decode_dirents_reference = (
+    _dirents.encode_reference, _dirents.decode_reference)  # fmt: skip
+encode_dirent_attrs, decode_dirent_attrs = _dirent_attrs.encode, _dirent_attrs.decode
+dirent_attr_size = _dirent_attrs.size
+encode_dirent_attrs_reference, decode_dirent_attrs_reference = (
+    _dirent_attrs.encode_reference, _dirent_attrs.decode_reference)  # fmt: skip
+encode_changes, decode_changes, change_size = _changes.encode, _changes.decode, _changes.size
+encode_changes_reference, decode_changes_reference = (
+    _changes.encode_reference, _changes.decode_reference)  # fmt: skip
 
-
-def encode_changes_reference(changes: list[Change]) -> bytes:
-    """`encode_changes` by the `construct` declaration of `change` (its reference)."""
-    build: Callable[[dict[str, Any]], bytes] = change.build
-    return b"".join(build(c._asdict()) for c in changes)
-
-
-def decode_changes(blob: bytes) -> list[Change]:
-    """Unpack Rnotify data into changes."""
-    out = []
-    off = 0
-    try:
-        while off < len(blob):
-            dir_, kind, flags, n = _CHANGE.unpack_from(blob, off)
-            off += _CHANGE.size
-            if off + n > len(blob):
-                raise ProtocolError("malformed changes: a name runs past the end")
-            out.append(
-                Change(dir_, kind, flags, blob[off : off + n].decode("utf-8", "surrogateescape"))
-            )
-            off += n
-    except struct.error as e:
-        raise ProtocolError(f"malformed changes: {e}") from e
-    return out
-
-
-def decode_changes_reference(blob: bytes) -> list[Change]:
-    """`decode_changes` by the `construct` declaration of `change` (its reference)."""
-    try:
-        parsed = _changes.parse(blob).changes
-    except (ConstructError, UnicodeError, struct.error) as e:
-        raise ProtocolError(f"malformed changes: {e}") from e
-    return [Change(c.dir, c.kind, c.flags, c.name) for c in parsed]
+for _kind in KINDS.values():  # the generated codec of every message
+    _name = _kind.__name__
+    _kind.fast_encode, _kind.fast_decode = _codec.MESSAGES.get(_name, _stale(_name))

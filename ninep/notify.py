@@ -2,12 +2,12 @@
 connection's bounded queue (Tnotify; docs/protocol-extensions.md).
 
 A source (`ninep.watch`, inotify) publishes each change of a watched directory
-to the export's `Changes`, which fans it out to the `Subscription` of every
+to the export's `ChangeHub`, which fans it out to the `Subscription` of every
 connection that sent a Tnotify. A subscription holds at most `limit` changes;
 past that it holds none and answers OVERFLOW once, so a client that does not
 collect costs the server a bounded amount of memory. A change made by a
 request of one connection (and of no other) while it ran is marked OWN for it
-(`Changes.origin`), or not queued for it at all where it asked for the others'
+(`ChangeHub.origin`), or not queued for it at all where it asked for the others'
 only (Tnotifyflags OTHERS: `Subscription.others_only`). Observers (`Observer`)
 see every change too, as it is published: the export's own caches.
 """
@@ -54,7 +54,7 @@ class Observer(Protocol):
 class Subscription:
     """One connection's changes not yet sent: at most `limit`, else an overflow."""
 
-    def __init__(self, hub: Changes, limit: int) -> None:
+    def __init__(self, hub: ChangeHub, limit: int) -> None:
         self.hub = hub
         self.limit = limit
         self.overflowed = False
@@ -104,7 +104,7 @@ class Subscription:
         self.hub.unsubscribe(self)
 
 
-class Changes:
+class ChangeHub:
     """An export's hub of changes: what its source reports, to every subscription."""
 
     def __init__(self, source: Source) -> None:

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from socket import AF_UNIX
-from typing import Any
 
 import trio
 
@@ -32,6 +31,7 @@ from .constants import MIN_MSIZE, SERVER_MSIZE
 from .limits import Budgets, Limits, ServerLimits
 from .ratelog import RateLog
 from .session import Session
+from .stats import Figures, ServerFigures
 from .systemd import in_runtime_directory
 from .transport import Address, fd_stream, open_listeners
 
@@ -157,7 +157,7 @@ class Server:
         self._per_peer: Counter[str] = Counter()  # connections served now, by `_peer_key`
         self._refused: Counter[str] = Counter()  # connections refused, by reason
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Figures:
         """The server's figures: in total, per open connection, and the exports' own
         (of those that have a `stats` method: `ninep.backend.Export`)."""
         connections = [session.figures() for session in self._sessions]
@@ -170,7 +170,7 @@ class Server:
             "server": self._server_figures(),
         }
 
-    def _server_figures(self) -> dict[str, Any]:
+    def _server_figures(self) -> ServerFigures:
         """The limits of all connections together, what is used of them, and admission."""
         b, limits = self.budgets, self.server_limits
         return {

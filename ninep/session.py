@@ -6,7 +6,6 @@ import errno
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
@@ -19,7 +18,7 @@ from .handlers import HANDLERS
 from .limits import BIG, Budgets, Limits
 from .messages import Message, ProtocolError
 from .notify import Subscription
-from .stats import ConnectionStats
+from .stats import ConnectionFigures, ConnectionStats
 from .transport import FrameReader, SocketIO, fast_stream
 
 log = logging.getLogger("ninep.server")
@@ -112,11 +111,10 @@ class Session:
         self._send_lock = trio.Lock()
         self._replies: list[bytes] = []  # answers of quick requests, sent together
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> ConnectionFigures:
         """This connection's statistics (`ninep.stats`)."""
         changes = len(self.notify) if self.notify is not None else 0
-        return {**self.stats.as_dict(), "fids": len(self.fids), "open_files": self.fids.open,
-                "changes": changes}  # fmt: skip
+        return self.stats.figures(len(self.fids), self.fids.open, changes)
 
     async def run(self) -> None:
         """Read frames, queue them, and serve each request in its own task."""

@@ -28,11 +28,12 @@ import struct
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import TypedDict
 
 import trio
 
 from .constants import ChangeKind
-from .notify import Changes
+from .notify import ChangeHub
 
 log = logging.getLogger("ninep.watch")
 
@@ -91,6 +92,22 @@ def user_watch_limit() -> int:
     return min(limits, default=DEFAULT_WATCH_LIMIT)
 
 
+class WatchBudgetFigures(TypedDict):
+    """The process's watch budget: its capacity, what is used of it, the user's limit."""
+
+    budget: int
+    budget_used: int
+    user_limit: int
+
+
+class WatchFigures(WatchBudgetFigures):
+    """An export's watches, the kernel's overflows, directories refused a watch."""
+
+    watches: int
+    overflows: int
+    refused: int
+
+
 class WatchBudget:
     """The inotify watches the exports of a process may hold together: `share` of the
     user's limit (`user_watch_limit`, read once), rounded down."""
@@ -106,7 +123,7 @@ class WatchBudget:
     def spent(self) -> bool:
         return self.used >= self.capacity
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> WatchBudgetFigures:
         return {"budget": self.capacity, "budget_used": self.used, "user_limit": self.limit}
 
 
@@ -149,7 +166,7 @@ class Watcher:
     def __init__(
         self, show: Callable[[str], str], label: str = "", budget: WatchBudget | None = None
     ) -> None:
-        self.changes = Changes(self)
+        self.changes = ChangeHub(self)
         self.budget = shared_budget() if budget is None else budget
         self.label = label
         self.show = show
@@ -160,10 +177,10 @@ class Watcher:
         self._reading: trio.lowlevel.TrioToken | None = None  # the run whose task reads
         self.overflows = 0  # times the kernel's queue overflowed
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> WatchFigures:
         """This export's watches, overflows and refusals; the process's budget."""
-        mine = {"watches": len(self._dirs), "overflows": self.overflows, "refused": self.refused}
-        return mine | self.budget.stats()
+        return {"watches": len(self._dirs), "overflows": self.overflows, "refused": self.refused,
+                **self.budget.stats()}  # fmt: skip
 
     def covered(self, dir: int) -> bool:
         return dir in self._wds

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pytest
 
@@ -101,10 +101,9 @@ class StatsServer(ServerProcess):
     def stats_path(self) -> Path:
         return self.socket_path.with_suffix(".stats")
 
-    def total(self) -> dict[str, Any]:
+    def total(self) -> stats.TotalFigures:
         """The server's figures over all connections (docs/operations.md)."""
-        figures: dict[str, Any] = stats.read(str(self.stats_path))["total"]
-        return figures
+        return stats.read(str(self.stats_path))["total"]
 
     def watches(self) -> int:
         """The inotify watches the export holds: one at least once a mount asked for changes

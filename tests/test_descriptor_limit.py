@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import trio
 
 from ninep import stats
 from ninep.client import Fid, connect
 from ninep.constants import GetattrMask
-from volfs.descriptors import capacity_for
+from volfs.descriptors import DescriptorFigures, capacity_for
 
 from .drvfs_harness import ServerProcess, drvfs_mount
 
@@ -37,7 +36,7 @@ class LimitedServer(ServerProcess):
         return ["prlimit", f"--nofile={LIMIT}:{LIMIT}", *super().command(),
                 "--stats", str(self.stats_path)]  # fmt: skip
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> stats.Figures:
         return stats.read(str(self.stats_path))
 
 
@@ -57,15 +56,16 @@ def make_tree(top: Path) -> list[str]:
     return paths
 
 
-def assert_bounded(figures: dict[str, Any]) -> dict[str, Any]:
+def assert_bounded(figures: stats.Figures) -> DescriptorFigures:
     """The descriptors under the limit, the cache within its capacity; the cache's figures."""
-    total, cache = figures["total"], figures["exports"]["C"]["descriptor_cache"]
+    total = figures["total"]
+    cache: DescriptorFigures = figures["exports"]["C"]["descriptor_cache"]
     print("server figures:", total["descriptors"], "descriptors,", total["fids"], "fids,", cache)
     assert total["descriptor_limit"] == LIMIT
     assert total["descriptors"] < LIMIT
     assert cache["capacity"] == capacity_for(LIMIT)
     assert cache["cached"] + cache["handles"] <= cache["capacity"]
-    return dict(cache)
+    return cache
 
 
 def test_a_tree_larger_than_the_descriptor_limit(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_a_tree_larger_than_the_descriptor_limit(tmp_path: Path) -> None:
         assert (mnt / "d3" / "f7").read_bytes() == b"7"
         after_drvfs = assert_bounded(server.figures())
 
-        async def stat_everything() -> dict[str, Any]:
+        async def stat_everything() -> stats.Figures:
             """A fid on every entry at once, each stat'ed twice; the figures meanwhile."""
             async with connect(server.address) as client:
                 root = await client.attach("C")

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -55,10 +54,10 @@ class Sampler:
                 figures = stats.read(str(self.path))
             except OSError:
                 continue
-            total: dict[str, Any] = figures["total"]
+            total = figures["total"]
             cache: dict[str, int] = figures["exports"]["C"]["descriptor_cache"]
             held = cache["cached"] + cache["handles"]
-            now = {
+            now: dict[str, int] = {
                 "fids": total["fids"],
                 "descriptors": total["descriptors"],
                 "held": held,

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 import trio
@@ -17,6 +16,7 @@ from ninep import stats
 from ninep.constants import GetattrMask, OpenFlag
 from ninep.limits import Limits
 from ninep.server import Server
+from ninep.stats import ConnectionFigures
 from ninep.transport import Address
 from volfs.export import open_export
 
@@ -69,8 +69,8 @@ async def test_a_client_that_never_reads_is_held_to_its_bound(
                 await flood.send(m.Tgetattr(tag, fid=0, request_mask=GETATTR))
             sent += 1
 
-    def figures() -> dict[str, Any]:
-        return cast(dict[str, Any], server.stats()["connections"][0])
+    def figures() -> ConnectionFigures:
+        return server.stats()["connections"][0]
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(send_forever)
@@ -133,7 +133,7 @@ def test_the_figures_are_read_from_another_process(tmp_path: Path) -> None:
         while b"listening on" not in proc.stderr.readline():
             assert proc.poll() is None, "the server did not start"
 
-        async def use() -> dict[str, Any]:
+        async def use() -> stats.Figures:
             conn = await RawConn.open(f"unix:{tmp_path / '9p.sock'}")
             await conn.handshake()
             await conn.call(m.Tgetattr(1, fid=0, request_mask=GETATTR))

@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import trio
@@ -33,6 +33,7 @@ from ninep.constants import (
 )
 from ninep.limits import Limits
 from ninep.server import Server
+from ninep.stats import ConnectionFigures
 from ninep.transport import Address
 from volfs.export import VolExport, open_export
 
@@ -340,9 +341,8 @@ async def test_a_pending_tnotify_takes_no_slot_of_the_in_flight_bound(
             await conn.send(m.Tread(tag, fid=1, offset=0, count=8))
         await gate.entered.wait()
 
-        def figures() -> dict[str, Any]:
-            figures: dict[str, Any] = server.stats()["connections"][0]
-            return figures
+        def figures() -> ConnectionFigures:
+            return server.stats()["connections"][0]
 
         await until(lambda: figures()["in_flight"] == 2, "both reads started")
         assert figures()["queued"] == 0

@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from itertools import islice
+from typing import TypedDict
 
 from .hostio import file_handle
 from .metadata import Metadata
@@ -149,6 +150,17 @@ class Operation:
             entry.owner.unpin(entry)
 
 
+class DescriptorFigures(TypedDict):
+    """The cache's figures (`Descriptors.stats`)."""
+
+    cached: int
+    capacity: int
+    handles: int  # open files and directories
+    evictions: int
+    resolutions: int  # evicted descriptors opened again
+    stale: int  # resolutions that found the name gone or another object
+
+
 class Descriptors:
     """A bounded LRU cache of entries' descriptors, counting open handles (see the module)."""
 
@@ -163,8 +175,8 @@ class Descriptors:
         self.resolutions = 0
         self.stale = 0  # resolutions that found the name gone or another object
 
-    def stats(self) -> dict[str, int]:
-        """The figures: descriptors cached, capacity, open handles, evictions, resolutions."""
+    def stats(self) -> DescriptorFigures:
+        """The cache's figures (`DescriptorFigures`)."""
         return {
             "cached": len(self._cached),
             "capacity": self.capacity,

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ninep.constants import ChangeKind
-from ninep.notify import Changes
+from ninep.notify import ChangeHub
 
 from .casefold import fold
 from .hostio import in_thread, proc_path
@@ -74,7 +74,7 @@ class _Index:
 class Watched(Protocol):
     """What reports every change of the directories it covers (`ninep.watch.Watcher`)."""
 
-    changes: Changes
+    changes: ChangeHub
 
     def covered(self, dir: int) -> bool: ...
 
@@ -82,7 +82,7 @@ class Watched(Protocol):
 
 
 @dataclass(slots=True)
-class Change:
+class ExportChange:
     """The host names a change added to and removed from one directory."""
 
     added: list[str] = field(default_factory=list)
@@ -163,15 +163,15 @@ class DirIndexes:
         return listed_ns + max(self._settle_ns, RECHECK_FACTOR * took_ns)
 
     @contextmanager
-    def changing(self, dirfd: int) -> Iterator[Change]:
+    def changing(self, dirfd: int) -> Iterator[ExportChange]:
         """Bracket a change the export makes in directory `dirfd`.
 
-        The caller records in the Change each host call that went through, as it
+        The caller records in the ExportChange each host call that went through, as it
         goes; when the block ends, even by an error, the index follows those if it
         was current just before, and is dropped if it was not.
         """
         before = os.fstat(dirfd)
-        change = Change()
+        change = ExportChange()
         outer = before.st_ino not in self._held
         held = self._held.setdefault(before.st_ino, [])  # what the watcher reports meanwhile
         try:
@@ -186,7 +186,7 @@ class DirIndexes:
                     for kind, name in held:
                         self.changed(before.st_ino, kind, name)
 
-    def _follow(self, dirfd: int, before: os.stat_result, change: Change) -> None:
+    def _follow(self, dirfd: int, before: os.stat_result, change: ExportChange) -> None:
         key = (before.st_dev, before.st_ino)
         index = self._indexes.get(key)
         if index is None:

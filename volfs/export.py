@@ -5,15 +5,15 @@ from __future__ import annotations
 import errno
 import os
 import weakref
-from typing import Any
+from typing import TypedDict
 
 from ninep.backend import Backend, File, User
 from ninep.escape import identity, swap
 from ninep.listing import ExportInfo
-from ninep.watch import Watcher
+from ninep.watch import Watcher, WatchFigures
 
 from .access import cred_for
-from .descriptors import Descriptors, shared
+from .descriptors import DescriptorFigures, Descriptors, shared
 from .dirindex import DirIndexes
 from .hostio import HostCalls
 from .names import Names
@@ -22,6 +22,14 @@ from .node_base import Tree
 from .options import OPTIONS, AttachOptions, parse_options
 from .policy import Policy
 from .stored import Staging
+
+
+class VolfsFigures(TypedDict):
+    """An export's figures (`ninep.stats.ExportFigures`): its descriptor cache's (shared by
+    the process's exports), its watches'."""
+
+    descriptor_cache: DescriptorFigures
+    watch: WatchFigures
 
 
 class VolExport:
@@ -76,7 +84,7 @@ class VolExport:
         every = self.every_attach
         return ExportInfo(name, every.read_only, every.metadata, self.case_sensitive, self.escape)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> VolfsFigures:
         """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""
         return {"descriptor_cache": self.descriptors.stats(), "watch": self.watcher.stats()}
 

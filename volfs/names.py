@@ -21,7 +21,7 @@ from functools import partial
 from typing import TypeVar
 
 from . import caseflag
-from .dirindex import Change, DirIndexes
+from .dirindex import DirIndexes, ExportChange
 from .hostio import in_thread
 from .options import CaseOption
 from .racy import Memo
@@ -241,12 +241,14 @@ class Names:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
         return self.new_host(name, root)
 
-    def changing(self, dirfd: int) -> AbstractContextManager[Change]:
+    def changing(self, dirfd: int) -> AbstractContextManager[ExportChange]:
         """Bracket a change of directory `dirfd` (see `DirIndexes.changing`)."""
         return self._indexes.changing(dirfd)
 
     @contextmanager
-    def moving(self, src_fd: int, dst_fd: int, same_dir: bool) -> Iterator[tuple[Change, Change]]:
+    def moving(
+        self, src_fd: int, dst_fd: int, same_dir: bool
+    ) -> Iterator[tuple[ExportChange, ExportChange]]:
         """Bracket a rename from directory `src_fd` to `dst_fd`: (change there, change here)."""
         if same_dir:
             with self._indexes.changing(src_fd) as change:

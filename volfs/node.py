@@ -27,7 +27,7 @@ import stat
 from ninep.backend import Attr, StatFs
 from ninep.constants import XATTR_CREATE, XATTR_REPLACE
 from ninep.convert import check_name
-from ninep.notify import Changes
+from ninep.notify import ChangeHub
 
 from . import caseflag, watching, xattrs
 from .attrs import attr_of, statfs_of
@@ -114,7 +114,7 @@ class Node(Creating, Moving, Setting):
         finally:
             await child.close()
 
-    def watch(self) -> Changes | None:
+    def watch(self) -> ChangeHub | None:
         """Change notification (`ninep.backend.Watchable`; `volfs.watching`)."""
         return watching.watch(self._tree.export, self._live(), self._qid)
 

@@ -19,7 +19,7 @@ from ninep.constants import OpenFlag
 from ninep.convert import check_new_name
 from ninep.messages import Qid
 
-from .dirindex import Change
+from .dirindex import ExportChange
 from .handle import VolHandle
 from .hostio import bad_values_are_einval, proc_path
 from .metadata import Effective
@@ -92,13 +92,13 @@ class Creating(Opening):
                            dots=None, before_write=guard, closed=closed)  # fmt: skip
         return node, handle
 
-    def _site(self, host: str, change: Change) -> Site:
+    def _site(self, host: str, change: ExportChange) -> Site:
         return Site(self._fd, host, change, self._tree.staging, self._descriptors.opening)
 
     def _finish(
         self,
         host: str,
-        changing: AbstractContextManager[Change],
+        changing: AbstractContextManager[ExportChange],
         make: Make[None],
         settle: int | None,
         is_dir: bool = False,
@@ -130,7 +130,7 @@ class Creating(Opening):
             node._release()
             raise
 
-    async def _fresh(self, name: str) -> tuple[str, AbstractContextManager[Change]]:
+    async def _fresh(self, name: str) -> tuple[str, AbstractContextManager[ExportChange]]:
         """For a new entry `name` here: its host name, and the bracket of its making.
 
         EEXIST if `name` already names an entry (in any case, where names fold).

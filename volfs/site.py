@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from . import stored
-from .dirindex import Change
+from .dirindex import ExportChange
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ class Site:
 
     dirfd: int
     host: str
-    change: Change
+    change: ExportChange
     staging: stored.Staging
     opening: Callable[[], AbstractContextManager[None]]
 

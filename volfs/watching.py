@@ -7,7 +7,7 @@ import os
 
 from ninep.constants import QidType
 from ninep.messages import Qid
-from ninep.notify import Changes
+from ninep.notify import ChangeHub
 from ninep.watch import Watcher
 
 from .descriptors import Entry, Operation
@@ -19,7 +19,7 @@ def _watcher(export: object) -> Watcher | None:
     return watcher if isinstance(watcher, Watcher) else None
 
 
-def watch(export: object, entry: Entry, qid: Qid) -> Changes | None:
+def watch(export: object, entry: Entry, qid: Qid) -> ChangeHub | None:
     """Watch the object of `entry` if a directory; the export's changes."""
     watcher = _watcher(export)
     if watcher is None:
