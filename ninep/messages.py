@@ -43,6 +43,7 @@ from construct.core import stream_read, stream_write
 
 from . import fastcodec
 from .constants import HEADER_SIZE, NOTAG
+from .traits import Traits, attrs_made, opens_for_write
 
 
 class ProtocolError(Exception):
@@ -235,6 +236,7 @@ class Message:
     body: ClassVar[Any]  # the compiled construct of the body: the reference codec
     fast_encode: ClassVar[Callable[[Message], bytes]]  # generated (ninep.fastcodec)
     fast_decode: ClassVar[Callable[[bytes, int], Message]]
+    traits: ClassVar[Traits] = Traits()  # what it does besides its fields (ninep.traits)
 
     @property
     def kind(self) -> type[Message]:
@@ -299,12 +301,14 @@ M = TypeVar("M", bound=Message)
 
 
 @dataclass_transform(kw_only_default=True, eq_default=False)
-def message(id: int) -> Callable[[type[M]], type[M]]:
-    """Declare message type number `id`: its fields are the class's annotated attributes."""
+def message(id: int, **traits: Any) -> Callable[[type[M]], type[M]]:
+    """Declare message type number `id`: its fields are the class's annotated attributes,
+    and `traits` what it does besides them (`ninep.traits.Traits`)."""
 
     def declare(cls: type[M]) -> type[M]:
         made = dataclass(eq=False, slots=True, kw_only=True)(cls)
         made.id = id
+        made.traits = Traits(**traits)
         made.layout = _layout(made)
         made.field_names = tuple(f.name for f in made.layout)
         made.body = Struct(*made.layout, Terminated).compile()
@@ -324,7 +328,7 @@ def message(id: int) -> Callable[[type[M]], type[M]]:
 class Rlerror(Message):
     ecode: U32
 
-@message(8)
+@message(8, quick=True)
 class Tstatfs(Request["Rstatfs"]):
     fid: U32
 
@@ -332,7 +336,7 @@ class Tstatfs(Request["Rstatfs"]):
 class Rstatfs(Message):
     statfs: StatFsRecord
 
-@message(12)
+@message(12, quick=True, modifies=("fid",), modifies_if=opens_for_write)
 class Tlopen(Request["Rlopen"]):
     fid: U32
     flags: U32
@@ -342,7 +346,7 @@ class Rlopen(Message):
     qid: QidField
     iounit: U32
 
-@message(14)
+@message(14, modifies=("fid",), names=("name",))
 class Tlcreate(Request["Rlcreate"]):
     fid: U32
     name: Str
@@ -355,7 +359,7 @@ class Rlcreate(Message):
     qid: QidField
     iounit: U32
 
-@message(16)
+@message(16, modifies=("fid",), names=("name",))
 class Tsymlink(Request["Rsymlink"]):
     fid: U32
     name: Str
@@ -366,7 +370,7 @@ class Tsymlink(Request["Rsymlink"]):
 class Rsymlink(Message):
     qid: QidField
 
-@message(18)
+@message(18, modifies=("dfid",), names=("name",))
 class Tmknod(Request["Rmknod"]):
     dfid: U32
     name: Str
@@ -379,7 +383,7 @@ class Tmknod(Request["Rmknod"]):
 class Rmknod(Message):
     qid: QidField
 
-@message(20)
+@message(20, modifies=("fid", "dfid"), names=("name",))
 class Trename(Request["Rrename"]):
     fid: U32
     dfid: U32
@@ -389,7 +393,7 @@ class Trename(Request["Rrename"]):
 class Rrename(Message):
     pass
 
-@message(22)
+@message(22, quick=True)
 class Treadlink(Request["Rreadlink"]):
     fid: U32
 
@@ -397,7 +401,7 @@ class Treadlink(Request["Rreadlink"]):
 class Rreadlink(Message):
     target: Str
 
-@message(24)
+@message(24, quick=True)
 class Tgetattr(Request["Rgetattr"]):
     fid: U32
     request_mask: U64
@@ -406,7 +410,7 @@ class Tgetattr(Request["Rgetattr"]):
 class Rgetattr(Message):
     attr: AttrRecord
 
-@message(26)
+@message(26, modifies=("fid",))
 class Tsetattr(Request["Rsetattr"]):
     fid: U32
     attr: SetAttrRecord
@@ -415,7 +419,7 @@ class Tsetattr(Request["Rsetattr"]):
 class Rsetattr(Message):
     pass
 
-@message(30)
+@message(30, quick=True, newfid="newfid")
 class Txattrwalk(Request["Rxattrwalk"]):
     fid: U32
     newfid: U32
@@ -425,7 +429,7 @@ class Txattrwalk(Request["Rxattrwalk"]):
 class Rxattrwalk(Message):
     size: U64
 
-@message(32)
+@message(32, modifies=("fid",))
 class Txattrcreate(Request["Rxattrcreate"]):
     fid: U32
     name: Str
@@ -436,13 +440,13 @@ class Txattrcreate(Request["Rxattrcreate"]):
 class Rxattrcreate(Message):
     pass
 
-@message(40)
+@message(40, bulk="count")
 class Treaddir(Request["Rreaddir"]):
     fid: U32
     offset: U64
     count: U32
 
-@message(41)
+@message(41, bulk="data")
 class Rreaddir(Message):
     data: Data
 
@@ -486,7 +490,7 @@ class Rgetlock(Message):
     proc_id: U32
     client_id: Str
 
-@message(70)
+@message(70, modifies=("dfid",), names=("name",))
 class Tlink(Request["Rlink"]):
     dfid: U32
     fid: U32
@@ -496,7 +500,7 @@ class Tlink(Request["Rlink"]):
 class Rlink(Message):
     pass
 
-@message(72)
+@message(72, modifies=("dfid",), names=("name",))
 class Tmkdir(Request["Rmkdir"]):
     dfid: U32
     name: Str
@@ -507,7 +511,7 @@ class Tmkdir(Request["Rmkdir"]):
 class Rmkdir(Message):
     qid: QidField
 
-@message(74)
+@message(74, modifies=("olddirfid", "newdirfid"), names=("oldname", "newname"))
 class Trenameat(Request["Rrenameat"]):
     olddirfid: U32
     oldname: Str
@@ -518,7 +522,7 @@ class Trenameat(Request["Rrenameat"]):
 class Rrenameat(Message):
     pass
 
-@message(76)
+@message(76, modifies=("dirfid",), names=("name",))
 class Tunlinkat(Request["Runlinkat"]):
     dirfid: U32
     name: Str
@@ -549,7 +553,7 @@ class Tauth(Request["Rauth"]):
 class Rauth(Message):
     aqid: QidField
 
-@message(104)
+@message(104, newfid="fid")
 class Tattach(Request["Rattach"]):
     fid: U32
     afid: U32
@@ -569,7 +573,7 @@ class Tflush(Request["Rflush"]):
 class Rflush(Message):
     pass
 
-@message(110)
+@message(110, quick=True, walks="wnames", newfid="newfid")
 class Twalk(Request["Rwalk"]):
     fid: U32
     newfid: U32
@@ -579,17 +583,17 @@ class Twalk(Request["Rwalk"]):
 class Rwalk(Message):
     qids: Qids
 
-@message(116)
+@message(116, bulk="count")
 class Tread(Request["Rread"]):
     fid: U32
     offset: U64
     count: U32
 
-@message(117)
+@message(117, bulk="data")
 class Rread(Message):
     data: Data
 
-@message(118)
+@message(118, bulk="data")
 class Twrite(Request["Rwrite"]):
     fid: U32
     offset: U64
@@ -599,7 +603,7 @@ class Twrite(Request["Rwrite"]):
 class Rwrite(Message):
     count: U32
 
-@message(120)
+@message(120, quick=True, frees="fid")
 class Tclunk(Request["Rclunk"]):
     fid: U32
 
@@ -607,7 +611,7 @@ class Tclunk(Request["Rclunk"]):
 class Rclunk(Message):
     pass
 
-@message(122)
+@message(122, modifies=("fid",), frees="fid")
 class Tremove(Request["Rremove"]):
     fid: U32
 
@@ -622,7 +626,7 @@ class Rremove(Message):
 # of the object reached or made (Tlcreateattr also names the fid of the new file).
 # 180-199: no number used by 9P2000, .u, .L, .e or gVisor; 200-215: none used by the first
 # four (both sets are negotiated: a peer that did not agree to them never sees them).
-@message(180)
+@message(180, quick=True, walks="wnames", newfid="newfid")
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
     newfid: U32
@@ -634,19 +638,19 @@ class Rwalkgetattr(Message):
     qids: Qids
     attr: AttrRecord
 
-@message(182)
+@message(182, bulk="count")
 class Treaddirattr(Request["Rreaddirattr"]):
     fid: U32
     offset: U64
     count: U32
     request_mask: U64
 
-@message(183)
+@message(183, bulk="data")
 class Rreaddirattr(Message):
     flags: U32  # ReaddirFlag: END when no entry follows these
     data: Data  # entries: a Rreaddir dirent, then its Attr record (encode_dirent_attrs)
 
-@message(184)
+@message(184, modifies=("fid",), names=("name",), newfid="newfid")
 class Tlcreateattr(Request["Rlcreateattr"]):
     fid: U32
     newfid: U32  # the new file, opened; equal to fid: fid becomes it, as Tlcreate
@@ -662,7 +666,7 @@ class Rlcreateattr(Message):
     iounit: U32
     attr: AttrRecord
 
-@message(186)
+@message(186, modifies=("fid",), names=("name",))
 class Tsymlinkattr(Request["Rsymlinkattr"]):
     fid: U32
     name: Str
@@ -675,7 +679,7 @@ class Rsymlinkattr(Message):
     qid: QidField
     attr: AttrRecord
 
-@message(188)
+@message(188, modifies=("dfid",), names=("name",))
 class Tmknodattr(Request["Rmknodattr"]):
     dfid: U32
     name: Str
@@ -690,7 +694,7 @@ class Rmknodattr(Message):
     qid: QidField
     attr: AttrRecord
 
-@message(190)
+@message(190, modifies=("dfid",), names=("name",))
 class Tmkdirattr(Request["Rmkdirattr"]):
     dfid: U32
     name: Str
@@ -715,7 +719,8 @@ class Rnotify(Message):
     data: Data  # changes: dir[8] kind[1] flags[1] name[s] each (encode_changes)
 
 # Open by name: Twalkgetattr and then Tlopen of newfid, all or nothing.
-@message(194)
+@message(194, quick=True, walks="wnames", newfid="newfid", modifies=("fid",),
+         modifies_if=opens_for_write)
 class Twalkopen(Request["Rwalkopen"]):
     fid: U32
     newfid: U32
@@ -730,7 +735,7 @@ class Rwalkopen(Message):
     iounit: U32
     attr: AttrRecord
 
-@message(196)
+@message(196, modifies=("fid",))
 class Tsetattrattr(Request["Rsetattrattr"]):
     fid: U32
     attr: SetAttrRecord
@@ -755,7 +760,7 @@ class Rnotifyflags(Message):
     flags: U32  # NotifyFlag
     data: Data  # as Rnotify's
 
-@message(200)
+@message(200, modifies=("fid",), names=("name",), newfid="newfid")
 class Tlcreateattrs(Request["Rlcreateattrs"]):
     fid: U32
     newfid: U32
@@ -772,7 +777,7 @@ class Rlcreateattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(202)
+@message(202, modifies=("fid",), names=("name",))
 class Tsymlinkattrs(Request["Rsymlinkattrs"]):
     fid: U32
     name: Str
@@ -786,7 +791,7 @@ class Rsymlinkattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(204)
+@message(204, modifies=("dfid",), names=("name",))
 class Tmknodattrs(Request["Rmknodattrs"]):
     dfid: U32
     name: Str
@@ -802,7 +807,7 @@ class Rmknodattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(206)
+@message(206, modifies=("dfid",), names=("name",), newfid="newfid", made=attrs_made)
 class Tmkdirattrs(Request["Rmkdirattrs"]):
     dfid: U32
     newfid: U32  # made for the new directory (NOFID: none)
@@ -817,7 +822,7 @@ class Rmkdirattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(208)
+@message(208, modifies=("dfid",), names=("name",))
 class Tlinkattrs(Request["Rlinkattrs"]):
     dfid: U32
     fid: U32
@@ -829,7 +834,7 @@ class Rlinkattrs(Message):
     attr: AttrRecord  # of the file linked, after
     dattr: AttrRecord
 
-@message(210)
+@message(210, modifies=("olddirfid", "newdirfid"), names=("oldname", "newname"))
 class Trenameatattrs(Request["Rrenameatattrs"]):
     olddirfid: U32
     oldname: Str
@@ -842,7 +847,7 @@ class Rrenameatattrs(Message):
     olddattr: AttrRecord
     newdattr: AttrRecord
 
-@message(212)
+@message(212, modifies=("dirfid",), names=("name",))
 class Tunlinkatattrs(Request["Runlinkatattrs"]):
     dirfid: U32
     name: Str

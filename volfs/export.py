@@ -20,7 +20,7 @@ from .hostio import HostCalls
 from .making import making_for
 from .names import Names
 from .node import Node, Tree
-from .options import parse_options
+from .options import AttachOptions, parse_options
 from .policy import Policy
 from .stored import Staging
 
@@ -83,10 +83,18 @@ class VolExport:
         """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""
         return {"descriptor_cache": self.descriptors.stats(), "watch": self.watcher.stats()}
 
+    def _options(self, options: str) -> AttachOptions:
+        """The options of an attach with `options`, the export's own flags forced on."""
+        forced: dict[str, Any] = {flag: True for flag in _EXPORT_FLAGS if getattr(self, flag)}
+        return replace(parse_options(options), **forced)
+
+    def read_only_attach(self, options: str) -> bool:
+        """Whether an attach with `options` is read-only (the server gates it: `ninep.gate`)."""
+        return self._options(options).read_only
+
     async def attach(self, options: str, user: User) -> File:
         """The root for `user`; `options` are the attach options (see `volfs.options`)."""
-        forced: dict[str, Any] = {flag: True for flag in _EXPORT_FLAGS if getattr(self, flag)}
-        opts = replace(parse_options(options), **forced)
+        opts = self._options(options)
         if not self._finalizer.alive:
             raise OSError(errno.EBADF, "export is closed")
         names = Names(

@@ -37,7 +37,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ninep.backend import Attr, File, Handle, SetAttr, StatFs
 from ninep.constants import AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, OpenFlag, SetattrMask
-from ninep.convert import check_name, check_new_name, time_ns
+from ninep.convert import time_ns
 from ninep.messages import Qid
 from ninep.notify import Changes
 
@@ -174,10 +174,6 @@ class Node:
         fd = entry.fd
         return self._policy.qid(fd, os.stat(fd), entry.metadata)
 
-    def _writable(self) -> None:
-        if self._tree.options.read_only:
-            raise OSError(errno.EROFS, "read-only export")
-
     def _peer(self, other: File) -> Node:
         """`other` as a Node of the same export (EXDEV otherwise)."""
         if not isinstance(other, Node) or other._tree.export is not self._tree.export:
@@ -244,7 +240,6 @@ class Node:
 
     @_operation
     async def walk(self, name: str) -> Node:
-        check_name(name)
         entry, st = self._live(), self._searched()
         if name not in (".", ".."):
             fd, host = await self._names.lookup(entry.fd, name, self._is_root, st, entry.case_flag)
@@ -265,7 +260,6 @@ class Node:
         the memo of a live entry of that object. If another object took the name while
         its metadata was read, the child is walked to after all.
         """
-        check_name(name)
         entry, st = self._live(), self._searched()
         if name in (".", ".."):
             there = self._dots(name, st)
@@ -311,7 +305,6 @@ class Node:
 
     @_operation
     async def setattr(self, attr: SetAttr) -> None:
-        self._writable()
         valid, path = attr.valid, proc_path(self._fd)
         if self._policy.metadata:
             opened = self._opened_for_write
@@ -359,8 +352,6 @@ class Node:
         if stat.S_ISREG(st.st_mode) and is_special(shown):
             raise OSError(errno.ENXIO, "a special file is opened by the client, not the server")
         self._policy.check_open(shown, flags)
-        if flags & OpenFlag.ACCMODE != OpenFlag.RDONLY or flags & OpenFlag.TRUNC:
-            self._writable()
         self._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
         regular, is_dir = stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode)
         guard = self._policy.write_guard() if regular else None
@@ -397,8 +388,6 @@ class Node:
 
     @_operation
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[File, Handle]:
-        self._writable()
-        check_new_name(name)
         parent = self._view()
         self._policy.check_search(parent)
         existing = await self._names.find(self._fd, name, self._is_root)
@@ -483,8 +472,6 @@ class Node:
 
     @_operation
     async def mkdir(self, name: str, mode: int, gid: int) -> Qid:
-        self._writable()
-        check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         case_flag = self._names.new_dir_flag(self._fd, self._is_root)
@@ -493,16 +480,12 @@ class Node:
 
     @_operation
     async def symlink(self, name: str, target: str, gid: int) -> Qid:
-        self._writable()
-        check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         return self._finish(host, changing, self._making.symlink(parent, target, gid), None)
 
     @_operation
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
-        self._writable()
-        check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         make = self._making.node(parent, mode, (major, minor), gid, repr(name))
@@ -510,8 +493,6 @@ class Node:
 
     @_operation
     async def link(self, target: File, name: str) -> None:
-        self._writable()
-        check_new_name(name)
         source = self._peer(target)
         self._new()
         self._policy.check_link(source._view())
@@ -532,10 +513,7 @@ class Node:
 
     @_operation
     async def rename(self, newdir: File, newname: str) -> None:
-        self._writable()
-        check_new_name(newname)
         dest = self._peer(newdir)
-        dest._writable()
         parent, host = self._where()
         moved = await self._move(parent, host, dest, newname)
         if moved is not None:
@@ -543,11 +521,7 @@ class Node:
 
     @_operation
     async def renameat(self, oldname: str, newdir: File, newname: str) -> None:
-        self._writable()
-        check_new_name(oldname)
-        check_new_name(newname)
         dest = self._peer(newdir)
-        dest._writable()
         host = await self._names.existing(self._fd, oldname, self._is_root)
         await self._move(self._live(), host, dest, newname)
 
@@ -612,8 +586,6 @@ class Node:
 
     @_operation
     async def unlinkat(self, name: str, flags: int) -> None:
-        self._writable()
-        check_new_name(name)
         if flags & ~AT_REMOVEDIR:
             raise OSError(errno.EINVAL, f"unknown unlinkat flags {flags:#x}")
         host = await self._names.existing(self._fd, name, self._is_root)
@@ -625,7 +597,6 @@ class Node:
 
     @_operation
     async def remove(self) -> None:
-        self._writable()
         parent, host = self._where()
         is_dir = stat.S_ISDIR(self._stat().st_mode)
         self._check_delete(parent.fd, host)
@@ -660,7 +631,6 @@ class Node:
 
     @_operation
     async def setxattr(self, name: str, value: bytes, flags: int) -> None:
-        self._writable()
         if flags & ~(XATTR_CREATE | XATTR_REPLACE):
             raise OSError(errno.EINVAL, f"unknown setxattr flags {flags:#x}")
         xattrs.check_namespace(name)
@@ -674,7 +644,6 @@ class Node:
 
     @_operation
     async def removexattr(self, name: str) -> None:
-        self._writable()
         xattrs.check_namespace(name)
         if caseflag.is_client_name(name):  # back to the default: case-insensitive
             await self._names.set_flag(self._fd, self._is_root, caseflag.render(False))
