@@ -44,13 +44,13 @@ def handles(
     [Callable[[Session, T], Awaitable[Message]]], Callable[[Session, T], Awaitable[Message]]
 ]:
     """Register the decorated coroutine as the handler of requests of `kind`; an extension
-    (`messages.EXTENSIONS`, `EXTENSIONS_2`) is answered EOPNOTSUPP on a connection that did
-    not negotiate its set."""
+    (its `extension` trait) is answered EOPNOTSUPP on a connection that did not negotiate
+    its set."""
 
     def register(
         fn: Callable[[Session, T], Awaitable[Message]],
     ) -> Callable[[Session, T], Awaitable[Message]]:
-        needs = 1 if kind in m.EXTENSIONS else 2 if kind in m.EXTENSIONS_2 else 0
+        needs = kind.traits.extension
         if not needs:
             HANDLERS[kind.id] = fn
             return fn

@@ -626,7 +626,7 @@ class Rremove(Message):
 # of the object reached or made (Tlcreateattr also names the fid of the new file).
 # 180-199: no number used by 9P2000, .u, .L, .e or gVisor; 200-215: none used by the first
 # four (both sets are negotiated: a peer that did not agree to them never sees them).
-@message(180, quick=True, walks="wnames", newfid="newfid")
+@message(180, extension=1, quick=True, walks="wnames", newfid="newfid")
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
     newfid: U32
@@ -638,7 +638,7 @@ class Rwalkgetattr(Message):
     qids: Qids
     attr: AttrRecord
 
-@message(182, bulk="count")
+@message(182, extension=1, bulk="count")
 class Treaddirattr(Request["Rreaddirattr"]):
     fid: U32
     offset: U64
@@ -650,7 +650,7 @@ class Rreaddirattr(Message):
     flags: U32  # ReaddirFlag: END when no entry follows these
     data: Data  # entries: a Rreaddir dirent, then its Attr record (encode_dirent_attrs)
 
-@message(184, modifies=("fid",), names=("name",), newfid="newfid")
+@message(184, extension=1, modifies=("fid",), names=("name",), newfid="newfid")
 class Tlcreateattr(Request["Rlcreateattr"]):
     fid: U32
     newfid: U32  # the new file, opened; equal to fid: fid becomes it, as Tlcreate
@@ -666,7 +666,7 @@ class Rlcreateattr(Message):
     iounit: U32
     attr: AttrRecord
 
-@message(186, modifies=("fid",), names=("name",))
+@message(186, extension=1, modifies=("fid",), names=("name",))
 class Tsymlinkattr(Request["Rsymlinkattr"]):
     fid: U32
     name: Str
@@ -679,7 +679,7 @@ class Rsymlinkattr(Message):
     qid: QidField
     attr: AttrRecord
 
-@message(188, modifies=("dfid",), names=("name",))
+@message(188, extension=1, modifies=("dfid",), names=("name",))
 class Tmknodattr(Request["Rmknodattr"]):
     dfid: U32
     name: Str
@@ -694,7 +694,7 @@ class Rmknodattr(Message):
     qid: QidField
     attr: AttrRecord
 
-@message(190, modifies=("dfid",), names=("name",))
+@message(190, extension=1, modifies=("dfid",), names=("name",))
 class Tmkdirattr(Request["Rmkdirattr"]):
     dfid: U32
     name: Str
@@ -709,7 +709,7 @@ class Rmkdirattr(Message):
 
 # Change notification: a client leaves one Tnotify pending; the server answers a batch of
 # changes of the export of `fid` (encode_changes), or OVERFLOW (NotifyFlag) when it lost some.
-@message(192)
+@message(192, extension=1, waits=True)
 class Tnotify(Request["Rnotify"]):
     fid: U32
 
@@ -719,7 +719,7 @@ class Rnotify(Message):
     data: Data  # changes: dir[8] kind[1] flags[1] name[s] each (encode_changes)
 
 # Open by name: Twalkgetattr and then Tlopen of newfid, all or nothing.
-@message(194, quick=True, walks="wnames", newfid="newfid", modifies=("fid",),
+@message(194, extension=1, quick=True, walks="wnames", newfid="newfid", modifies=("fid",),
          modifies_if=opens_for_write)
 class Twalkopen(Request["Rwalkopen"]):
     fid: U32
@@ -735,7 +735,7 @@ class Rwalkopen(Message):
     iounit: U32
     attr: AttrRecord
 
-@message(196, modifies=("fid",))
+@message(196, extension=1, modifies=("fid",))
 class Tsetattrattr(Request["Rsetattrattr"]):
     fid: U32
     attr: SetAttrRecord
@@ -750,7 +750,7 @@ class Rsetattrattr(Message):
 # Trenameatattrs: of both directories), so that a client need not ask them. The requests are
 # those of the first set (or of 9P2000.L) with a trailing request_mask; Tmkdirattrs also names
 # a fid for the new directory. 198-213: see above.
-@message(198)
+@message(198, extension=2, waits=True)
 class Tnotifyflags(Request["Rnotifyflags"]):
     fid: U32
     flags: U32  # NotifyAsk
@@ -760,7 +760,7 @@ class Rnotifyflags(Message):
     flags: U32  # NotifyFlag
     data: Data  # as Rnotify's
 
-@message(200, modifies=("fid",), names=("name",), newfid="newfid")
+@message(200, extension=2, modifies=("fid",), names=("name",), newfid="newfid")
 class Tlcreateattrs(Request["Rlcreateattrs"]):
     fid: U32
     newfid: U32
@@ -777,7 +777,7 @@ class Rlcreateattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(202, modifies=("fid",), names=("name",))
+@message(202, extension=2, modifies=("fid",), names=("name",))
 class Tsymlinkattrs(Request["Rsymlinkattrs"]):
     fid: U32
     name: Str
@@ -791,7 +791,7 @@ class Rsymlinkattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(204, modifies=("dfid",), names=("name",))
+@message(204, extension=2, modifies=("dfid",), names=("name",))
 class Tmknodattrs(Request["Rmknodattrs"]):
     dfid: U32
     name: Str
@@ -807,7 +807,7 @@ class Rmknodattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(206, modifies=("dfid",), names=("name",), newfid="newfid", made=attrs_made)
+@message(206, extension=2, modifies=("dfid",), names=("name",), newfid="newfid", made=attrs_made)
 class Tmkdirattrs(Request["Rmkdirattrs"]):
     dfid: U32
     newfid: U32  # made for the new directory (NOFID: none)
@@ -822,7 +822,7 @@ class Rmkdirattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(208, modifies=("dfid",), names=("name",))
+@message(208, extension=2, modifies=("dfid",), names=("name",))
 class Tlinkattrs(Request["Rlinkattrs"]):
     dfid: U32
     fid: U32
@@ -834,7 +834,7 @@ class Rlinkattrs(Message):
     attr: AttrRecord  # of the file linked, after
     dattr: AttrRecord
 
-@message(210, modifies=("olddirfid", "newdirfid"), names=("oldname", "newname"))
+@message(210, extension=2, modifies=("olddirfid", "newdirfid"), names=("oldname", "newname"))
 class Trenameatattrs(Request["Rrenameatattrs"]):
     olddirfid: U32
     oldname: Str
@@ -847,7 +847,7 @@ class Rrenameatattrs(Message):
     olddattr: AttrRecord
     newdattr: AttrRecord
 
-@message(212, modifies=("dirfid",), names=("name",))
+@message(212, extension=2, modifies=("dirfid",), names=("name",))
 class Tunlinkatattrs(Request["Runlinkatattrs"]):
     dirfid: U32
     name: Str
@@ -860,7 +860,7 @@ class Runlinkatattrs(Message):
 
 # The listing of exports (first set): no fid, no attach; one string per export
 # (ninep.listing).
-@message(214)
+@message(214, extension=1)
 class Texports(Request["Rexports"]):
     pass
 
@@ -869,18 +869,13 @@ class Rexports(Message):
     exports: Names
 # fmt: on
 
-#: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
-EXTENSIONS: tuple[type[Request[Any]], ...] = (
-    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify,
-    Twalkopen, Tsetattrattr, Texports,
-)  # fmt: skip
-#: The second set's: answered EOPNOTSUPP unless Tversion asked for EXTENDED_VERSION_2.
-EXTENSIONS_2: tuple[type[Request[Any]], ...] = (
-    Tnotifyflags, Tlcreateattrs, Tsymlinkattrs, Tmknodattrs, Tmkdirattrs, Tlinkattrs,
-    Trenameatattrs, Tunlinkatattrs,
-)  # fmt: skip
-#: The requests that wait for changes: not work in flight (docs/protocol-extensions.md).
-NOTIFIES = (Tnotify, Tnotifyflags)
+#: The extension requests (their `extension` trait): answered EOPNOTSUPP on a plain
+#: 9P2000.L connection; the second set's unless Tversion asked for EXTENDED_VERSION_2.
+EXTENSIONS = tuple(k for k in KINDS.values() if k.traits.extension == 1)
+EXTENSIONS_2 = tuple(k for k in KINDS.values() if k.traits.extension == 2)
+#: The requests that wait for changes (`waits`): not work in flight
+#: (docs/protocol-extensions.md).
+NOTIFIES = tuple(k for k in KINDS.values() if k.traits.waits)
 
 _header = struct.Struct("<IBH")
 

@@ -146,7 +146,7 @@ class Session:
     async def _accept(self, msg: Message) -> None:
         """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
         self.stats.requests[type(msg).__name__] += 1
-        if isinstance(msg, m.NOTIFIES):
+        if msg.traits.waits:
             if self._parked:  # decided here, in arrival order, not by which task runs first
                 self._replies.append(m.Rlerror(msg.tag, ecode=errno.EBUSY).encode())
                 return

@@ -19,6 +19,11 @@ from .constants import NOFID, OpenFlag
 class Traits:
     """One message type's traits (the defaults: a plain message that does none of this)."""
 
+    #: the set of this project's extensions that has it (0: 9P2000.L's own); answered
+    #: EOPNOTSUPP on a connection that did not negotiate that set
+    extension: int = 0
+    #: waits for changes (Tnotify): outside the bounds of work in flight, on both sides
+    waits: bool = False
     #: served in the connection's own task, one after the other (a backend answers it from
     #: what it holds or one quick host call)
     quick: bool = False

@@ -394,7 +394,7 @@ class Client:
     def _release(self, req: _Request) -> None:
         """Free the tag of a request that is over."""
         del self._pending[req.msg.tag]
-        self._waits -= isinstance(req.msg, m.NOTIFIES)
+        self._waits -= req.msg.traits.waits
         self._tags.give(req.msg.tag)
         self._tag_waiters.unpark()
         if req.abandoned:
@@ -465,7 +465,7 @@ class Client:
 
     def _track(self, req: _Request) -> None:
         """Hold the tag of a request about to be sent; the first one starts the watchdog's clock."""
-        waits = isinstance(req.msg, m.NOTIFIES)
+        waits = req.msg.traits.waits
         if not waits and len(self._pending) == self._waits:
             self._heard = trio.current_time()
             self._busy.unpark_all()
