@@ -122,6 +122,19 @@ def _own(s: Session, *places: tuple[int, str] | None) -> AbstractContextManager[
     return sub.hub.origin(sub, [p for p in places if p is not None])
 
 
+def _own_names(
+    s: Session, msg: Message, *directories: FidRef, also: tuple[int, str] | None = None
+) -> AbstractContextManager[None]:
+    """`_own` for a change of the names `msg` carries (its `names` trait), each in the
+    directory of the fid at the same place of its `modifies` (`directories`, in that
+    order); and of `also`."""
+    if s.notify is None:
+        return nullcontext()
+    names = msg.traits.names
+    places = [(d.file.qid.path, getattr(msg, n)) for d, n in zip(directories, names, strict=True)]
+    return _own(s, *places, also)
+
+
 def _own_object(s: Session, file: File) -> AbstractContextManager[None]:
     """`_own` for a change of `file` itself: its entry, and if a directory, itself."""
     if s.notify is None:
@@ -386,7 +399,7 @@ async def _create(
     if newfid is not None:
         s.fids.check_free(newfid)
     s.fids.check_open()
-    with _own(s, (fid.file.qid.path, msg.name)):
+    with _own_names(s, msg, fid):
         file, handle = await fid.file.create(msg.name, msg.flags, msg.mode, msg.gid)
     if newfid is None:
         fid.replace_file(file)
@@ -434,7 +447,7 @@ async def _attr_of(file: File, mask: int) -> Attr:
 async def _symlink_in(
     s: Session, fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr | m.Tsymlinkattrs
 ) -> Qid:
-    with _own(s, (fid.file.qid.path, msg.name)):
+    with _own_names(s, msg, fid):
         return await fid.file.symlink(msg.name, msg.symtgt, msg.gid)
 
 
@@ -469,7 +482,7 @@ async def _made_attrs(
 
 
 async def _mknod_in(s: Session, fid: FidRef, msg: m.Tmknod | m.Tmknodattr | m.Tmknodattrs) -> Qid:
-    with _own(s, (fid.file.qid.path, msg.name)):
+    with _own_names(s, msg, fid):
         return await fid.file.mknod(msg.name, msg.mode, msg.major, msg.minor, msg.gid)
 
 
@@ -497,7 +510,7 @@ async def _mknodattrs(s: Session, msg: m.Tmknodattrs) -> Message:
 
 
 async def _mkdir_in(s: Session, fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr | m.Tmkdirattrs) -> Qid:
-    with _own(s, (fid.file.qid.path, msg.name)):
+    with _own_names(s, msg, fid):
         return await fid.file.mkdir(msg.name, msg.mode, msg.gid)
 
 
@@ -564,7 +577,7 @@ def _empty(directory: File) -> bool:
 @handles(m.Trename)
 async def _rename(s: Session, msg: m.Trename) -> Message:
     async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
-        with _own(s, _place(fid.file), (dfid.file.qid.path, msg.name)):
+        with _own_names(s, msg, dfid, also=_place(fid.file)):
             await fid.file.rename(dfid.file, msg.name)
     return m.Rrename(msg.tag)
 
@@ -588,8 +601,7 @@ async def _renameatattrs(s: Session, msg: m.Trenameatattrs) -> Message:
 async def _renameat_in(
     s: Session, old: FidRef, new: FidRef, msg: m.Trenameat | m.Trenameatattrs
 ) -> None:
-    places = (old.file.qid.path, msg.oldname), (new.file.qid.path, msg.newname)
-    with _own(s, *places):
+    with _own_names(s, msg, old, new):
         await old.file.renameat(msg.oldname, new.file, msg.newname)
 
 
@@ -609,7 +621,7 @@ async def _unlinkatattrs(s: Session, msg: m.Tunlinkatattrs) -> Message:
 
 
 async def _unlinkat_in(s: Session, fid: FidRef, msg: m.Tunlinkat | m.Tunlinkatattrs) -> None:
-    with _own(s, (fid.file.qid.path, msg.name)):
+    with _own_names(s, msg, fid):
         await fid.file.unlinkat(msg.name, msg.flags)
 
 
@@ -630,7 +642,7 @@ async def _linkattrs(s: Session, msg: m.Tlinkattrs) -> Message:
 
 
 async def _link_in(s: Session, dfid: FidRef, fid: FidRef, msg: m.Tlink | m.Tlinkattrs) -> None:
-    with _own(s, (dfid.file.qid.path, msg.name), _place(fid.file)):
+    with _own_names(s, msg, dfid, also=_place(fid.file)):
         await dfid.file.link(fid.file, msg.name)
 
 

@@ -383,7 +383,7 @@ class Tmknod(Request["Rmknod"]):
 class Rmknod(Message):
     qid: QidField
 
-@message(20, modifies=("fid", "dfid"), names=("name",))
+@message(20, modifies=("dfid", "fid"), names=("name",))
 class Trename(Request["Rrename"]):
     fid: U32
     dfid: U32

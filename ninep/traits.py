@@ -30,8 +30,9 @@ class Traits:
     #: the field that carries bulk data (bytes) or asks for it (a count): past `limits.BIG`
     #: a request is big; a reply's is its last field, sent where it lies
     bulk: str | None = None
-    #: the fids whose objects it changes: refused EROFS, before any handler, where the
-    #: fid's attach is read-only ...
+    #: the fids whose objects it changes, first the directory of each of its `names` in
+    #: their order (what it changes there is marked as the connection's own): refused
+    #: EROFS, before any handler, where the fid's attach is read-only ...
     modifies: tuple[str, ...] = ()
     #: ... when this says so of the message (None: always)
     modifies_if: Callable[[Any], bool] | None = None

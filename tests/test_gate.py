@@ -273,7 +273,7 @@ def test_every_name_field_is_declared() -> None:
         named = {f for f in kind.field_names if f in ("name", "oldname", "newname", "wnames")}
         declared = {*kind.traits.names, *([kind.traits.walks] if kind.traits.walks else [])}
         assert named == declared, kind.__name__
-        assert bool(kind.traits.names) <= bool(kind.traits.modifies), kind.__name__
+        assert len(kind.traits.names) <= len(kind.traits.modifies), kind.__name__  # dirs
 
 
 # ---- the traits agree with what the session and the server do ----
