@@ -129,7 +129,7 @@ def _example(kind: type[m.Message], fid: int, **given: Any) -> m.Message:
 
 
 def _kinds(*traits: str) -> list[type[m.Message]]:
-    """The request kinds that declare any of `traits`."""
+    """The message kinds that declare any of `traits`."""
     return [
         k for k in m.KINDS.values() if any(getattr(k.traits, t) for t in traits)
     ]  # fmt: skip
