@@ -28,6 +28,17 @@ thread (`trio.to_thread`), since it stops every other request while it runs.
 
 Errors. `OSError(errno, ...)` is answered as Rlerror with that errno; any other
 exception is logged and answered EIO.
+
+What the server guarantees (`ninep.gate`, before any method is called): a name
+to make, remove or rename (`create`, `mkdir`, `symlink`, `mknod`, `link`,
+`rename`, `renameat`, `unlinkat`) is one component, neither empty nor `.` or
+`..`, without `/` or NUL; a name to `walk` is one component too (`.` and `..`
+may be walked). No change is asked through a read-only attach (EROFS): no
+`create`, `mkdir`, `symlink`, `mknod`, `link`, `rename` (of either fid),
+`renameat` (either directory), `unlinkat`, `remove`, `setattr`, no `setxattr` or
+`removexattr` (Txattrcreate is refused), and no `open` for writing or with
+O_TRUNC. What the backend must report for that: whether an attach is read-only,
+by the Export's `read_only_attach(options) -> bool` (without it: none is).
 """
 
 from __future__ import annotations
@@ -257,6 +268,9 @@ class Watchable(Protocol):
 class Export(Protocol):
     """A named tree a client can attach to.
 
+    An export with read-only attaches has a method `read_only_attach(options) -> bool`:
+    whether an attach with `options` is one (the server then refuses every change through
+    it, `ninep.gate`).
     An export may also have a method `stats() -> ninep.stats.ExportFigures`: its own
     figures (JSON-ready; a TypedDict), which `Server.stats()` gives under `exports`, by
     export name; and
@@ -304,6 +318,13 @@ def watchable(file: File) -> Watchable | None:
     """`file` if it offers `Watchable`, else None."""
     offered = all(hasattr(file, m) for m in ("watch", "place", "empty"))
     return cast(Watchable, file) if offered else None
+
+
+def read_only(export: Export, options: str) -> bool:
+    """Whether an attach to `export` with `options` is read-only (the Export's own
+    `read_only_attach(options)` where it has one; else never)."""
+    report = getattr(export, "read_only_attach", None)
+    return False if report is None else bool(report(options))
 
 
 def described(name: str, export: Export) -> ExportInfo:

@@ -42,9 +42,16 @@ class FidRef:
     user: User
     handle: Handle | None = None
     xattr: XattrState | None = None
+    read_only: bool = False  # of a read-only attach (the backend says: `backend.read_only`)
     users: int = 0
     clunked: bool = False
     retired: list[File] = field(default_factory=list)
+
+    def derived(
+        self, file: File, handle: Handle | None = None, xattr: XattrState | None = None
+    ) -> FidRef:
+        """A new fid for `file`, reached from this one: of the same attach."""
+        return FidRef(file, self.user, handle, xattr, self.read_only)
 
     def replace_file(self, file: File) -> None:
         """Point the fid at another object; the old one closes with the fid."""
@@ -110,6 +117,16 @@ class FidTable:
         """A fid of the table was just opened (counted until it closes)."""
         self.open += 1
         self._budgets.open_files.used += 1
+
+    def get(self, num: int) -> FidRef | None:
+        """Fid `num`, or None (not held: only to look at)."""
+        return self._fids.get(num)
+
+    async def release(self, num: int) -> None:
+        """Clunk fid `num` if it is in the table (for a refused request that frees it)."""
+        if num in self._fids:
+            async with self.use(num):
+                self.pop(num)
 
     @asynccontextmanager
     async def use(self, num: int) -> AsyncIterator[FidRef]:

@@ -11,10 +11,9 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import messages as m
-from .backend import Attr, File, Handle, Lock, User, child_attrs, described, watchable
+from .backend import Attr, File, Handle, Lock, User, child_attrs, described, read_only, watchable
 from .constants import (
     HEADER_SIZE,
-    MAXWELEM,
     NOFID,
     NONUNAME,
     NOTIFY_COVERED,
@@ -25,7 +24,7 @@ from .constants import (
     QidType,
     ReaddirFlag,
 )
-from .convert import check_new_name, encode_xattr_names
+from .convert import encode_xattr_names
 from .fids import XATTR_SIZE_MAX, FidRef, XattrState
 from .messages import Message, Qid
 
@@ -45,13 +44,13 @@ def handles(
     [Callable[[Session, T], Awaitable[Message]]], Callable[[Session, T], Awaitable[Message]]
 ]:
     """Register the decorated coroutine as the handler of requests of `kind`; an extension
-    (`messages.EXTENSIONS`, `EXTENSIONS_2`) is answered EOPNOTSUPP on a connection that did
-    not negotiate its set."""
+    (its `extension` trait) is answered EOPNOTSUPP on a connection that did not negotiate
+    its set."""
 
     def register(
         fn: Callable[[Session, T], Awaitable[Message]],
     ) -> Callable[[Session, T], Awaitable[Message]]:
-        needs = 1 if kind in m.EXTENSIONS else 2 if kind in m.EXTENSIONS_2 else 0
+        needs = kind.traits.extension
         if not needs:
             HANDLERS[kind.id] = fn
             return fn
@@ -123,6 +122,19 @@ def _own(s: Session, *places: tuple[int, str] | None) -> AbstractContextManager[
     return sub.hub.origin(sub, [p for p in places if p is not None])
 
 
+def _own_names(
+    s: Session, msg: Message, *directories: FidRef, also: tuple[int, str] | None = None
+) -> AbstractContextManager[None]:
+    """`_own` for a change of the names `msg` carries (its `names` trait), each in the
+    directory of the fid at the same place of its `modifies` (`directories`, in that
+    order); and of `also`."""
+    if s.notify is None:
+        return nullcontext()
+    names = msg.traits.names
+    places = [(d.file.qid.path, getattr(msg, n)) for d, n in zip(directories, names, strict=True)]
+    return _own(s, *places, also)
+
+
 def _own_object(s: Session, file: File) -> AbstractContextManager[None]:
     """`_own` for a change of `file` itself: its entry, and if a directory, itself."""
     if s.notify is None:
@@ -158,7 +170,7 @@ async def _attach(s: Session, msg: m.Tattach) -> Message:
             raise OSError(errno.EPERM, f"uid {s.bound} may attach only as itself, not {user.uid}")
         user = User(user.name, user.uid, bounded=True)
     root = await export.attach(options, user)
-    await s.fids.add(msg.fid, FidRef(root, user))
+    await s.fids.add(msg.fid, FidRef(root, user, read_only=read_only(export, options)))
     return m.Rattach(msg.tag, qid=root.qid)
 
 
@@ -173,8 +185,6 @@ _Walks = m.Twalk | m.Twalkgetattr | m.Twalkopen
 
 
 def _check_walk(s: Session, msg: _Walks) -> None:
-    if len(msg.wnames) > MAXWELEM:
-        raise OSError(errno.EINVAL, f"walk of {len(msg.wnames)} names; at most {MAXWELEM}")
     if msg.newfid != msg.fid:
         s.fids.check_free(msg.newfid)
 
@@ -189,9 +199,7 @@ async def _walk_names(fid: FidRef, msg: _Walks) -> tuple[list[Qid], File, OSErro
     current = await fid.file.clone()
     qids: list[Qid] = []
     try:
-        for name in msg.wnames:
-            if not name or "/" in name or "\0" in name:
-                raise OSError(errno.EINVAL, f"invalid name {name!r}")
+        for name in msg.wnames:  # checked by the gate (ninep.gate)
             try:
                 child = await current.walk(name)
             except OSError as e:
@@ -216,7 +224,7 @@ async def _walked(
         if handle is not None:
             s.fids.opened()
     else:
-        await s.fids.add(msg.newfid, FidRef(file, fid.user, handle))
+        await s.fids.add(msg.newfid, fid.derived(file, handle))
 
 
 @handles(m.Twalk)
@@ -262,7 +270,7 @@ async def _walkopen(s: Session, msg: m.Twalkopen) -> Message:
                 raise error
             s.fids.check_open()
             covered = _watched(s, current)
-            handle = await current.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
+            handle = await current.open(_open_flags(msg.flags))
             attr = _with_coverage(await current.getattr(msg.request_mask), covered)
         except BaseException:
             if handle is not None:
@@ -335,6 +343,12 @@ async def _statfs(s: Session, msg: m.Tstatfs) -> Message:
     return m.Rstatfs(msg.tag, statfs=st)
 
 
+def _open_flags(flags: int) -> int:
+    """What a File is asked to open with: the wire `flags` without CREAT and EXCL (an open
+    makes nothing)."""
+    return flags & ~(OpenFlag.CREAT | OpenFlag.EXCL)
+
+
 def _check_unopened(fid: FidRef) -> None:
     if fid.handle is not None or fid.xattr is not None:
         raise OSError(errno.EBADF, "fid is already open")
@@ -345,7 +359,7 @@ async def _lopen(s: Session, msg: m.Tlopen) -> Message:
     async with s.fids.use(msg.fid) as fid:
         _check_unopened(fid)
         s.fids.check_open()
-        fid.handle = await fid.file.open(msg.flags & ~(OpenFlag.CREAT | OpenFlag.EXCL))
+        fid.handle = await fid.file.open(_open_flags(msg.flags))
         s.fids.opened()
         return m.Rlopen(msg.tag, qid=fid.file.qid, iounit=0)
 
@@ -385,14 +399,14 @@ async def _create(
     if newfid is not None:
         s.fids.check_free(newfid)
     s.fids.check_open()
-    with _own(s, (fid.file.qid.path, msg.name)):
-        file, handle = await fid.file.create(check_new_name(msg.name), msg.flags, msg.mode, msg.gid)
+    with _own_names(s, msg, fid):
+        file, handle = await fid.file.create(msg.name, msg.flags, msg.mode, msg.gid)
     if newfid is None:
         fid.replace_file(file)
         fid.handle = handle
         s.fids.opened()
         return file
-    await s.fids.add(newfid, FidRef(file, fid.user, handle))  # closes both if taken meanwhile
+    await s.fids.add(newfid, fid.derived(file, handle))  # closes both if taken meanwhile
     return file
 
 
@@ -433,8 +447,8 @@ async def _attr_of(file: File, mask: int) -> Attr:
 async def _symlink_in(
     s: Session, fid: FidRef, msg: m.Tsymlink | m.Tsymlinkattr | m.Tsymlinkattrs
 ) -> Qid:
-    with _own(s, (fid.file.qid.path, msg.name)):
-        return await fid.file.symlink(check_new_name(msg.name), msg.symtgt, msg.gid)
+    with _own_names(s, msg, fid):
+        return await fid.file.symlink(msg.name, msg.symtgt, msg.gid)
 
 
 @handles(m.Tsymlink)
@@ -468,9 +482,8 @@ async def _made_attrs(
 
 
 async def _mknod_in(s: Session, fid: FidRef, msg: m.Tmknod | m.Tmknodattr | m.Tmknodattrs) -> Qid:
-    with _own(s, (fid.file.qid.path, msg.name)):
-        name = check_new_name(msg.name)
-        return await fid.file.mknod(name, msg.mode, msg.major, msg.minor, msg.gid)
+    with _own_names(s, msg, fid):
+        return await fid.file.mknod(msg.name, msg.mode, msg.major, msg.minor, msg.gid)
 
 
 @handles(m.Tmknod)
@@ -497,8 +510,8 @@ async def _mknodattrs(s: Session, msg: m.Tmknodattrs) -> Message:
 
 
 async def _mkdir_in(s: Session, fid: FidRef, msg: m.Tmkdir | m.Tmkdirattr | m.Tmkdirattrs) -> Qid:
-    with _own(s, (fid.file.qid.path, msg.name)):
-        return await fid.file.mkdir(check_new_name(msg.name), msg.mode, msg.gid)
+    with _own_names(s, msg, fid):
+        return await fid.file.mkdir(msg.name, msg.mode, msg.gid)
 
 
 @handles(m.Tmkdir)
@@ -551,7 +564,7 @@ async def _new_dir_fid(
     except BaseException:
         await child.close()
         raise
-    await s.fids.add(newfid, FidRef(child, fid.user))
+    await s.fids.add(newfid, fid.derived(child))
     return attr
 
 
@@ -564,8 +577,8 @@ def _empty(directory: File) -> bool:
 @handles(m.Trename)
 async def _rename(s: Session, msg: m.Trename) -> Message:
     async with s.fids.use(msg.fid) as fid, s.fids.use(msg.dfid) as dfid:
-        with _own(s, _place(fid.file), (dfid.file.qid.path, msg.name)):
-            await fid.file.rename(dfid.file, check_new_name(msg.name))
+        with _own_names(s, msg, dfid, also=_place(fid.file)):
+            await fid.file.rename(dfid.file, msg.name)
     return m.Rrename(msg.tag)
 
 
@@ -588,10 +601,8 @@ async def _renameatattrs(s: Session, msg: m.Trenameatattrs) -> Message:
 async def _renameat_in(
     s: Session, old: FidRef, new: FidRef, msg: m.Trenameat | m.Trenameatattrs
 ) -> None:
-    places = (old.file.qid.path, msg.oldname), (new.file.qid.path, msg.newname)
-    with _own(s, *places):
-        oldname, newname = check_new_name(msg.oldname), check_new_name(msg.newname)
-        await old.file.renameat(oldname, new.file, newname)
+    with _own_names(s, msg, old, new):
+        await old.file.renameat(msg.oldname, new.file, msg.newname)
 
 
 @handles(m.Tunlinkat)
@@ -610,8 +621,8 @@ async def _unlinkatattrs(s: Session, msg: m.Tunlinkatattrs) -> Message:
 
 
 async def _unlinkat_in(s: Session, fid: FidRef, msg: m.Tunlinkat | m.Tunlinkatattrs) -> None:
-    with _own(s, (fid.file.qid.path, msg.name)):
-        await fid.file.unlinkat(check_new_name(msg.name), msg.flags)
+    with _own_names(s, msg, fid):
+        await fid.file.unlinkat(msg.name, msg.flags)
 
 
 @handles(m.Tlink)
@@ -631,8 +642,8 @@ async def _linkattrs(s: Session, msg: m.Tlinkattrs) -> Message:
 
 
 async def _link_in(s: Session, dfid: FidRef, fid: FidRef, msg: m.Tlink | m.Tlinkattrs) -> None:
-    with _own(s, (dfid.file.qid.path, msg.name), _place(fid.file)):
-        await dfid.file.link(fid.file, check_new_name(msg.name))
+    with _own_names(s, msg, dfid, also=_place(fid.file)):
+        await dfid.file.link(fid.file, msg.name)
 
 
 @handles(m.Treadlink)
@@ -762,7 +773,7 @@ async def _xattrwalk(s: Session, msg: m.Txattrwalk) -> Message:
         if msg.newfid == msg.fid:
             fid.xattr = state
         else:
-            await s.fids.add(msg.newfid, FidRef(await fid.file.clone(), fid.user, xattr=state))
+            await s.fids.add(msg.newfid, fid.derived(await fid.file.clone(), xattr=state))
     return m.Rxattrwalk(msg.tag, size=len(value))
 
 

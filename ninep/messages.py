@@ -49,6 +49,7 @@ from . import _generated_codec as _codec  # it uses this module's classes only w
 from . import fastcodec
 from .constants import HEADER_SIZE, NOTAG
 from .fastcodec import HEADER, Short
+from .traits import Traits, attrs_made, opens_for_write
 
 
 class ProtocolError(Exception):
@@ -237,6 +238,7 @@ class Message:
     body: ClassVar[Any]  # the compiled construct of the body: the reference codec
     fast_encode: ClassVar[Callable[[Message], bytes]]  # generated (ninep.gencodec)
     fast_decode: ClassVar[Callable[[bytes, int], Message]]
+    traits: ClassVar[Traits] = Traits()  # what it does besides its fields (ninep.traits)
 
     @property
     def kind(self) -> type[Message]:
@@ -301,12 +303,14 @@ M = TypeVar("M", bound=Message)
 
 
 @dataclass_transform(kw_only_default=True, eq_default=False)
-def message(id: int) -> Callable[[type[M]], type[M]]:
-    """Declare message type number `id`: its fields are the class's annotated attributes."""
+def message(id: int, **traits: Any) -> Callable[[type[M]], type[M]]:
+    """Declare message type number `id`: its fields are the class's annotated attributes,
+    and `traits` what it does besides them (`ninep.traits.Traits`)."""
 
     def declare(cls: type[M]) -> type[M]:
         made = dataclass(eq=False, slots=True, kw_only=True)(cls)
         made.id = id
+        made.traits = Traits(**traits)
         made.layout = _layout(made)
         made.field_names = tuple(f.name for f in made.layout)
         made.body = Struct(*made.layout, Terminated).compile()
@@ -323,7 +327,7 @@ def message(id: int) -> Callable[[type[M]], type[M]]:
 class Rlerror(Message):
     ecode: U32
 
-@message(8)
+@message(8, quick=True)
 class Tstatfs(Request["Rstatfs"]):
     fid: U32
 
@@ -331,7 +335,7 @@ class Tstatfs(Request["Rstatfs"]):
 class Rstatfs(Message):
     statfs: StatFsRecord
 
-@message(12)
+@message(12, quick=True, modifies=("fid",), modifies_if=opens_for_write)
 class Tlopen(Request["Rlopen"]):
     fid: U32
     flags: U32
@@ -341,7 +345,7 @@ class Rlopen(Message):
     qid: QidField
     iounit: U32
 
-@message(14)
+@message(14, modifies=("fid",), names=("name",))
 class Tlcreate(Request["Rlcreate"]):
     fid: U32
     name: Str
@@ -354,7 +358,7 @@ class Rlcreate(Message):
     qid: QidField
     iounit: U32
 
-@message(16)
+@message(16, modifies=("fid",), names=("name",))
 class Tsymlink(Request["Rsymlink"]):
     fid: U32
     name: Str
@@ -365,7 +369,7 @@ class Tsymlink(Request["Rsymlink"]):
 class Rsymlink(Message):
     qid: QidField
 
-@message(18)
+@message(18, modifies=("dfid",), names=("name",))
 class Tmknod(Request["Rmknod"]):
     dfid: U32
     name: Str
@@ -378,7 +382,7 @@ class Tmknod(Request["Rmknod"]):
 class Rmknod(Message):
     qid: QidField
 
-@message(20)
+@message(20, modifies=("dfid", "fid"), names=("name",))
 class Trename(Request["Rrename"]):
     fid: U32
     dfid: U32
@@ -388,7 +392,7 @@ class Trename(Request["Rrename"]):
 class Rrename(Message):
     pass
 
-@message(22)
+@message(22, quick=True)
 class Treadlink(Request["Rreadlink"]):
     fid: U32
 
@@ -396,7 +400,7 @@ class Treadlink(Request["Rreadlink"]):
 class Rreadlink(Message):
     target: Str
 
-@message(24)
+@message(24, quick=True)
 class Tgetattr(Request["Rgetattr"]):
     fid: U32
     request_mask: U64
@@ -405,7 +409,7 @@ class Tgetattr(Request["Rgetattr"]):
 class Rgetattr(Message):
     attr: AttrRecord
 
-@message(26)
+@message(26, modifies=("fid",))
 class Tsetattr(Request["Rsetattr"]):
     fid: U32
     attr: SetAttrRecord
@@ -414,7 +418,7 @@ class Tsetattr(Request["Rsetattr"]):
 class Rsetattr(Message):
     pass
 
-@message(30)
+@message(30, quick=True, newfid="newfid")
 class Txattrwalk(Request["Rxattrwalk"]):
     fid: U32
     newfid: U32
@@ -424,7 +428,7 @@ class Txattrwalk(Request["Rxattrwalk"]):
 class Rxattrwalk(Message):
     size: U64
 
-@message(32)
+@message(32, modifies=("fid",))
 class Txattrcreate(Request["Rxattrcreate"]):
     fid: U32
     name: Str
@@ -435,13 +439,13 @@ class Txattrcreate(Request["Rxattrcreate"]):
 class Rxattrcreate(Message):
     pass
 
-@message(40)
+@message(40, bulk="count")
 class Treaddir(Request["Rreaddir"]):
     fid: U32
     offset: U64
     count: U32
 
-@message(41)
+@message(41, bulk="data")
 class Rreaddir(Message):
     data: Data
 
@@ -485,7 +489,7 @@ class Rgetlock(Message):
     proc_id: U32
     client_id: Str
 
-@message(70)
+@message(70, modifies=("dfid",), names=("name",))
 class Tlink(Request["Rlink"]):
     dfid: U32
     fid: U32
@@ -495,7 +499,7 @@ class Tlink(Request["Rlink"]):
 class Rlink(Message):
     pass
 
-@message(72)
+@message(72, modifies=("dfid",), names=("name",))
 class Tmkdir(Request["Rmkdir"]):
     dfid: U32
     name: Str
@@ -506,7 +510,7 @@ class Tmkdir(Request["Rmkdir"]):
 class Rmkdir(Message):
     qid: QidField
 
-@message(74)
+@message(74, modifies=("olddirfid", "newdirfid"), names=("oldname", "newname"))
 class Trenameat(Request["Rrenameat"]):
     olddirfid: U32
     oldname: Str
@@ -517,7 +521,7 @@ class Trenameat(Request["Rrenameat"]):
 class Rrenameat(Message):
     pass
 
-@message(76)
+@message(76, modifies=("dirfid",), names=("name",))
 class Tunlinkat(Request["Runlinkat"]):
     dirfid: U32
     name: Str
@@ -548,7 +552,7 @@ class Tauth(Request["Rauth"]):
 class Rauth(Message):
     aqid: QidField
 
-@message(104)
+@message(104, newfid="fid")
 class Tattach(Request["Rattach"]):
     fid: U32
     afid: U32
@@ -568,7 +572,7 @@ class Tflush(Request["Rflush"]):
 class Rflush(Message):
     pass
 
-@message(110)
+@message(110, quick=True, walks="wnames", newfid="newfid")
 class Twalk(Request["Rwalk"]):
     fid: U32
     newfid: U32
@@ -578,17 +582,17 @@ class Twalk(Request["Rwalk"]):
 class Rwalk(Message):
     qids: Qids
 
-@message(116)
+@message(116, bulk="count")
 class Tread(Request["Rread"]):
     fid: U32
     offset: U64
     count: U32
 
-@message(117)
+@message(117, bulk="data")
 class Rread(Message):
     data: Data
 
-@message(118)
+@message(118, bulk="data")
 class Twrite(Request["Rwrite"]):
     fid: U32
     offset: U64
@@ -598,7 +602,7 @@ class Twrite(Request["Rwrite"]):
 class Rwrite(Message):
     count: U32
 
-@message(120)
+@message(120, quick=True, frees="fid")
 class Tclunk(Request["Rclunk"]):
     fid: U32
 
@@ -606,7 +610,7 @@ class Tclunk(Request["Rclunk"]):
 class Rclunk(Message):
     pass
 
-@message(122)
+@message(122, modifies=("fid",), frees="fid")
 class Tremove(Request["Rremove"]):
     fid: U32
 
@@ -621,7 +625,7 @@ class Rremove(Message):
 # of the object reached or made (Tlcreateattr also names the fid of the new file).
 # 180-199: no number used by 9P2000, .u, .L, .e or gVisor; 200-215: none used by the first
 # four (both sets are negotiated: a peer that did not agree to them never sees them).
-@message(180)
+@message(180, extension=1, quick=True, walks="wnames", newfid="newfid")
 class Twalkgetattr(Request["Rwalkgetattr"]):
     fid: U32
     newfid: U32
@@ -633,19 +637,19 @@ class Rwalkgetattr(Message):
     qids: Qids
     attr: AttrRecord
 
-@message(182)
+@message(182, extension=1, bulk="count")
 class Treaddirattr(Request["Rreaddirattr"]):
     fid: U32
     offset: U64
     count: U32
     request_mask: U64
 
-@message(183)
+@message(183, bulk="data")
 class Rreaddirattr(Message):
     flags: U32  # ReaddirFlag: END when no entry follows these
     data: Data  # entries: a Rreaddir dirent, then its Attr record (encode_dirent_attrs)
 
-@message(184)
+@message(184, extension=1, modifies=("fid",), names=("name",), newfid="newfid")
 class Tlcreateattr(Request["Rlcreateattr"]):
     fid: U32
     newfid: U32  # the new file, opened; equal to fid: fid becomes it, as Tlcreate
@@ -661,7 +665,7 @@ class Rlcreateattr(Message):
     iounit: U32
     attr: AttrRecord
 
-@message(186)
+@message(186, extension=1, modifies=("fid",), names=("name",))
 class Tsymlinkattr(Request["Rsymlinkattr"]):
     fid: U32
     name: Str
@@ -674,7 +678,7 @@ class Rsymlinkattr(Message):
     qid: QidField
     attr: AttrRecord
 
-@message(188)
+@message(188, extension=1, modifies=("dfid",), names=("name",))
 class Tmknodattr(Request["Rmknodattr"]):
     dfid: U32
     name: Str
@@ -689,7 +693,7 @@ class Rmknodattr(Message):
     qid: QidField
     attr: AttrRecord
 
-@message(190)
+@message(190, extension=1, modifies=("dfid",), names=("name",))
 class Tmkdirattr(Request["Rmkdirattr"]):
     dfid: U32
     name: Str
@@ -704,7 +708,7 @@ class Rmkdirattr(Message):
 
 # Change notification: a client leaves one Tnotify pending; the server answers a batch of
 # changes of the export of `fid` (encode_changes), or OVERFLOW (NotifyFlag) when it lost some.
-@message(192)
+@message(192, extension=1, waits=True)
 class Tnotify(Request["Rnotify"]):
     fid: U32
 
@@ -714,7 +718,8 @@ class Rnotify(Message):
     data: Data  # changes: dir[8] kind[1] flags[1] name[s] each (encode_changes)
 
 # Open by name: Twalkgetattr and then Tlopen of newfid, all or nothing.
-@message(194)
+@message(194, extension=1, quick=True, walks="wnames", newfid="newfid", modifies=("fid",),
+         modifies_if=opens_for_write)
 class Twalkopen(Request["Rwalkopen"]):
     fid: U32
     newfid: U32
@@ -729,7 +734,7 @@ class Rwalkopen(Message):
     iounit: U32
     attr: AttrRecord
 
-@message(196)
+@message(196, extension=1, modifies=("fid",))
 class Tsetattrattr(Request["Rsetattrattr"]):
     fid: U32
     attr: SetAttrRecord
@@ -744,7 +749,7 @@ class Rsetattrattr(Message):
 # Trenameatattrs: of both directories), so that a client need not ask them. The requests are
 # those of the first set (or of 9P2000.L) with a trailing request_mask; Tmkdirattrs also names
 # a fid for the new directory. 198-213: see above.
-@message(198)
+@message(198, extension=2, waits=True)
 class Tnotifyflags(Request["Rnotifyflags"]):
     fid: U32
     flags: U32  # NotifyAsk
@@ -754,7 +759,7 @@ class Rnotifyflags(Message):
     flags: U32  # NotifyFlag
     data: Data  # as Rnotify's
 
-@message(200)
+@message(200, extension=2, modifies=("fid",), names=("name",), newfid="newfid")
 class Tlcreateattrs(Request["Rlcreateattrs"]):
     fid: U32
     newfid: U32
@@ -771,7 +776,7 @@ class Rlcreateattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(202)
+@message(202, extension=2, modifies=("fid",), names=("name",))
 class Tsymlinkattrs(Request["Rsymlinkattrs"]):
     fid: U32
     name: Str
@@ -785,7 +790,7 @@ class Rsymlinkattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(204)
+@message(204, extension=2, modifies=("dfid",), names=("name",))
 class Tmknodattrs(Request["Rmknodattrs"]):
     dfid: U32
     name: Str
@@ -801,7 +806,7 @@ class Rmknodattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(206)
+@message(206, extension=2, modifies=("dfid",), names=("name",), newfid="newfid", made=attrs_made)
 class Tmkdirattrs(Request["Rmkdirattrs"]):
     dfid: U32
     newfid: U32  # made for the new directory (NOFID: none)
@@ -816,7 +821,7 @@ class Rmkdirattrs(Message):
     attr: AttrRecord
     dattr: AttrRecord
 
-@message(208)
+@message(208, extension=2, modifies=("dfid",), names=("name",))
 class Tlinkattrs(Request["Rlinkattrs"]):
     dfid: U32
     fid: U32
@@ -828,7 +833,7 @@ class Rlinkattrs(Message):
     attr: AttrRecord  # of the file linked, after
     dattr: AttrRecord
 
-@message(210)
+@message(210, extension=2, modifies=("olddirfid", "newdirfid"), names=("oldname", "newname"))
 class Trenameatattrs(Request["Rrenameatattrs"]):
     olddirfid: U32
     oldname: Str
@@ -841,7 +846,7 @@ class Rrenameatattrs(Message):
     olddattr: AttrRecord
     newdattr: AttrRecord
 
-@message(212)
+@message(212, extension=2, modifies=("dirfid",), names=("name",))
 class Tunlinkatattrs(Request["Runlinkatattrs"]):
     dirfid: U32
     name: Str
@@ -854,7 +859,7 @@ class Runlinkatattrs(Message):
 
 # The listing of exports (first set): no fid, no attach; one string per export
 # (ninep.listing).
-@message(214)
+@message(214, extension=1)
 class Texports(Request["Rexports"]):
     pass
 
@@ -863,18 +868,13 @@ class Rexports(Message):
     exports: Names
 # fmt: on
 
-#: The extension requests: answered EOPNOTSUPP on a plain 9P2000.L connection.
-EXTENSIONS: tuple[type[Request[Any]], ...] = (
-    Twalkgetattr, Treaddirattr, Tlcreateattr, Tsymlinkattr, Tmknodattr, Tmkdirattr, Tnotify,
-    Twalkopen, Tsetattrattr, Texports,
-)  # fmt: skip
-#: The second set's: answered EOPNOTSUPP unless Tversion asked for EXTENDED_VERSION_2.
-EXTENSIONS_2: tuple[type[Request[Any]], ...] = (
-    Tnotifyflags, Tlcreateattrs, Tsymlinkattrs, Tmknodattrs, Tmkdirattrs, Tlinkattrs,
-    Trenameatattrs, Tunlinkatattrs,
-)  # fmt: skip
-#: The requests that wait for changes: not work in flight (docs/protocol-extensions.md).
-NOTIFIES = (Tnotify, Tnotifyflags)
+#: The extension requests (their `extension` trait): answered EOPNOTSUPP on a plain
+#: 9P2000.L connection; the second set's unless Tversion asked for EXTENDED_VERSION_2.
+EXTENSIONS = tuple(k for k in KINDS.values() if k.traits.extension == 1)
+EXTENSIONS_2 = tuple(k for k in KINDS.values() if k.traits.extension == 2)
+#: The requests that wait for changes (`waits`): not work in flight
+#: (docs/protocol-extensions.md).
+NOTIFIES = tuple(k for k in KINDS.values() if k.traits.waits)
 
 
 def _show(value: Any) -> str:

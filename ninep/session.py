@@ -14,6 +14,7 @@ from .backend import Export
 from .constants import EXTENSION_SETS, IOHDRSZ, MIN_MSIZE, UNKNOWN_VERSION, VERSION
 from .fastcodec import data_parts
 from .fids import FidTable
+from .gate import admit
 from .handlers import HANDLERS
 from .limits import BIG, Budgets, Limits
 from .messages import Message, ProtocolError
@@ -32,44 +33,28 @@ class _InFlight:
     big: bool
 
 
-#: Requests a backend answers from metadata it holds or one quick host call: served in
-#: the connection's own task, one after the other, without a task, as most are. A slow
-#: one (a large directory to index) holds up only this connection's next requests.
-_INLINE = (
-    m.Twalk,
-    m.Twalkgetattr,
-    m.Tgetattr,
-    m.Tclunk,
-    m.Tstatfs,
-    m.Treadlink,
-    m.Txattrwalk,
-    m.Tlopen,
-    m.Twalkopen,
-)
-
-
 #: At most this many quick replies wait to go out together (a flood of them is sent,
 #: and other connections get their turn, as they come).
 _REPLIES_HELD = 16
 
 
 def _frame_parts(reply: Message) -> list[bytes]:
-    """The frame of `reply` in parts to send one after the other: the data of a reply
-    that ends in its data (Rread, Rreaddir, Rreaddirattr) is sent where it lies instead
-    of being copied into the frame."""
-    if isinstance(reply, _DATA_REPLIES):
+    """The frame of `reply` in parts to send one after the other: the bulk data a reply
+    ends in (its `bulk` trait: Rread, Rreaddir, Rreaddirattr) is sent where it lies
+    instead of being copied into the frame."""
+    if reply.traits.bulk is not None:
         return data_parts(reply)
     return [reply.encode()]
 
 
-_DATA_REPLIES = (m.Rread, m.Rreaddir, m.Rreaddirattr)  # each ends in its Data field
-
-
 def _is_big(msg: Message) -> bool:
-    """Whether `msg` moves more than `BIG` bytes of data (its own, or its reply's)."""
-    if isinstance(msg, m.Twrite):
-        return len(msg.data) > BIG
-    return isinstance(msg, m.Tread | m.Treaddir | m.Treaddirattr) and msg.count > BIG
+    """Whether `msg` moves more than `BIG` bytes of data (its own, or its reply's: its
+    `bulk` trait names the data, or the count asked for)."""
+    field = msg.traits.bulk
+    if field is None:
+        return False
+    bulk: bytes | int = getattr(msg, field)
+    return (bulk if isinstance(bulk, int) else len(bulk)) > BIG
 
 
 class Session:
@@ -159,7 +144,7 @@ class Session:
     async def _accept(self, msg: Message) -> None:
         """Start or queue request `msg`; wait while the queue is full (back-pressure)."""
         self.stats.requests[type(msg).__name__] += 1
-        if isinstance(msg, m.NOTIFIES):
+        if msg.traits.waits:
             if self._parked:  # decided here, in arrival order, not by which task runs first
                 self._replies.append(m.Rlerror(msg.tag, ecode=errno.EBUSY).encode())
                 return
@@ -172,11 +157,7 @@ class Session:
         if isinstance(msg, m.Tflush) and len(self._inflight) < reserve:
             self._start(msg)  # a flush never waits behind what it may have to cancel
             return
-        if (
-            isinstance(msg, _INLINE)
-            and not self._queue
-            and len(self._inflight) < self.limits.in_flight
-        ):
+        if msg.traits.quick and not self._queue and len(self._inflight) < self.limits.in_flight:
             await self._serve_inline(msg)
             return
         self._queue[msg.tag] = msg
@@ -289,6 +270,8 @@ class Session:
                 raise OSError(errno.EOPNOTSUPP, f"{type(msg).__name__} is not a request")
             if not self.msize:
                 raise OSError(errno.EPROTO, "Tversion must come first")
+            if msg.traits.gated:
+                await admit(msg, self.fids)
             return await handler(self, msg)
         except OSError as e:
             code = e.errno or errno.EIO

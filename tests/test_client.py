@@ -849,7 +849,7 @@ async def test_cancellation_at_any_point_keeps_the_connection_consistent(
 
 async def test_flush_of_an_answered_tag_is_harmless(client: Client, root: Fid) -> None:
     await root.getattr()
-    reply = await client.request(m.Tflush, oldtag=0)
+    reply = await client.request(m.Tflush(oldtag=0))
     assert reply.kind is m.Rflush
     assert (await root.getattr()).qid == root.qid
 

@@ -607,8 +607,8 @@ async def test_a_live_entry_lends_its_metadata_as_read(export_dir: Path) -> None
         export.close()
 
 
-async def _reply(root: Fid, kind: type[m.Request[m.R]], **fields: Any) -> m.R:
-    return await root.client.request(kind, **fields)
+async def _reply(root: Fid, msg: m.Request[m.R]) -> m.R:
+    return await root.client.request(msg)
 
 
 @pytest.mark.parametrize("aname", ["C", "C;metadata"])
@@ -617,24 +617,24 @@ async def test_made_with_attributes_equal_made_then_getattr(export_dir: Path, an
         made: dict[str, tuple[m.Qid, Attr]] = {}
         async with await ext.clone() as f:
             r1 = await _reply(
-                f, m.Tlcreateattr, fid=f._num(), newfid=f._num(), name="file", flags=RDWR,
-                mode=0o640, gid=0, request_mask=ALL,
+                f, m.Tlcreateattr(fid=f._num(), newfid=f._num(), name="file", flags=RDWR,
+                mode=0o640, gid=0, request_mask=ALL),
             )  # fmt: skip
             made["file"] = r1.qid, r1.attr
             assert await f.write(0, b"data") == 4
         r2 = await _reply(
-            ext, m.Tmkdirattr, dfid=ext._num(), name="dir", mode=0o750, gid=0, request_mask=ALL
+            ext, m.Tmkdirattr(dfid=ext._num(), name="dir", mode=0o750, gid=0, request_mask=ALL)
         )
         r3 = await _reply(
-            ext, m.Tsymlinkattr, fid=ext._num(), name="link", symtgt="file", gid=0,
-            request_mask=ALL,
+            ext, m.Tsymlinkattr(fid=ext._num(), name="link", symtgt="file", gid=0,
+            request_mask=ALL),
         )  # fmt: skip
         made |= {"dir": (r2.qid, r2.attr), "link": (r3.qid, r3.attr)}
         fifo = stat.S_IFIFO | 0o600
         if "metadata" in aname:  # a fifo is kept in metadata; without it mknod is EPERM
             r4 = await _reply(
-                ext, m.Tmknodattr, dfid=ext._num(), name="fifo", mode=fifo, major=0, minor=0,
-                gid=0, request_mask=ALL,
+                ext, m.Tmknodattr(dfid=ext._num(), name="fifo", mode=fifo, major=0, minor=0,
+                gid=0, request_mask=ALL),
             )  # fmt: skip
             made["fifo"] = r4.qid, r4.attr
             assert stat.S_ISFIFO(r4.attr.mode)

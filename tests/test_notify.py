@@ -186,6 +186,35 @@ async def test_changes_through_another_connection_arrive_marked_own_for_it(
             nursery.cancel_scope.cancel()
 
 
+async def test_every_name_change_of_a_connection_is_marked_own_for_it(
+    export_dir: Path, export: VolExport
+) -> None:
+    """The places each name change marks follow its declared traits (names, and the
+    directories of `modifies`): renames and links too, across two directories."""
+    (export_dir / "d").mkdir()
+    (export_dir / "e").mkdir()
+    (export_dir / "d" / "f").write_bytes(b"f")
+    async with served(export) as (_, address), connect(address) as b:
+        root = await b.attach("C")
+        async with trio.open_nursery() as nursery:
+            seen = await subscribed(export, root, nursery)
+            d, e = await root.walk("d"), await root.walk("e")
+            where_d, where_e, own = d.qid.path, e.qid.path, ChangeFlag.OWN
+            await d.renameat("f", e, "g")  # Trenameat: both names, in both directories
+            await seen.expect(where_d, ChangeKind.RENAMED_FROM, "f", own)
+            await seen.expect(where_e, ChangeKind.RENAMED_TO, "g", own)
+            g = await e.walk("g")
+            await g.rename(d, "h")  # Trename: the new name in dfid, and the object's place
+            await seen.expect(where_e, ChangeKind.RENAMED_FROM, "g", own)
+            await seen.expect(where_d, ChangeKind.RENAMED_TO, "h", own)
+            await e.link(g, "l")  # Tlink: the name in dfid
+            await seen.expect(where_e, ChangeKind.CREATED, "l", own)
+            await d.symlink("s", "h")
+            await seen.expect(where_d, ChangeKind.CREATED, "s", own)
+            assert all(c.flags & own for c in seen.changes if c.dir in (where_d, where_e))
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_connection_that_asks_for_the_others_changes_gets_none_of_its_own(
     export_dir: Path, export: VolExport
 ) -> None:

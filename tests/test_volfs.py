@@ -9,7 +9,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -930,78 +930,7 @@ async def test_flock_locks_are_apart_from_posix_locks(root: File, export_dir: Pa
     await f.close()
 
 
-# ---- read-only exports ----
-
-
-@pytest.fixture(params=["export", "option"])
-async def ro_root(request: pytest.FixtureRequest, export_dir: Path) -> AsyncIterator[File]:
-    """The root of a read-only attach (by the export's flag, or by the `ro` option)."""
-    (export_dir / "f").write_bytes(b"data")
-    (export_dir / "d").mkdir()
-    (export_dir / "l").symlink_to("f")
-    os.setxattr(export_dir / "f", "user.x", b"1")
-    ex = open_export(str(export_dir), read_only=request.param == "export")
-    root = await ex.attach("ro" if request.param == "option" else "", ROOT)
-    yield root
-    await root.close()
-    ex.close()
-
-
-async def test_read_only_refuses_every_change(ro_root: File, export_dir: Path) -> None:
-    root = ro_root
-    before = snapshot(export_dir)
-    f, d = await root.walk("f"), await root.walk("d")
-    reading = await f.open(int(OpenFlag.RDONLY))
-    changes: list[Callable[[], Awaitable[object]]] = [
-        lambda: f.setattr(SetAttr(int(SetattrMask.MODE), mode=0o600)),
-        lambda: f.setattr(SetAttr(int(SetattrMask.ATIME | SetattrMask.MTIME))),
-        lambda: root.create("new", RDWR, 0o644, 0),
-        lambda: root.create("f", int(OpenFlag.RDONLY), 0o644, 0),
-        lambda: root.mkdir("new", 0o755, 0),
-        lambda: root.symlink("new", "f", 0),
-        lambda: root.mknod("new", stat.S_IFIFO | 0o644, 0, 0, 0),
-        lambda: root.link(f, "new"),
-        lambda: f.rename(d, "new"),
-        lambda: root.renameat("f", d, "new"),
-        lambda: root.unlinkat("f", 0),
-        lambda: root.unlinkat("d", AT_REMOVEDIR),
-        lambda: f.remove(),
-        lambda: f.setxattr("user.y", b"1", 0),
-        lambda: f.removexattr("user.x"),
-        lambda: f.open(int(OpenFlag.WRONLY)),
-        lambda: f.open(RDWR),
-        lambda: f.open(int(OpenFlag.RDONLY | OpenFlag.TRUNC)),
-        lambda: reading.write(0, b"x"),
-    ]
-    for i, change in enumerate(changes):
-        with fails(errno.EROFS):
-            await change()
-        assert snapshot(export_dir) == before, f"change {i} went through"
-    assert await reading.read(0, 10) == b"data"  # reading still works
-    assert await f.getxattr("user.x") == b"1"
-    h = await d.open(0)
-    assert [e.name for e in await h.readdir(0)] == [".", ".."]
-    await h.close()
-    await reading.close()
-    for x in (f, d):
-        await x.close()
-
-
-async def test_read_only_is_per_attach(export: VolExport, export_dir: Path) -> None:
-    ro = await export.attach("ro", ROOT)
-    rw = await export.attach("", ROOT)
-    with fails(errno.EROFS):
-        await ro.mkdir("a", 0o755, 0)
-    await rw.mkdir("a", 0o755, 0)
-    a = await rw.walk("a")
-    with fails(errno.EROFS):
-        await a.rename(ro, "b")  # into a directory of the read-only attach
-    with fails(errno.EROFS):
-        await rw.renameat("a", ro, "b")
-    await a.close()
-    assert os.listdir(export_dir) == ["a"]
-    await ro.close()
-    await rw.close()
+# ---- read-only exports: the server's gate refuses changes (tests/test_gate.py) ----
 
 
 # ---- no fd leaks ----

@@ -593,17 +593,6 @@ async def test_the_host_attribute_is_hidden(sub: File, export_dir: Path) -> None
     assert os.getxattr(export_dir / "sub", HOST_XATTR) == b"1"
 
 
-async def test_read_only_attach_cannot_set_the_flag(export: VolExport, export_dir: Path) -> None:
-    (export_dir / "d").mkdir()
-    root = await export.attach("ro", ROOT)
-    d = await root.walk("D")
-    assert await d.getxattr(FLAG) == b"0"
-    with fails(errno.EROFS):
-        await d.setxattr(FLAG, b"1", 0)
-    for x in (d, root):
-        await x.close()
-
-
 # ---- exports without folding ----
 
 

@@ -88,6 +88,10 @@ class VolExport:
         """The export's figures for `Server.stats()`: its descriptor cache's, its watches."""
         return {"descriptor_cache": self.descriptors.stats(), "watch": self.watcher.stats()}
 
+    def read_only_attach(self, options: str) -> bool:
+        """Whether an attach with `options` is read-only (the server gates it: `ninep.gate`)."""
+        return parse_options(options, self.every_attach).read_only
+
     async def attach(self, options: str, user: User) -> File:
         """The root for `user`; `options` are the attach options (see `volfs.options`)."""
         opts = parse_options(options, self.every_attach)

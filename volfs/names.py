@@ -29,6 +29,7 @@ from .racy import Memo
 #: The export root's directory where objects with metadata are made on a host without
 #: O_TMPFILE (`volfs.stored`): no client sees, makes, replaces or removes it.
 STAGING_DIR = ".volfs-staging"
+_DOTS = (".", "..")  # never a host name of an entry: `Names.host` refuses them
 
 T = TypeVar("T")
 
@@ -85,8 +86,13 @@ class Names:
         self._indexes = indexes
 
     def host(self, name: str) -> str:
-        """The host name a client's name is stored as."""
-        return self._show(name)
+        """The host name a client's name is stored as: one component, never `/`, NUL, `.`
+        or `..`, whoever called (the server checked the name already, `ninep.gate`; an
+        escape must not depend on that alone)."""
+        host = self._show(name)
+        if not host or "/" in host or "\0" in host or host in _DOTS:
+            raise OSError(errno.EINVAL, f"invalid name {name!r}")
+        return host
 
     def shown(self, host_name: str) -> str:
         """The name a client sees for a host name."""

@@ -26,7 +26,6 @@ import stat
 
 from ninep.backend import Attr, StatFs
 from ninep.constants import XATTR_CREATE, XATTR_REPLACE
-from ninep.convert import check_name
 from ninep.notify import ChangeHub
 
 from . import caseflag, watching, xattrs
@@ -70,7 +69,6 @@ class Node(Creating, Moving, Setting):
 
     @operation
     async def walk(self, name: str) -> Node:
-        check_name(name)
         entry, st = self._live(), self._searched()
         if name not in (".", ".."):
             fd, host = await self._names.lookup(entry.fd, name, self._is_root, st, entry.case_flag)
@@ -91,7 +89,6 @@ class Node(Creating, Moving, Setting):
         the memo of a live entry of that object. If another object took the name while
         its metadata was read, the child is walked to after all.
         """
-        check_name(name)
         entry, st = self._live(), self._searched()
         if name in (".", ".."):
             there = self._dots(name, st)
@@ -165,7 +162,6 @@ class Node(Creating, Moving, Setting):
 
     @operation
     async def setxattr(self, name: str, value: bytes, flags: int) -> None:
-        self._writable()
         if flags & ~(XATTR_CREATE | XATTR_REPLACE):
             raise OSError(errno.EINVAL, f"unknown setxattr flags {flags:#x}")
         xattrs.check_namespace(name)
@@ -179,7 +175,6 @@ class Node(Creating, Moving, Setting):
 
     @operation
     async def removexattr(self, name: str) -> None:
-        self._writable()
         xattrs.check_namespace(name)
         if caseflag.is_client_name(name):  # back to the default: case-insensitive
             await self._names.set_flag(self._fd, self._is_root, caseflag.render(False))

@@ -114,10 +114,6 @@ class NodeBase:
         fd = entry.fd
         return self._policy.qid(fd, os.stat(fd), entry.metadata)
 
-    def _writable(self) -> None:
-        if self._tree.options.read_only:
-            raise OSError(errno.EROFS, "read-only export")
-
     def _peer(self, other: File) -> NodeBase:
         """`other` as a Node of the same export (EXDEV otherwise)."""
         if not isinstance(other, NodeBase) or other._tree.export is not self._tree.export:

@@ -16,7 +16,6 @@ from typing import Self
 
 from ninep.backend import File, Handle
 from ninep.constants import OpenFlag
-from ninep.convert import check_new_name
 from ninep.messages import Qid
 
 from .dirindex import ExportChange
@@ -54,8 +53,6 @@ class Creating(Opening):
 
     @operation
     async def create(self, name: str, flags: int, mode: int, gid: int) -> tuple[Self, Handle]:
-        self._writable()
-        check_new_name(name)
         parent = self._view()
         self._policy.check_search(parent)
         existing = await self._names.find(self._fd, name, self._is_root)
@@ -140,8 +137,6 @@ class Creating(Opening):
 
     @operation
     async def mkdir(self, name: str, mode: int, gid: int) -> Qid:
-        self._writable()
-        check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         case_flag = self._names.new_dir_flag(self._fd, self._is_root)
@@ -150,16 +145,12 @@ class Creating(Opening):
 
     @operation
     async def symlink(self, name: str, target: str, gid: int) -> Qid:
-        self._writable()
-        check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         return self._finish(host, changing, self._policy.make_symlink(parent, target, gid), None)
 
     @operation
     async def mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> Qid:
-        self._writable()
-        check_new_name(name)
         parent = self._new()
         host, changing = await self._fresh(name)
         make = self._policy.make_node(parent, mode, (major, minor), gid, repr(name))
@@ -167,8 +158,6 @@ class Creating(Opening):
 
     @operation
     async def link(self, target: File, name: str) -> None:
-        self._writable()
-        check_new_name(name)
         source = self._peer(target)
         self._new()
         self._policy.check_link(source._view())

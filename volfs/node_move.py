@@ -14,7 +14,6 @@ from functools import partial
 
 from ninep.backend import File
 from ninep.constants import AT_REMOVEDIR
-from ninep.convert import check_new_name
 
 from .descriptors import Entry, ident_of
 from .hostio import INLINE_FREE_MAX, HostCalls
@@ -26,10 +25,7 @@ class Moving(NodeBase):
 
     @operation
     async def rename(self, newdir: File, newname: str) -> None:
-        self._writable()
-        check_new_name(newname)
         dest = self._peer(newdir)
-        dest._writable()
         parent, host = self._where()
         moved = await self._move(parent, host, dest, newname)
         if moved is not None:
@@ -37,11 +33,7 @@ class Moving(NodeBase):
 
     @operation
     async def renameat(self, oldname: str, newdir: File, newname: str) -> None:
-        self._writable()
-        check_new_name(oldname)
-        check_new_name(newname)
         dest = self._peer(newdir)
-        dest._writable()
         host = await self._names.existing(self._fd, oldname, self._is_root)
         await self._move(self._live(), host, dest, newname)
 
@@ -83,8 +75,6 @@ class Moving(NodeBase):
 
     @operation
     async def unlinkat(self, name: str, flags: int) -> None:
-        self._writable()
-        check_new_name(name)
         if flags & ~AT_REMOVEDIR:
             raise OSError(errno.EINVAL, f"unknown unlinkat flags {flags:#x}")
         host = await self._names.existing(self._fd, name, self._is_root)
@@ -96,7 +86,6 @@ class Moving(NodeBase):
 
     @operation
     async def remove(self) -> None:
-        self._writable()
         parent, host = self._where()
         is_dir = stat.S_ISDIR(self._stat().st_mode)
         self._policy.check_unlink(parent.fd, host)

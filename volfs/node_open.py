@@ -28,8 +28,6 @@ class Opening(NodeBase):
         if stat.S_ISREG(st.st_mode) and is_special(shown):
             raise OSError(errno.ENXIO, "a special file is opened by the client, not the server")
         self._policy.check_open(shown, flags)
-        if flags & OpenFlag.ACCMODE != OpenFlag.RDONLY or flags & OpenFlag.TRUNC:
-            self._writable()
         self._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
         regular, is_dir = stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode)
         guard = self._policy.write_guard() if regular else None

@@ -23,7 +23,6 @@ class Setting(NodeBase):
 
     @operation
     async def setattr(self, attr: SetAttr) -> None:
-        self._writable()
         path = proc_path(self._fd)
         valid = self._policy.chmod_chown(self._live(), attr, self._opened_for_write)
         with bad_values_are_einval():

@@ -84,31 +84,14 @@ class _Request:
         self.flushed: _Request | None = None  # for a Tflush: the request it flushes
 
 
-_MAKE_NEWFID = (
-    m.Twalk, m.Twalkgetattr, m.Twalkopen, m.Tlcreateattr, m.Tlcreateattrs, m.Txattrwalk,
-)  # fmt: skip
-
-
 def _created_fid(msg: Message) -> int | None:
-    """The fid a request brings into existence if it succeeds."""
-    if isinstance(msg, m.Tattach):
-        return msg.fid
-    if isinstance(msg, m.Tmkdirattrs):
-        return msg.newfid if msg.newfid != NOFID else None
-    if isinstance(msg, _MAKE_NEWFID) and msg.newfid != msg.fid:
-        return msg.newfid
-    return None
+    """The fid a request brings into existence if it succeeds (its `newfid` trait)."""
+    return msg.traits.created_fid(msg)
 
 
 def _creates(msg: Message, reply: Message) -> bool:
     """Whether `reply` means the fid of `msg` now exists (a partial walk creates nothing)."""
-    if isinstance(reply, m.Rlerror):
-        return False
-    if isinstance(msg, m.Twalk | m.Twalkgetattr) and isinstance(reply, m.Rwalk | m.Rwalkgetattr):
-        return len(reply.qids) == len(msg.wnames)
-    if isinstance(reply, m.Rmkdirattrs):  # the new directory's fid, made with its attributes
-        return bool(reply.attr.valid)
-    return True
+    return not isinstance(reply, m.Rlerror) and msg.traits.creates(msg, reply)
 
 
 def _answer(reply: Message, kind: type[Request[R]]) -> R:
@@ -121,8 +104,9 @@ def _answer(reply: Message, kind: type[Request[R]]) -> R:
 
 
 def _freed_fid(msg: Message) -> int | None:
-    """The fid a request releases whatever its outcome (Tclunk, Tremove)."""
-    return msg.fid if isinstance(msg, m.Tclunk | m.Tremove) else None
+    """The fid a request releases whatever its outcome (its `frees` trait)."""
+    field = msg.traits.frees
+    return None if field is None else int(getattr(msg, field))
 
 
 class _Pool:
@@ -410,7 +394,7 @@ class Client:
     def _release(self, req: _Request) -> None:
         """Free the tag of a request that is over."""
         del self._pending[req.msg.tag]
-        self._waits -= isinstance(req.msg, m.NOTIFIES)
+        self._waits -= req.msg.traits.waits
         self._tags.give(req.msg.tag)
         self._tag_waiters.unpark()
         if req.abandoned:
@@ -481,7 +465,7 @@ class Client:
 
     def _track(self, req: _Request) -> None:
         """Hold the tag of a request about to be sent; the first one starts the watchdog's clock."""
-        waits = isinstance(req.msg, m.NOTIFIES)
+        waits = req.msg.traits.waits
         if not waits and len(self._pending) == self._waits:
             self._heard = trio.current_time()
             self._busy.unpark_all()
@@ -524,8 +508,9 @@ class Client:
 
     # ---- requests ----
 
-    async def request(self, kind: type[Request[R]], **fields: Any) -> R:
-        """Send one T-message and return its R-message; Rlerror raises OSError(ecode).
+    async def request(self, msg: Request[R]) -> R:
+        """Send T-message `msg` (its tag is the client's to set) and return its R-message;
+        Rlerror raises OSError(ecode).
 
         Fids created by the request must come from `alloc_fid`: a failed request
         frees them. Raises ConnectionError if the connection is closed or lost.
@@ -538,7 +523,7 @@ class Client:
             if self.closed:
                 raise self._connection_error()
             tag = self._tags.take()
-        msg = kind(tag, **fields)
+        msg.tag = tag
         try:
             if _freed_fid(msg) is None:  # a clunk goes out even in a cancelled scope
                 await trio.lowlevel.checkpoint_if_cancelled()
@@ -565,13 +550,13 @@ class Client:
         reply = req.reply
         if reply is None:
             raise self._connection_error()
-        return _answer(reply, kind)
+        return _answer(reply, type(msg))
 
     async def attach(self, aname: str, uname: str = "", n_uname: int = 0) -> Fid:
         """The root fid of export `aname` (mount options after `;`) for user `n_uname`."""
         fid = self.alloc_fid()
         reply = await self.request(
-            m.Tattach, fid=fid, afid=NOFID, uname=uname, aname=aname, n_uname=n_uname
+            m.Tattach(fid=fid, afid=NOFID, uname=uname, aname=aname, n_uname=n_uname)
         )
         return Fid(self, fid, reply.qid)
 
@@ -580,7 +565,7 @@ class Client:
         if not self.extended:
             raise NoListing("the server offers no listing of exports (it is not ninep-server)")
         try:
-            reply = await self.request(m.Texports)
+            reply = await self.request(m.Texports())
         except OSError as e:  # an older ninep-server cuts the connection at an unknown type
             if e.errno != errno.EOPNOTSUPP and not isinstance(e, ConnectionError):
                 raise

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from .connection import Client
 
 Buffer = bytes | bytearray | memoryview
+#: The requests that make an object and answer its attributes, and their replies.
+_Making = m.Tmkdirattr | m.Tsymlinkattr | m.Tmknodattr | m.Tsymlinkattrs | m.Tmknodattrs
+_Made = m.Rmkdirattr | m.Rsymlinkattr | m.Rmknodattr | m.Rsymlinkattrs | m.Rmknodattrs
 
 
 class Now(enum.Enum):
@@ -126,8 +129,8 @@ class Fid:
             raise OSError(errno.EBADF, "the fid is clunked")
         return self.fid
 
-    async def _call(self, kind: type[Request[R]], **fields: Any) -> R:
-        return await self.client.request(kind, **fields)
+    async def _call(self, msg: Request[R]) -> R:
+        return await self.client.request(msg)
 
     def _iosize(self) -> int:
         return min(self.iounit, self.client.iosize) if self.iounit else self.client.iosize
@@ -147,7 +150,7 @@ class Fid:
             for start in range(0, max(len(names), 1), MAXWELEM):
                 chunk = list(names[start : start + MAXWELEM])
                 source = newfid if created else num
-                reply = await self._call(m.Twalk, fid=source, newfid=newfid, wnames=chunk)
+                reply = await self._call(m.Twalk(fid=source, newfid=newfid, wnames=chunk))
                 if len(reply.qids) < len(chunk):
                     missing = names[start + len(reply.qids)]
                     raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), missing)
@@ -179,11 +182,12 @@ class Fid:
         newfid = source._num() if split else self.client.alloc_fid()  # in place, or a new fid
         try:
             reply = await self._call(
-                m.Twalkgetattr,
-                fid=source._num(),
-                newfid=newfid,
-                wnames=list(names[split:]),
-                request_mask=mask,
+                m.Twalkgetattr(
+                    fid=source._num(),
+                    newfid=newfid,
+                    wnames=list(names[split:]),
+                    request_mask=mask,
+                )
             )
         except BaseException:
             if split:
@@ -212,12 +216,13 @@ class Fid:
                 raise
         newfid = self.client.alloc_fid()
         reply = await self._call(
-            m.Twalkopen,
-            fid=self._num(),
-            newfid=newfid,
-            wnames=list(names),
-            flags=flags,
-            request_mask=mask,
+            m.Twalkopen(
+                fid=self._num(),
+                newfid=newfid,
+                wnames=list(names),
+                flags=flags,
+                request_mask=mask,
+            )
         )
         fid = Fid(self.client, newfid, reply.qid)
         fid.iounit = reply.iounit
@@ -232,7 +237,7 @@ class Fid:
         if num is None or self.client.closed:
             return
         with contextlib.suppress(ConnectionError):  # the server dropped it with the connection
-            await self._call(m.Tclunk, fid=num)
+            await self._call(m.Tclunk(fid=num))
 
     def _discard(self) -> None:
         """Clunk in the background, without waiting (for cleanup on errors and cancellation)."""
@@ -246,13 +251,13 @@ class Fid:
         Like a clunk, the request goes out even if the calling task is cancelled.
         """
         num, self.fid = self._num(), None
-        await self._call(m.Tremove, fid=num)
+        await self._call(m.Tremove(fid=num))
 
     # ---- attributes ----
 
     async def getattr(self, mask: int = GetattrMask.ALL) -> Attr:
         """The file's attributes (`mask`: the GetattrMask fields wanted)."""
-        return (await self._call(m.Tgetattr, fid=self._num(), request_mask=mask)).attr
+        return (await self._call(m.Tgetattr(fid=self._num(), request_mask=mask))).attr
 
     async def setattr(
         self,
@@ -274,32 +279,32 @@ class Fid:
             attr = changes
         elif changes.valid:
             raise TypeError("setattr takes a SetAttr or keywords, not both")
-        await self._call(m.Tsetattr, fid=self._num(), attr=attr)
+        await self._call(m.Tsetattr(fid=self._num(), attr=attr))
 
     async def setattr_getattr(self, attr: SetAttr, mask: int = GetattrMask.ALL) -> Attr:
         """`setattr(attr)`, and the attributes after it (one round trip: Tsetattrattr)."""
         if not self.client.extended:
             await self.setattr(attr)
             return await self.getattr(mask)
-        reply = await self._call(m.Tsetattrattr, fid=self._num(), attr=attr, request_mask=mask)
+        reply = await self._call(m.Tsetattrattr(fid=self._num(), attr=attr, request_mask=mask))
         return reply.attr if reply.attr.valid else await self.getattr(mask)
 
     async def statfs(self) -> StatFs:
         """Figures of the filesystem holding the file."""
-        return (await self._call(m.Tstatfs, fid=self._num())).statfs
+        return (await self._call(m.Tstatfs(fid=self._num()))).statfs
 
     # ---- opening and I/O ----
 
     async def open(self, flags: int) -> tuple[Qid, int]:
         """Open the fid for I/O (`flags`: OpenFlag); return the qid and iounit."""
-        reply = await self._call(m.Tlopen, fid=self._num(), flags=flags)
+        reply = await self._call(m.Tlopen(fid=self._num(), flags=flags))
         self.qid, self.iounit = reply.qid, reply.iounit
         return reply.qid, int(reply.iounit)
 
     async def create(self, name: str, flags: int, mode: int, gid: int = 0) -> Qid:
         """Create regular file `name` in this directory; this fid becomes the new file, open."""
         reply = await self._call(
-            m.Tlcreate, fid=self._num(), name=name, flags=flags, mode=mode, gid=gid
+            m.Tlcreate(fid=self._num(), name=name, flags=flags, mode=mode, gid=gid)
         )
         self.qid, self.iounit = reply.qid, reply.iounit
         return reply.qid
@@ -310,25 +315,13 @@ class Fid:
         """`create`, and the new file's attributes (one round trip: Tlcreateattr)."""
         if not self.client.extended:
             return await self.create(name, flags, mode, gid), await self.getattr(mask)
-        reply = await self._lcreateattr(m.Tlcreateattr, self._num(), name, flags, mode, gid, mask)
+        request = m.Tlcreateattr(
+            fid=self._num(), newfid=self._num(), name=name, flags=flags, mode=mode, gid=gid,
+            request_mask=mask,
+        )  # fmt: skip
+        reply = await self._call(request)
         self.qid, self.iounit = reply.qid, reply.iounit
         return reply.qid, reply.attr if reply.attr.valid else await self.getattr(mask)
-
-    async def _lcreateattr(
-        self,
-        kind: type[m.Tlcreateattr | m.Tlcreateattrs],
-        newfid: int,
-        name: str,
-        flags: int,
-        mode: int,
-        gid: int,
-        mask: int,
-    ) -> m.Rlcreateattr | m.Rlcreateattrs:
-        request = {"fid": self._num(), "newfid": newfid, "name": name, "flags": flags}
-        reply: m.Rlcreateattr | m.Rlcreateattrs = await self._call(
-            cast(type[Request[Any]], kind), **request, mode=mode, gid=gid, request_mask=mask
-        )
-        return reply
 
     async def create_at(
         self, name: str, flags: int, mode: int, gid: int = 0, mask: int = GetattrMask.ALL
@@ -345,22 +338,21 @@ class Fid:
                 fid._discard()
                 raise
             return fid, attr
-        fid, attr, _ = await self._create_new(m.Tlcreateattr, name, flags, mode, gid, mask)
+        newfid = self.client.alloc_fid()
+        request = m.Tlcreateattr(
+            fid=self._num(), newfid=newfid, name=name, flags=flags, mode=mode, gid=gid,
+            request_mask=mask,
+        )  # fmt: skip
+        fid, attr, _ = await self._create_new(newfid, request)
         return fid, attr
 
     async def _create_new(
-        self,
-        kind: type[m.Tlcreateattr | m.Tlcreateattrs],
-        name: str,
-        flags: int,
-        mode: int,
-        gid: int,
-        mask: int,
+        self, newfid: int, request: m.Tlcreateattr | m.Tlcreateattrs
     ) -> tuple[Fid, Attr, Attr | None]:
-        """`kind` to a new fid: the fid, the file's attributes, the directory's (None: not
-        given)."""
-        newfid = self.client.alloc_fid()
-        reply = await self._lcreateattr(kind, newfid, name, flags, mode, gid, mask)
+        """`request` to fid `newfid`: the fid, the file's attributes, the directory's (None:
+        not given)."""
+        mask = request.request_mask
+        reply: m.Rlcreateattr | m.Rlcreateattrs = await self._call(cast(Request[Any], request))
         fid = Fid(self.client, newfid, reply.qid)
         fid.iounit = reply.iounit
         dattr = _present(reply.dattr) if isinstance(reply, m.Rlcreateattrs) else None
@@ -380,7 +372,12 @@ class Fid:
         request."""
         if self.client.extensions < 2:
             return (*await self.create_at(name, flags, mode, gid, mask), None)
-        return await self._create_new(m.Tlcreateattrs, name, flags, mode, gid, mask)
+        newfid = self.client.alloc_fid()
+        request = m.Tlcreateattrs(
+            fid=self._num(), newfid=newfid, name=name, flags=flags, mode=mode, gid=gid,
+            request_mask=mask,
+        )  # fmt: skip
+        return await self._create_new(newfid, request)
 
     async def read(self, offset: int, count: int) -> bytes:
         """Up to `count` bytes at `offset`, in iounit-sized Treads; fewer only at end of file."""
@@ -388,7 +385,7 @@ class Fid:
         parts: list[bytes] = []
         while count > 0:
             want = min(count, chunk)
-            data: bytes = (await self._call(m.Tread, fid=num, offset=offset, count=want)).data
+            data: bytes = (await self._call(m.Tread(fid=num, offset=offset, count=want))).data
             parts.append(data)
             offset += len(data)
             count -= len(data)
@@ -403,7 +400,9 @@ class Fid:
         done = 0
         while done < len(view):
             piece = view[done : done + chunk]
-            reply = await self._call(m.Twrite, fid=num, offset=offset + done, data=piece)
+            # the codec takes any buffer: the piece is sent without a copy
+            request = m.Twrite(fid=num, offset=offset + done, data=cast(bytes, piece))
+            reply = await self._call(request)
             done += reply.count
             if reply.count < len(piece):
                 break
@@ -411,7 +410,7 @@ class Fid:
 
     async def readdir_chunk(self, offset: int, count: int) -> list[Dirent]:
         """One Treaddir: entries after cookie `offset` (0: from the start) in `count` bytes."""
-        reply = await self._call(m.Treaddir, fid=self._num(), offset=offset, count=count)
+        reply = await self._call(m.Treaddir(fid=self._num(), offset=offset, count=count))
         return [Dirent(*entry) for entry in m.decode_dirents(reply.data)]
 
     async def readdir(self) -> list[Dirent]:
@@ -432,7 +431,7 @@ class Fid:
         clunked at once), in a Treaddir chunk of `count` bytes; the end only when empty."""
         if self.client.extended:
             reply = await self._call(
-                m.Treaddirattr, fid=self._num(), offset=offset, count=count, request_mask=mask
+                m.Treaddirattr(fid=self._num(), offset=offset, count=count, request_mask=mask)
             )
             entries = [
                 (Dirent(q, o, t, n), a if a.valid else None)
@@ -462,18 +461,18 @@ class Fid:
 
     async def fsync(self, datasync: bool = False) -> None:
         """Flush the open file to stable storage (only its data if `datasync`)."""
-        await self._call(m.Tfsync, fid=self._num(), datasync=int(datasync))
+        await self._call(m.Tfsync(fid=self._num(), datasync=int(datasync)))
 
     # ---- directory operations (this fid is the directory) ----
 
     async def mkdir(self, name: str, mode: int, gid: int = 0) -> Qid:
         """Make directory `name` in this directory."""
-        reply = await self._call(m.Tmkdir, dfid=self._num(), name=name, mode=mode, gid=gid)
+        reply = await self._call(m.Tmkdir(dfid=self._num(), name=name, mode=mode, gid=gid))
         return reply.qid
 
     async def symlink(self, name: str, target: str, gid: int = 0) -> Qid:
         """Make `name` in this directory a symbolic link to `target`."""
-        reply = await self._call(m.Tsymlink, fid=self._num(), name=name, symtgt=target, gid=gid)
+        reply = await self._call(m.Tsymlink(fid=self._num(), name=name, symtgt=target, gid=gid))
         return reply.qid
 
     async def mknod(
@@ -481,7 +480,7 @@ class Fid:
     ) -> Qid:
         """Make a device node, fifo or socket (`mode` includes the S_IF* type bits)."""
         reply = await self._call(
-            m.Tmknod, dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid
+            m.Tmknod(dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid)
         )
         return reply.qid
 
@@ -499,10 +498,8 @@ class Fid:
         """`mkdir`, and the new directory's attributes (one round trip: Tmkdirattr)."""
         if not self.client.extended:
             return await self._made(name, await self.mkdir(name, mode, gid), None, mask)
-        return (await self._made_by(name, mask, m.Tmkdirattr, self._mkdir(name, mode, gid)))[:2]
-
-    def _mkdir(self, name: str, mode: int, gid: int) -> dict[str, Any]:
-        return {"dfid": self._num(), "name": name, "mode": mode, "gid": gid}
+        request = m.Tmkdirattr(dfid=self._num(), name=name, mode=mode, gid=gid, request_mask=mask)
+        return (await self._made_by(name, request))[:2]
 
     async def symlink_getattr(
         self, name: str, target: str, gid: int = 0, mask: int = GetattrMask.ALL
@@ -510,11 +507,10 @@ class Fid:
         """`symlink`, and the new link's attributes (one round trip: Tsymlinkattr)."""
         if not self.client.extended:
             return await self._made(name, await self.symlink(name, target, gid), None, mask)
-        request = self._symlink(name, target, gid)
-        return (await self._made_by(name, mask, m.Tsymlinkattr, request))[:2]
-
-    def _symlink(self, name: str, target: str, gid: int) -> dict[str, Any]:
-        return {"fid": self._num(), "name": name, "symtgt": target, "gid": gid}
+        request = m.Tsymlinkattr(
+            fid=self._num(), name=name, symtgt=target, gid=gid, request_mask=mask
+        )
+        return (await self._made_by(name, request))[:2]
 
     async def mknod_getattr(
         self,
@@ -529,40 +525,34 @@ class Fid:
         if not self.client.extended:
             qid = await self.mknod(name, mode, major, minor, gid)
             return await self._made(name, qid, None, mask)
-        request = self._mknod(name, mode, major, minor, gid)
-        return (await self._made_by(name, mask, m.Tmknodattr, request))[:2]
+        request = m.Tmknodattr(
+            dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid,
+            request_mask=mask,
+        )  # fmt: skip
+        return (await self._made_by(name, request))[:2]
 
-    def _mknod(self, name: str, mode: int, major: int, minor: int, gid: int) -> dict[str, Any]:
-        return {"dfid": self._num(), "name": name, "mode": mode, "major": major, "minor": minor,
-                "gid": gid}  # fmt: skip
-
-    async def _made_by(
-        self, made: str, mask: int, kind: type[Request[Any]], request: dict[str, Any]
-    ) -> tuple[Qid, Attr, Attr | None]:
-        """`kind`, the making of `made` with attributes: the new object's qid and attributes,
-        and this directory's where the reply has them (the second set)."""
-        reply = await self._call(kind, **request, request_mask=mask)
-        qid, attr = await self._made(made, reply.qid, reply.attr, mask)
-        return qid, attr, _present(reply.dattr) if hasattr(reply, "dattr") else None
+    async def _made_by(self, made: str, request: _Making) -> tuple[Qid, Attr, Attr | None]:
+        """`request`, the making of `made` with attributes: the new object's qid and
+        attributes, and this directory's where the reply has them (the second set)."""
+        reply: _Made = await self._call(cast(Request[Any], request))
+        qid, attr = await self._made(made, reply.qid, reply.attr, request.request_mask)
+        dattr = reply.dattr if isinstance(reply, m.Rsymlinkattrs | m.Rmknodattrs) else None
+        return qid, attr, _present(dattr) if dattr is not None else None
 
     async def link(self, target: Fid, name: str) -> None:
         """Make `name` in this directory a hard link to `target`."""
-        await self._call(m.Tlink, **self._link(target, name))
-
-    def _link(self, target: Fid, name: str) -> dict[str, Any]:
-        return {"dfid": self._num(), "fid": target._num(), "name": name}
+        await self._call(m.Tlink(dfid=self._num(), fid=target._num(), name=name))
 
     async def renameat(self, oldname: str, newdir: Fid, newname: str) -> None:
         """Move `oldname` of this directory to `newname` in `newdir`."""
-        await self._call(m.Trenameat, **self._renameat(oldname, newdir, newname))
-
-    def _renameat(self, oldname: str, newdir: Fid, newname: str) -> dict[str, Any]:
-        return {"olddirfid": self._num(), "oldname": oldname, "newdirfid": newdir._num(),
-                "newname": newname}  # fmt: skip
+        request = m.Trenameat(
+            olddirfid=self._num(), oldname=oldname, newdirfid=newdir._num(), newname=newname
+        )
+        await self._call(request)
 
     async def unlinkat(self, name: str, flags: int = 0) -> None:
         """Remove `name` from this directory (flags: AT_REMOVEDIR for a directory)."""
-        await self._call(m.Tunlinkat, dirfid=self._num(), name=name, flags=flags)
+        await self._call(m.Tunlinkat(dirfid=self._num(), name=name, flags=flags))
 
     # ---- name changes with the attributes of their directories (the second set) ----
     # Each does its plain operation where the server has not the second set, and answers
@@ -578,8 +568,10 @@ class Fid:
         if self.client.extensions < 2:
             return (*await self.mkdir_getattr(name, mode, gid, mask), None, None)
         newfid = self.client.alloc_fid() if fid else NOFID
-        request = self._mkdir(name, mode, gid)
-        reply = await self._call(m.Tmkdirattrs, **request, newfid=newfid, request_mask=mask)
+        request = m.Tmkdirattrs(
+            dfid=self._num(), newfid=newfid, name=name, mode=mode, gid=gid, request_mask=mask
+        )
+        reply = await self._call(request)
         made = Fid(self.client, newfid, reply.qid) if fid and reply.attr.valid else None
         _, attr = await self._made(name, reply.qid, reply.attr, mask)
         return reply.qid, attr, _present(reply.dattr), made
@@ -590,7 +582,10 @@ class Fid:
         """`symlink_getattr`, and this directory's attributes after it (Tsymlinkattrs)."""
         if self.client.extensions < 2:
             return (*await self.symlink_getattr(name, target, gid, mask), None)
-        return await self._made_by(name, mask, m.Tsymlinkattrs, self._symlink(name, target, gid))
+        request = m.Tsymlinkattrs(
+            fid=self._num(), name=name, symtgt=target, gid=gid, request_mask=mask
+        )
+        return await self._made_by(name, request)
 
     async def mknod_attrs(
         self,
@@ -604,8 +599,11 @@ class Fid:
         """`mknod_getattr`, and this directory's attributes after it (Tmknodattrs)."""
         if self.client.extensions < 2:
             return (*await self.mknod_getattr(name, mode, major, minor, gid, mask), None)
-        request = self._mknod(name, mode, major, minor, gid)
-        return await self._made_by(name, mask, m.Tmknodattrs, request)
+        request = m.Tmknodattrs(
+            dfid=self._num(), name=name, mode=mode, major=major, minor=minor, gid=gid,
+            request_mask=mask,
+        )  # fmt: skip
+        return await self._made_by(name, request)
 
     async def link_attrs(
         self, target: Fid, name: str, mask: int = GetattrMask.ALL
@@ -616,7 +614,8 @@ class Fid:
         if self.client.extensions < 2:
             await self.link(target, name)
             return await target.getattr(mask), None
-        reply = await self._call(m.Tlinkattrs, **self._link(target, name), request_mask=mask)
+        request = m.Tlinkattrs(dfid=self._num(), fid=target._num(), name=name, request_mask=mask)
+        reply = await self._call(request)
         return (reply.attr if reply.attr.valid else await target.getattr(mask)), _present(
             reply.dattr
         )
@@ -629,8 +628,11 @@ class Fid:
         if self.client.extensions < 2:
             await self.renameat(oldname, newdir, newname)
             return None, None
-        request = self._renameat(oldname, newdir, newname)
-        reply = await self._call(m.Trenameatattrs, **request, request_mask=mask)
+        request = m.Trenameatattrs(
+            olddirfid=self._num(), oldname=oldname, newdirfid=newdir._num(), newname=newname,
+            request_mask=mask,
+        )  # fmt: skip
+        reply = await self._call(request)
         return _present(reply.olddattr), _present(reply.newdattr)
 
     async def unlinkat_attrs(
@@ -641,7 +643,7 @@ class Fid:
             await self.unlinkat(name, flags)
             return None
         reply = await self._call(
-            m.Tunlinkatattrs, dirfid=self._num(), name=name, flags=flags, request_mask=mask
+            m.Tunlinkatattrs(dirfid=self._num(), name=name, flags=flags, request_mask=mask)
         )
         return _present(reply.dattr)
 
@@ -649,17 +651,17 @@ class Fid:
 
     async def readlink(self) -> str:
         """The target of this symbolic link."""
-        return (await self._call(m.Treadlink, fid=self._num())).target
+        return (await self._call(m.Treadlink(fid=self._num()))).target
 
     async def rename(self, newdir: Fid, name: str) -> None:
         """Move this file to `name` in `newdir` (Trename)."""
-        await self._call(m.Trename, fid=self._num(), dfid=newdir._num(), name=name)
+        await self._call(m.Trename(fid=self._num(), dfid=newdir._num(), name=name))
 
     # ---- extended attributes ----
 
     async def _xattr_read(self, name: str) -> bytes:
         newfid = self.client.alloc_fid()
-        reply = await self._call(m.Txattrwalk, fid=self._num(), newfid=newfid, name=name)
+        reply = await self._call(m.Txattrwalk(fid=self._num(), newfid=newfid, name=name))
         async with Fid(self.client, newfid, self.qid) as xfid:
             return await xfid.read(0, reply.size) if reply.size else b""
 
@@ -677,7 +679,7 @@ class Fid:
         try:
             size = memoryview(value).nbytes
             await self._call(
-                m.Txattrcreate, fid=xfid._num(), name=name, attr_size=size, flags=flags
+                m.Txattrcreate(fid=xfid._num(), name=name, attr_size=size, flags=flags)
             )
             if await xfid.write(0, value) != size:
                 raise OSError(errno.EIO, f"short write of xattr {name!r}")
@@ -714,14 +716,15 @@ class Fid:
         if not self.client.extended:
             flags &= ~LockFlag.FLOCK
         reply = await self._call(
-            m.Tlock,
-            fid=self._num(),
-            type=type,
-            flags=flags,
-            start=start,
-            length=length,
-            proc_id=os.getpid() if proc_id is None else proc_id,
-            client_id=self.client.client_id if client_id is None else client_id,
+            m.Tlock(
+                fid=self._num(),
+                type=type,
+                flags=flags,
+                start=start,
+                length=length,
+                proc_id=os.getpid() if proc_id is None else proc_id,
+                client_id=self.client.client_id if client_id is None else client_id,
+            )
         )
         return LockStatus(reply.status)
 
@@ -735,13 +738,14 @@ class Fid:
     ) -> Lock:
         """The first lock that conflicts with the one described, or it with type UNLCK."""
         reply = await self._call(
-            m.Tgetlock,
-            fid=self._num(),
-            type=type,
-            start=start,
-            length=length,
-            proc_id=os.getpid() if proc_id is None else proc_id,
-            client_id=self.client.client_id if client_id is None else client_id,
+            m.Tgetlock(
+                fid=self._num(),
+                type=type,
+                start=start,
+                length=length,
+                proc_id=os.getpid() if proc_id is None else proc_id,
+                client_id=self.client.client_id if client_id is None else client_id,
+            )
         )
         return Lock(reply.type, reply.start, reply.length, reply.proc_id, reply.client_id)
 
@@ -763,9 +767,9 @@ class Fid:
             try:
                 reply: m.Rnotify | m.Rnotifyflags
                 if self.client.extensions < 2:
-                    reply = await self._call(m.Tnotify, fid=self._num())
+                    reply = await self._call(m.Tnotify(fid=self._num()))
                 else:
-                    reply = await self._call(m.Tnotifyflags, fid=self._num(), flags=asked)
+                    reply = await self._call(m.Tnotifyflags(fid=self._num(), flags=asked))
             except OSError as e:
                 if e.errno == errno.EOPNOTSUPP:
                     return
