@@ -45,6 +45,12 @@ def host_open_flags(wire: int, honoured: Iterable[OpenFlag]) -> int:
     return host
 
 
+def writes_data(wire: int) -> bool:
+    """Whether an open with wire flags `wire` may write the file's data: an access mode
+    other than read-only."""
+    return wire & OpenFlag.ACCMODE != OpenFlag.RDONLY
+
+
 def wire_open_flags(host: int, sent: Iterable[OpenFlag]) -> int:
     """Wire open flags for host `host`: its access mode and the `sent` flags it has."""
     wire = host & os.O_ACCMODE

@@ -592,7 +592,7 @@ class Tread(Request["Rread"]):
 class Rread(Message):
     data: Data
 
-@message(118, bulk="data")
+@message(118, bulk="data", modifies=("fid",))
 class Twrite(Request["Rwrite"]):
     fid: U32
     offset: U64

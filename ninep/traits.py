@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .constants import NOFID, OpenFlag
+from .convert import writes_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class Traits:
 def writes(flags: int) -> bool:
     """Whether an open with wire `flags` (OpenFlag) may change the file: an access mode
     other than read-only, or O_TRUNC."""
-    return flags & OpenFlag.ACCMODE != OpenFlag.RDONLY or bool(flags & OpenFlag.TRUNC)
+    return writes_data(flags) or bool(flags & OpenFlag.TRUNC)
 
 
 def opens_for_write(msg: Any) -> bool:

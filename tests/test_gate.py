@@ -121,6 +121,8 @@ def _example(kind: type[m.Message], fid: int, **given: Any) -> m.Message:
             fields[name] = "new"
         elif hints[name] == list[str]:
             fields[name] = ["f"]
+        elif hints[name] is bytes:
+            fields[name] = b"x"
         elif hints[name] is SetAttr:
             fields[name] = SetAttr(int(SetattrMask.MODE), mode=0o600)
         else:
@@ -149,7 +151,8 @@ async def test_a_read_only_attach_refuses_every_change_before_the_backend(
     conn = await _connect(served.address, "C;ro")
     opens = kind.traits.modifies_if is not None
     for flags in _WRITE_OPENS if opens else [OpenFlag.RDWR]:
-        await _walk(conn, 1, "f" if opens or kind in (m.Tsetattr, m.Tsetattrattr) else "d")
+        on_file = opens or kind in (m.Tsetattr, m.Tsetattrattr, m.Twrite)
+        await _walk(conn, 1, "f" if on_file else "d")
         served.calls.clear()
         reply = await conn.call(_example(kind, 1, flags=int(flags)))
         assert (reply.kind, reply.ecode) == (m.Rlerror, errno.EROFS), flags

@@ -39,7 +39,6 @@ class VolHandle:
         *,
         calls: HostCalls,
         mode: int,
-        read_only: bool,
         dots: tuple[Qid, Qid] | None,
         show: Callable[[str], str] = str,
         stored_types: bool = False,
@@ -51,7 +50,6 @@ class VolHandle:
         self._calls = calls
         self._regular = stat.S_ISREG(mode)
         self._stream = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
-        self._read_only = read_only
         self._dots = dots  # qids of "." and "..": set for a directory
         self._show = show
         self._stored_types = stored_types  # list the types kept in attributes (metadata on)
@@ -77,8 +75,6 @@ class VolHandle:
             return await in_thread(os.pread, fd, count, offset)
 
     async def write(self, offset: int, data: bytes) -> int:
-        if self._read_only:
-            raise OSError(errno.EROFS, "read-only export")
         fd = self.fd
         if self._before_write is not None:
             self._before_write(fd)

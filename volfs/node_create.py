@@ -16,6 +16,7 @@ from typing import Self
 
 from ninep.backend import File, Handle
 from ninep.constants import OpenFlag
+from ninep.convert import writes_data
 from ninep.messages import Qid
 
 from .dirindex import ExportChange
@@ -83,10 +84,10 @@ class Creating(Opening):
             if node is not None:
                 node._release()
             raise
-        node._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
+        node._opened_for_write = writes_data(flags)
         guard, closed = self._policy.write_guard(), self._descriptors.handle_closed
-        handle = VolHandle(fd, calls=self._tree.calls, mode=stat.S_IFREG, read_only=False,
-                           dots=None, before_write=guard, closed=closed)  # fmt: skip
+        handle = VolHandle(fd, calls=self._tree.calls, mode=stat.S_IFREG, dots=None,
+                           before_write=guard, closed=closed)  # fmt: skip
         return node, handle
 
     def _site(self, host: str, change: ExportChange) -> Site:

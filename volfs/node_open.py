@@ -8,6 +8,7 @@ import stat
 
 from ninep.backend import Handle
 from ninep.constants import OpenFlag
+from ninep.convert import writes_data
 from ninep.messages import Qid
 
 from .handle import VolHandle
@@ -28,7 +29,7 @@ class Opening(NodeBase):
         if stat.S_ISREG(st.st_mode) and is_special(shown):
             raise OSError(errno.ENXIO, "a special file is opened by the client, not the server")
         self._policy.check_open(shown, flags)
-        self._opened_for_write = flags & OpenFlag.ACCMODE != OpenFlag.RDONLY
+        self._opened_for_write = writes_data(flags)
         regular, is_dir = stat.S_ISREG(st.st_mode), stat.S_ISDIR(st.st_mode)
         guard = self._policy.write_guard() if regular else None
         if guard is not None and flags & OpenFlag.TRUNC:
@@ -44,14 +45,12 @@ class Opening(NodeBase):
             else:  # O_TRUNC frees the data; other files may wait for a device or a peer
                 cheap = regular and st.st_size <= INLINE_FREE_MAX
                 fd = await self._tree.calls.run(cheap, os.open, path, host_flags)
-        read_only, show = self._tree.options.read_only, self._names.shown
         return VolHandle(
             fd,
             calls=self._tree.calls,
             mode=st.st_mode,
-            read_only=read_only,
             dots=dots,
-            show=show,
+            show=self._names.shown,
             stored_types=self._policy.stored_types,
             hidden=self._names.hidden(self._is_root),
             before_write=guard,
