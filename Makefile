@@ -22,7 +22,8 @@ TEST_PACKAGES := qemu-system-x86 diod git attr sqlite3 util-linux sshfs bindfs o
 
 all: test
 
-$(VENV)/.installed: pyproject.toml scripts/system-deps third_party/pyfuse3/locks.patch third_party/pyfuse3/cache-readdir.patch third_party/pyfuse3/fast-flush.patch third_party/pyfuse3/install
+$(VENV)/.installed: pyproject.toml scripts/system-deps third_party/pyfuse3/locks.patch third_party/pyfuse3/cache-readdir.patch third_party/pyfuse3/fast-flush.patch \
+		third_party/pyfuse3/fast-dispatch.patch third_party/pyfuse3/install
 	scripts/system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
@@ -403,11 +404,10 @@ class Passthrough(pyfuse3.Operations):
 # --- the process
 
 
-async def serve(source: str, mountpoint: str) -> None:
+async def serve(operations: pyfuse3.Operations, fsname: str, mountpoint: str) -> None:
     """Mount, serve until SIGTERM or SIGINT (or an unmount), unmount."""
-    operations = Passthrough(source)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        pyfuse3.init(operations, mountpoint, {"fsname=passthrough", "default_permissions"})
+        pyfuse3.init(operations, mountpoint, {f"fsname={fsname}", "default_permissions"})
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(terminate_on_signal, signals)
@@ -423,29 +423,40 @@ async def terminate_on_signal(signals: AsyncIterator[int]) -> None:
         return
 
 
-def main(argv: Sequence[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m tests.passthrough_fs SOURCE MOUNTPOINT", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.WARNING)  # pyfuse3 logs its errors
-    os.umask(0)  # modes arrive with the caller's umask applied
-    trio.run(serve, argv[0], os.path.realpath(argv[1]))
-    return 0
+def main_of(
+    make: Callable[[str], pyfuse3.Operations], fsname: str
+) -> Callable[[Sequence[str]], int]:
+    """The `main(argv)` of a test file system: `make(SOURCE)` served on MOUNTPOINT."""
+
+    def main(argv: Sequence[str]) -> int:
+        if len(argv) != 2:
+            print(f"usage: python -m {make.__module__} SOURCE MOUNTPOINT", file=sys.stderr)
+            return 2
+        logging.basicConfig(level=logging.WARNING)  # pyfuse3 logs its errors
+        os.umask(0)  # modes arrive with the caller's umask applied
+        trio.run(serve, make(argv[0]), fsname, os.path.realpath(argv[1]))
+        return 0
+
+    return main
+
+
+main = main_of(Passthrough, "passthrough")
 
 
 # --- the test helper
 
 
 @contextlib.contextmanager
-def mounted_passthrough(source: Path, mountpoint: Path) -> Iterator[Path]:
-    """`source` mounted on `mountpoint` by a `python -m tests.passthrough_fs` subprocess.
+def mounted_fs(module: str, source: Path, mountpoint: Path) -> Iterator[Path]:
+    """`source` mounted on `mountpoint` by a `python -m MODULE` subprocess (a test file
+    system: tests.passthrough_fs, tests.taskfs).
 
     Yields the mountpoint once the mount is in mountinfo. On exit the process is
     stopped (SIGTERM: it unmounts) and the mount is gone, whatever happened;
     raises, with the process's stderr, if it did not mount or did not end cleanly.
     """
     repo = Path(__file__).resolve().parent.parent
-    command = [sys.executable, "-m", "tests.passthrough_fs"]
+    command = [sys.executable, "-m", module]
     command += [str(source.resolve()), str(mountpoint.resolve())]
     with tempfile.TemporaryFile() as stderr:
 
@@ -458,15 +469,18 @@ def mounted_passthrough(source: Path, mountpoint: Path) -> Iterator[Path]:
             deadline = time.monotonic() + START_TIMEOUT
             while not is_mounted(mountpoint):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"passthrough_fs exited ({proc.returncode}):\n{log()}")
+                    raise RuntimeError(f"{module} exited ({proc.returncode}):\n{log()}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"passthrough_fs did not mount in time:\n{log()}")
+                    raise RuntimeError(f"{module} did not mount in time:\n{log()}")
                 time.sleep(0.02)
             yield mountpoint
         finally:
             code = _stop(proc, mountpoint)
         if code != 0:
-            raise RuntimeError(f"passthrough_fs ended with {code}:\n{log()}")
+            raise RuntimeError(f"{module} ended with {code}:\n{log()}")
+
+
+mounted_passthrough = functools.partial(mounted_fs, "tests.passthrough_fs")
 
 
 def _stop(proc: subprocess.Popen[bytes], mountpoint: Path) -> int:

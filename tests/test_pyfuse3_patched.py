@@ -19,3 +19,7 @@ def test_the_installed_pyfuse3_lets_the_kernel_cache_listings() -> None:
 
 def test_the_installed_pyfuse3_answers_flush_without_python() -> None:
     assert getattr(pyfuse3, "FAST_FLUSH_SUPPORTED", False), INSTALL
+
+
+def test_the_installed_pyfuse3_keeps_a_worker_reading_while_it_can() -> None:
+    assert getattr(pyfuse3, "FAST_DISPATCH_SUPPORTED", False), INSTALL

@@ -4,6 +4,11 @@ Each request is the task that awaits its reply. It writes its frame to the
 socket itself when nothing else is being sent (one write, no hop through
 another task); else a sender task writes the queued frames (batching small
 ones). A receiver task routes each reply by its tag and wakes its task.
+It, not the request, reads the reply: trio lets one task wait on the socket,
+and the receiver waits there between requests too (a pending Tnotify, the
+server closing), so a request reading its own reply would first have to take
+the socket from it (a task step) and give it back: more than the one step
+(about 3.5 us of CPU) it saves.
 A request cancelled after it was sent is flushed (Tflush) in the background:
 its tag is reused only after Rflush, and a reply that arrives first is
 honoured as 9P requires (a fid it allocated is clunked). Tclunk and Tremove
