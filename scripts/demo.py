@@ -19,7 +19,7 @@ OPTIONS = "metadata,case=off"
 
 def show(*cmd: str, check: bool = True) -> str:
     """Run a command the way a user would type it, and print what it prints."""
-    print("$", shlex.join(cmd).replace(str(DEMO), "./demo"))
+    print("$", shlex.join(cmd).replace(str(DEMO), "./demo"), flush=True)  # before it runs
     out = subprocess.run(cmd, capture_output=True, text=True)
     text = (out.stdout + out.stderr).rstrip()
     if text:
@@ -65,10 +65,11 @@ def tour() -> None:
 
 
 def wait_for_the_user() -> None:
-    """Keep the mount until Enter, Ctrl-C or the end of stdin."""
-    print(f"# {MOUNTPOINT} stays mounted: look around, in another shell too.")
-    print("# Press Enter (or Ctrl-C) to unmount it and stop the server.", flush=True)
+    """Keep the mount until Enter, Ctrl-C or the end of stdin (a Ctrl-C as soon as the
+    prompt is out, before the read begins, counts too)."""
     try:
+        print(f"# {MOUNTPOINT} stays mounted: look around, in another shell too.")
+        print("# Press Enter (or Ctrl-C) to unmount it and stop the server.", flush=True)
         sys.stdin.readline()
     except KeyboardInterrupt:
         print()
