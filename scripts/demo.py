@@ -76,6 +76,9 @@ def wait_for_the_user() -> None:
 
 
 def main() -> int:
+    # Ctrl-C ends the wait, also where the demo inherited SIGINT ignored (started as a
+    # background job by a shell without job control, as CI scripts run it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     DEMO.mkdir(exist_ok=True)
     (DEMO / "readme.txt").write_text("Drive C, exported by `make demo`.\n")
     MOUNTPOINT.mkdir(parents=True, exist_ok=True)
