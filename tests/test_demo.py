@@ -3,6 +3,7 @@ kept mounted until Enter or Ctrl-C, then unmounted, and the server stopped clean
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -43,7 +44,8 @@ def test_demo_keeps_the_drive_mounted_until_the_user_is_done(tmp_path: Path, how
         "PATH": f"{Path(PYTHON).parent}:{os.environ['PATH']}",
     }  # as make demo sets it
     proc = subprocess.Popen([PYTHON, "scripts/demo.py"], cwd=REPO, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
     assert proc.stdin is not None
     try:
         shown = _read_until(proc, PROMPT)
@@ -61,6 +63,8 @@ def test_demo_keeps_the_drive_mounted_until_the_user_is_done(tmp_path: Path, how
         if proc.poll() is None:
             proc.kill()
             proc.wait(TIMEOUT)
+        with contextlib.suppress(ProcessLookupError):  # its server and drvfs, if left
+            os.killpg(proc.pid, signal.SIGKILL)
         if is_mounted(mnt):
             subprocess.run(["umount", "-l", str(mnt)], check=False)
     assert b"stopped on SIGTERM with status 0" in rest
